@@ -1,0 +1,126 @@
+# egw: one Makefile on pkg-config, out-of-tree build in build/.
+#   make            build everything           make test    the whole suite
+#   make run/demo   demo topology              make SAN=1   ASan+UBSan build in build/san
+#   make fuzz       libFuzzer targets           make fmt     clang-format the tree
+
+SHELL := /bin/bash
+B ?= build
+ifeq ($(SAN),1)
+B := build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+
+CXX ?= g++
+PKGS := libdpdk jsoncpp openssl libpcap
+ARCH := $(if $(filter 1,$(NATIVE)),-march=native,)
+DPDK_CFLAGS := $(shell pkg-config --cflags libdpdk 2>/dev/null)
+CXXFLAGS := -std=c++20 -O2 -g -Wall -Wextra -Wno-missing-field-initializers -I. \
+            $(DPDK_CFLAGS) $(shell pkg-config --cflags jsoncpp openssl libpcap 2>/dev/null) \
+            $(ARCH) $(SANFLAGS) $(EXTRA_CXXFLAGS)
+LDFLAGS := $(SANFLAGS)
+DPDK_LIBS := $(shell pkg-config --libs libdpdk 2>/dev/null)
+JSON_LIBS := $(shell pkg-config --libs jsoncpp 2>/dev/null)
+SSL_LIBS := $(shell pkg-config --libs openssl 2>/dev/null)
+PCAP_LIBS := $(shell pkg-config --libs libpcap 2>/dev/null)
+
+# Sources: every .cc of a component except its program entry points.
+RULES_SRCS := $(wildcard rules/*.cc)
+DP_MAINS := dataplane/main.cc dataplane/replay/main.cc
+DP_SRCS := $(filter-out $(DP_MAINS),$(wildcard dataplane/*.cc dataplane/replay/*.cc))
+MGMT_MAINS := mgmt/egwctl.cc
+MGMT_SRCS := $(filter-out $(MGMT_MAINS),$(wildcard mgmt/*.cc))
+UNIT_SRCS ?= $(shell find tests -name '*_test.cc' | sort)
+
+obj = $(patsubst %.cc,$(B)/obj/%.o,$(1))
+LIB_RULES := $(B)/lib/libegw_rules.a
+LIB_DP := $(B)/lib/libegw_dp.a
+LIB_MGMT := $(B)/lib/libegw_mgmt.a
+BINS := $(B)/egw-dataplane $(B)/egw-replay $(B)/egwctl
+
+.PHONY: all deps test unit unit-one packet e2e run demo fuzz fuzz-run fmt clean perf print-flags
+all: $(BINS) $(B)/tests/unit_tests
+
+deps:
+	@./.ci/deps.sh
+
+$(B)/obj/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB_RULES): $(call obj,$(RULES_SRCS))
+$(LIB_DP): $(call obj,$(DP_SRCS))
+$(LIB_MGMT): $(call obj,$(MGMT_SRCS))
+$(B)/lib/%.a:
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/egw-dataplane: $(call obj,dataplane/main.cc) $(LIB_DP)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(DPDK_LIBS) -lpthread
+$(B)/egw-replay: $(call obj,dataplane/replay/main.cc) $(LIB_DP)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(DPDK_LIBS) $(PCAP_LIBS) -lpthread
+$(B)/egwctl: $(call obj,mgmt/egwctl.cc) $(LIB_MGMT) $(LIB_RULES)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(JSON_LIBS) $(SSL_LIBS)
+
+TEST_LIBS = $(LIB_MGMT) $(LIB_RULES) $(LIB_DP)
+TEST_LDLIBS = $(DPDK_LIBS) $(JSON_LIBS) $(SSL_LIBS) $(PCAP_LIBS) -lgtest -lpthread
+$(B)/tests/unit_tests: $(call obj,$(UNIT_SRCS) tests/test_main.cc) $(TEST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(TEST_LDLIBS)
+
+# One test file alone, while working on it: make unit-one T=tests/dataplane/parse_test.cc
+unit-one: $(call obj,$(T) tests/test_main.cc) $(TEST_LIBS)
+	@mkdir -p $(B)/tests/one
+	$(CXX) $(LDFLAGS) $^ -o $(B)/tests/one/$(basename $(notdir $(T))) $(TEST_LDLIBS)
+	$(B)/tests/one/$(basename $(notdir $(T)))
+
+unit: $(B)/tests/unit_tests
+	$(B)/tests/unit_tests
+
+packet: $(BINS)
+	/usr/bin/python3 tests/packet/run_packet_tests.py --build $(B)
+
+e2e: $(BINS)
+	bash tests/e2e/run.sh $(B)
+
+# The whole suite: unit, packet (pcap replay) and end-to-end; one plain summary line last.
+test: deps all
+	@bash tests/run_all.sh $(B)
+
+run: deps all
+	@bash tests/e2e/topology.sh run $(B)
+
+demo: deps all
+	@bash tests/e2e/topology.sh demo $(B)
+
+perf: deps all
+	@bash perf/run.sh $(B)
+
+# libFuzzer targets (clang): pure parsers, no EAL.
+FUZZ_CXX := clang++
+FUZZ_FLAGS := -std=c++20 -O1 -g -I. $(DPDK_CFLAGS) $(shell pkg-config --cflags jsoncpp 2>/dev/null) \
+              -fsanitize=fuzzer,address,undefined
+FUZZ_PARSE_SRCS := tests/fuzz/fuzz_parse.cc dataplane/parse.cc
+FUZZ_POLICY_SRCS := tests/fuzz/fuzz_policy.cc $(RULES_SRCS)
+$(B)/fuzz/fuzz_parse: $(FUZZ_PARSE_SRCS) $(wildcard dataplane/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_PARSE_SRCS) -o $@
+$(B)/fuzz/fuzz_policy: $(FUZZ_POLICY_SRCS) $(wildcard rules/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_POLICY_SRCS) -o $@ $(JSON_LIBS)
+fuzz: $(B)/fuzz/fuzz_parse $(B)/fuzz/fuzz_policy
+FUZZ_SECONDS ?= 60
+fuzz-run: fuzz
+	bash tests/fuzz/run.sh $(B) $(FUZZ_SECONDS)
+
+fmt:
+	clang-format -i $$(git ls-files '*.cc' '*.h')
+
+print-flags:
+	@echo CXXFLAGS=$(CXXFLAGS)
+	@echo LIBS=$(TEST_LDLIBS)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,182 @@
+// Per-worker flow table: keyed hash (per-boot seed), two-choice buckets of 8 slots,
+// bounded look-up cost, O(1) aging, embryonic-first eviction when full.
+// Worker lcores only: one table per worker, no locks, no allocation after init.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace egw {
+
+// A flow as seen from inside: the inside (initiating) endpoint and the remote one.
+// Outbound packets give (src, dst); inbound ones give (dst, src): one entry per flow.
+struct FlowKey {
+  uint8_t inside_ip[16];
+  uint8_t remote_ip[16];
+  uint16_t inside_port;  // ICMP echo: the identifier
+  uint16_t remote_port;  // ICMP echo: 0
+  uint32_t vlan;         // (outer VID << 12) | inner VID
+  uint8_t proto;
+  uint8_t family;  // 4 or 6
+  uint8_t pad[2];
+  bool operator==(const FlowKey& o) const { return std::memcmp(this, &o, sizeof(*this)) == 0; }
+};
+static_assert(sizeof(FlowKey) == 48, "FlowKey is compared with memcmp: no implicit padding");
+
+enum class TcpState : uint8_t {
+  none,         // not TCP
+  syn_sent,     // outbound SYN seen
+  syn_recv,     // SYN-ACK seen
+  established,  // handshake completed
+  fin_wait,     // one side sent FIN
+  closing,      // both sides sent FIN (TIME_WAIT-like: waits tcp_closing_s)
+  closed,       // RST seen, or both FINs acknowledged
+};
+const char* tcp_state_name(TcpState s);
+
+enum class Verdict : uint8_t { allow = 0, deny = 1, reject = 2 };
+
+// Why a flow ended, as written in its flow record.
+enum class EndReason : uint8_t { timeout, closed, reset, evicted, shutdown };
+const char* end_reason_name(EndReason r);
+
+// Per-direction TCP sequence tracking (after Rooij, "Real Stateful TCP Packet Filtering").
+struct TcpDir {
+  uint32_t end = 0;     // highest seq + len sent
+  uint32_t maxend = 0;  // highest ack + window seen from the peer
+  uint32_t maxwin = 1;  // largest window advertised (scaled)
+  uint8_t wscale = 0;
+  bool seen = false;    // this direction has sent a segment
+  bool fin = false;     // this direction has sent FIN
+};
+
+// One flow. Hot fields first (the ones every packet reads).
+struct alignas(64) FlowEntry {
+  FlowKey key;
+  uint64_t last_seen_ns;
+  uint32_t policy_version;  // version that decided this flow
+  uint16_t rule_index;      // compiled rule that decided; kNoRule for the default action
+  Verdict verdict;
+  TcpState tcp_state;
+  // --- second cache line: stats and tracking
+  uint64_t start_ns;
+  uint64_t flow_id;
+  uint64_t pkts[2];   // [0] outbound (toserver), [1] inbound (toclient)
+  uint64_t bytes[2];
+  uint64_t syn_ns;    // time of the (last) outbound SYN, for the handshake RTT
+  uint32_t rtt_us;    // SYN -> SYN-ACK as seen here; 0 when unknown
+  uint16_t resets;
+  uint8_t reject_sent;
+  uint8_t pad0;
+  TcpDir tcp[2];      // [0] outbound sender, [1] inbound sender
+  uint32_t embryo_prev;  // intrusive FIFO of embryonic flows (kNil when not in it)
+  uint32_t embryo_next;
+};
+static_assert(sizeof(FlowEntry) <= 192, "keep the flow entry within three cache lines");
+
+constexpr uint16_t kNoRule = 0xffff;
+constexpr uint32_t kNil = 0xffffffff;
+
+// Idle timeouts in nanoseconds, by state (from the policy's limits).
+struct FlowTimeouts {
+  uint64_t tcp_syn_ns = 30ull * 1000000000;
+  uint64_t tcp_established_ns = 3600ull * 1000000000;
+  uint64_t tcp_closing_ns = 30ull * 1000000000;
+  uint64_t udp_ns = 60ull * 1000000000;
+  uint64_t icmp_ns = 30ull * 1000000000;
+  uint64_t other_ns = 60ull * 1000000000;
+};
+
+// Called for every flow that leaves the table (expired, closed, evicted, flushed).
+using FlowEndFn = void (*)(void* ctx, const FlowEntry& e, EndReason why);
+
+class FlowTable {
+ public:
+  static constexpr unsigned kBucketSlots = 8;
+
+  // Sizes the table for `capacity` flows (buckets at most 50% full on average).
+  // Allocation happens here only. seed: per-boot random key of the hash.
+  bool init(uint32_t capacity, uint64_t seed[2]);
+  void destroy();
+  ~FlowTable() { destroy(); }
+
+  uint64_t hash(const FlowKey& k) const;
+  // Returns the live entry for k, or nullptr. An entry past its timeout is expired
+  // first (reported through on_end) and counts as absent.
+  FlowEntry* lookup(const FlowKey& k, uint64_t hash, uint64_t now_ns);
+  void prefetch(uint64_t hash) const;
+
+  // Inserts a new flow (the caller checked lookup() first). When the table or both
+  // candidate buckets are full, evicts an expired, then the oldest embryonic flow;
+  // returns nullptr (fail closed) when nothing can be evicted.
+  FlowEntry* insert(const FlowKey& k, uint64_t hash, uint64_t now_ns);
+
+  // Removes e (reported through on_end with `why`).
+  void remove(FlowEntry* e, EndReason why);
+
+  // Marks e embryonic (SYN_SENT/SYN_RECV) or not; embryonic flows are evicted first.
+  void set_embryonic(FlowEntry* e, bool embryonic);
+
+  // Ages up to `budget` slots from a clock hand: O(budget) per call.
+  void sweep(uint64_t now_ns, unsigned budget);
+  // Removes every flow (end of replay, shutdown).
+  void flush(EndReason why);
+
+  // The timeout of e's current state.
+  uint64_t timeout_of(const FlowEntry& e) const;
+  bool expired(const FlowEntry& e, uint64_t now_ns) const {
+    return now_ns - e.last_seen_ns >= timeout_of(e);
+  }
+
+  void set_timeouts(const FlowTimeouts& t) { timeouts_ = t; }
+  void set_on_end(FlowEndFn fn, void* ctx) { on_end_ = fn; on_end_ctx_ = ctx; }
+  uint32_t size() const { return used_; }
+  uint32_t capacity() const { return capacity_; }
+  uint64_t evictions() const { return evictions_; }
+
+  template <typename F>
+  void for_each(F&& f) {
+    for (uint32_t i = 0; i < capacity_; ++i)
+      if (slot_of_[i] != kNil) f(entries_[i]);
+  }
+
+ private:
+  struct alignas(64) Bucket {
+    uint16_t sig[kBucketSlots];  // 0 = empty slot
+    uint32_t idx[kBucketSlots];  // entry index
+  };
+  static_assert(sizeof(Bucket) == 64);
+
+  bool bucket_insert(uint32_t b, uint16_t sig, uint32_t idx);
+  void unlink_slot(uint32_t idx);
+  void embryo_unlink(uint32_t idx);
+  bool make_room(uint32_t b1, uint32_t b2, uint64_t now_ns);
+
+  Bucket* buckets_ = nullptr;
+  FlowEntry* entries_ = nullptr;
+  uint32_t* slot_of_ = nullptr;  // entry -> (bucket << 3 | slot), kNil when free
+  uint32_t* free_ = nullptr;     // stack of free entry indices
+  uint32_t free_top_ = 0;
+  uint32_t bucket_mask_ = 0;
+  uint32_t capacity_ = 0;
+  uint32_t used_ = 0;
+  uint32_t hand_ = 0;  // sweep clock hand over entries
+  uint32_t embryo_head_ = kNil, embryo_tail_ = kNil;
+  uint64_t seed_[2] = {};
+  uint64_t evictions_ = 0;
+  FlowTimeouts timeouts_;
+  FlowEndFn on_end_ = nullptr;
+  void* on_end_ctx_ = nullptr;
+};
+
+// TCP tracking: validates one segment against e's state and updates it.
+// dir 0 = outbound (from inside), 1 = inbound. Returns false when the segment
+// must be dropped (out of window, invalid flags for the state); *reason says why.
+struct ParsedPacket;
+enum class DropReason : uint8_t;
+bool tcp_track(FlowEntry& e, int dir, const ParsedPacket& p, uint64_t now_ns, DropReason* reason);
+// Starts tracking for a new flow from its first (outbound) segment.
+void tcp_track_init(FlowEntry& e, const ParsedPacket& p, uint64_t now_ns);
+
+}  // namespace egw

@@ -1,0 +1,71 @@
+// The worker pipeline: one burst in, verdicts applied, packets out.
+// Runs on worker lcores (egw-dataplane) and in egw-replay: the same code.
+// No locks, no allocation, no syscalls, no logging per packet.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include <rte_mbuf.h>
+
+#include "dataplane/counters.h"
+#include "dataplane/flow_log.h"
+#include "dataplane/flow_table.h"
+#include "dataplane/frag.h"
+#include "dataplane/policy.h"
+
+namespace egw {
+
+constexpr unsigned kBurst = 32;
+
+// Which port a packet arrived on: inside (outbound traffic) or outside (inbound).
+enum Side : uint8_t { kInside = 0, kOutside = 1 };
+
+// Packets to transmit on one port, collected over a burst.
+struct TxBatch {
+  static constexpr unsigned kCap = kBurst * 3;  // forwarded + synthesized (RST to both ends)
+  rte_mbuf* pkts[kCap];
+  uint16_t n = 0;
+};
+
+struct WorkerConfig {
+  uint32_t flow_capacity = 65536;
+  uint32_t frag_capacity = 4096;
+  uint64_t hash_seed[2] = {0, 0};  // per-boot random
+  unsigned id = 0;
+  rte_mempool* pool = nullptr;  // for synthesized packets (RST, ICMP errors)
+};
+
+struct alignas(64) WorkerCtx {
+  unsigned id = 0;
+  FlowTable flows;
+  FragTable frags;
+  WorkerCounters counters;
+  rte_mempool* pool = nullptr;
+  uint64_t next_flow_id = 0;
+  // The active policy: published by the control thread, read between bursts.
+  std::atomic<const RuntimePolicy*> published{nullptr};
+  const RuntimePolicy* policy = nullptr;  // the one this burst uses
+  uint64_t policy_version = 0;
+  FlowRecordRing* records = nullptr;  // may be null: records are then not kept
+  uint64_t now_ns = 0;                // clock of the current burst
+};
+
+// Allocates the worker's tables (control thread, before the worker starts).
+bool worker_init(WorkerCtx& w, const WorkerConfig& cfg, FlowRecordRing* records);
+
+// Picks up a newly published policy (between bursts).
+void worker_refresh_policy(WorkerCtx& w);
+
+// Processes one burst received on `from`. Packets to send go to out[kInside] /
+// out[kOutside]; every other packet is freed and counted under a drop reason.
+void worker_process_burst(WorkerCtx& w, rte_mbuf** pkts, uint16_t n, Side from,
+                          uint64_t now_ns, TxBatch out[2]);
+
+// Periodic housekeeping between bursts: ages a bounded slice of the flow table.
+void worker_housekeeping(WorkerCtx& w, uint64_t now_ns);
+
+// Ends every flow (shutdown, end of replay), emitting their records.
+void worker_flush(WorkerCtx& w);
+
+}  // namespace egw

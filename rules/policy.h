@@ -1,0 +1,103 @@
+// The policy document (schema 1): model, parser and validator.
+// Management side (egw-mgmt, egwctl); never linked into worker lcores.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace egw::rules {
+
+enum class Action : uint8_t { allow = 0, deny = 1, reject = 2 };
+enum class Proto : uint8_t { any = 0, icmp = 1, tcp = 6, udp = 17 };
+
+struct Cidr {
+  uint8_t family = 4;  // 4 or 6
+  uint8_t prefix = 0;
+  std::array<uint8_t, 16> addr{};  // network byte order; host bits are zero
+  bool operator==(const Cidr&) const = default;
+};
+
+struct PortRange {
+  uint16_t lo = 0, hi = 0;  // inclusive
+  bool operator==(const PortRange&) const = default;
+};
+
+struct Service {
+  std::string name;
+  std::vector<Cidr> cidrs;
+};
+
+struct Rule {
+  std::string id;
+  std::string path;               // JSON path of the rule, e.g. /rulesets/0/rules/2
+  bool from_any = false;          // "any" in from
+  std::vector<std::string> from;  // service names (without "any")
+  Proto proto = Proto::any;
+  std::vector<PortRange> ports;   // empty = any port
+  std::vector<Cidr> to_cidrs;     // empty = any destination
+  std::vector<std::string> to_domains;       // validated for shape; compiled by the L7 stage
+  std::vector<std::string> to_domain_regex;  // idem
+  Action action = Action::deny;
+};
+
+struct Ruleset {
+  std::string name;
+  std::vector<Rule> rules;
+};
+
+struct InspectRule {
+  std::string id;
+  std::string path;
+  bool from_any = false;
+  std::vector<std::string> from;
+  std::vector<std::string> patterns;
+  Action action = Action::deny;
+};
+
+struct Limits {
+  uint32_t l7_max_bytes = 16384;
+  uint32_t l7_timeout_ms = 5000;
+  uint32_t tcp_syn_s = 30;
+  uint32_t tcp_established_s = 3600;
+  uint32_t tcp_closing_s = 30;
+  uint32_t udp_s = 60;
+  uint32_t icmp_s = 30;
+  uint32_t max_flows = 0;  // 0 = from the dataplane's configured memory
+};
+
+struct Policy {
+  int schema = 1;
+  Action default_action = Action::deny;
+  std::vector<Service> services;  // in document order
+  std::vector<Ruleset> rulesets;
+  std::vector<InspectRule> inspect;
+  Limits limits;
+  bool established_keep = false;  // "established": "keep"
+};
+
+// One problem found in a document: where (a JSON pointer, "" for the root) and what.
+struct Error {
+  std::string path;
+  std::string message;
+};
+
+constexpr size_t kMaxErrors = 100;
+
+struct ParseResult {
+  std::optional<Policy> policy;  // set only when errors is empty
+  std::vector<Error> errors;     // every problem found, up to kMaxErrors
+};
+
+// Parses and validates a policy document. Never throws.
+ParseResult parse_policy(std::string_view json_text);
+
+// Parses "198.18.1.0/24" or "2001:2::/48" (strict: host bits must be zero).
+// On failure returns nullopt and sets *why.
+std::optional<Cidr> parse_cidr(std::string_view text, std::string* why);
+std::string format_cidr(const Cidr& c);
+
+}  // namespace egw::rules
