@@ -13,7 +13,7 @@ endif
 CXX ?= g++
 PKGS := libdpdk jsoncpp openssl libpcap
 ARCH := $(if $(filter 1,$(NATIVE)),-march=native,)
-DPDK_CFLAGS := $(shell pkg-config --cflags libdpdk 2>/dev/null)
+DPDK_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags libdpdk 2>/dev/null))
 CXXFLAGS := -std=c++20 -O2 -g -Wall -Wextra -Wno-missing-field-initializers -I. \
             $(DPDK_CFLAGS) $(shell pkg-config --cflags jsoncpp openssl libpcap 2>/dev/null) \
             $(ARCH) $(SANFLAGS) $(EXTRA_CXXFLAGS)
@@ -57,8 +57,8 @@ $(B)/lib/%.a:
 
 $(B)/egw-dataplane: $(call obj,dataplane/main.cc) $(LIB_DP)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(DPDK_LIBS) -lpthread
-$(B)/egw-replay: $(call obj,dataplane/replay/main.cc) $(LIB_DP)
-	$(CXX) $(LDFLAGS) $^ -o $@ $(DPDK_LIBS) $(PCAP_LIBS) -lpthread
+$(B)/egw-replay: $(call obj,dataplane/replay/main.cc) $(LIB_MGMT) $(LIB_RULES) $(LIB_DP)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(DPDK_LIBS) $(JSON_LIBS) $(SSL_LIBS) $(PCAP_LIBS) -lpthread
 $(B)/egwctl: $(call obj,mgmt/egwctl.cc) $(LIB_MGMT) $(LIB_RULES)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(JSON_LIBS) $(SSL_LIBS)
 
@@ -108,7 +108,11 @@ $(B)/fuzz/fuzz_parse: $(FUZZ_PARSE_SRCS) $(wildcard dataplane/*.h)
 $(B)/fuzz/fuzz_policy: $(FUZZ_POLICY_SRCS) $(wildcard rules/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_POLICY_SRCS) -o $@ $(JSON_LIBS)
-fuzz: $(B)/fuzz/fuzz_parse $(B)/fuzz/fuzz_policy
+FUZZ_BLOB_SRCS := tests/fuzz/fuzz_blob.cc dataplane/policy.cc
+$(B)/fuzz/fuzz_blob: $(FUZZ_BLOB_SRCS) $(wildcard dataplane/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_BLOB_SRCS) -o $@ $(DPDK_LIBS)
+fuzz: $(B)/fuzz/fuzz_parse $(B)/fuzz/fuzz_policy $(B)/fuzz/fuzz_blob
 FUZZ_SECONDS ?= 60
 fuzz-run: fuzz
 	bash tests/fuzz/run.sh $(B) $(FUZZ_SECONDS)

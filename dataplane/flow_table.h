@@ -19,7 +19,7 @@ struct FlowKey {
   uint32_t vlan;         // (outer VID << 12) | inner VID
   uint8_t proto;
   uint8_t family;  // 4 or 6
-  uint8_t pad[2];
+  uint8_t pad[6];  // zero
   bool operator==(const FlowKey& o) const { return std::memcmp(this, &o, sizeof(*this)) == 0; }
 };
 static_assert(sizeof(FlowKey) == 48, "FlowKey is compared with memcmp: no implicit padding");

@@ -24,7 +24,7 @@ struct PolicyHeader {
   uint32_t flags;           // reserved, 0
   uint8_t source_sha256[32];  // SHA-256 of the policy document it was compiled from
 };
-static_assert(sizeof(PolicyHeader) == 80);
+static_assert(sizeof(PolicyHeader) == 72);
 
 enum SectionType : uint32_t {
   kSecSettings = 1,      // one Settings

@@ -1,0 +1,392 @@
+// egw-dataplane: EAL and ports, worker lcores running the burst loop, and the
+// control thread (main lcore) that loads policy, drains flow records and reports.
+#include <getopt.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_random.h>
+
+#include "dataplane/clock.h"
+#include "dataplane/worker.h"
+
+namespace egw {
+namespace {
+
+constexpr uint16_t kRxDesc = 1024;
+constexpr uint16_t kTxDesc = 1024;
+constexpr uint32_t kDefaultFlows = 262144;
+constexpr unsigned kHousekeepingEvery = 64;  // loop iterations between aging slices
+
+std::atomic<bool> g_quit{false};
+
+void on_signal(int) { g_quit.store(true, std::memory_order_relaxed); }
+
+struct Options {
+  uint16_t inside = 0;
+  uint16_t outside = 1;
+  std::string policy_path;
+  std::string instance = "egw";
+  uint32_t flows = 0;  // 0: from the policy's limits, else kDefaultFlows
+  std::string flow_log;
+};
+
+[[noreturn]] void usage_exit(const char* prog, const char* why) {
+  if (why != nullptr) fprintf(stderr, "egw-dataplane: %s\n", why);
+  fprintf(stderr,
+          "usage: %s [EAL options] -- [--inside PORT] [--outside PORT] [--policy FILE]\n"
+          "          [--instance NAME] [--flows N] [--flow-log FILE|-]\n"
+          "  --inside/--outside  port ids (default 0 and 1); inside traffic is outbound\n"
+          "  --policy FILE       compiled policy (egwctl compile); without one, all IP is denied\n"
+          "  --flows N           flow-table capacity per worker (default: policy max_flows or %u)\n"
+          "  --flow-log FILE     write one JSON flow record per ended flow (- for stdout)\n",
+          prog, kDefaultFlows);
+  exit(2);
+}
+
+uint32_t parse_u32(const char* prog, const char* what, const char* s, uint32_t max) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v > max) {
+    std::string msg = std::string(what) + ": '" + s + "' is not a number in 0.." +
+                      std::to_string(max);
+    usage_exit(prog, msg.c_str());
+  }
+  return static_cast<uint32_t>(v);
+}
+
+Options parse_options(int argc, char** argv) {
+  static const option longopts[] = {{"inside", required_argument, nullptr, 'i'},
+                                    {"outside", required_argument, nullptr, 'o'},
+                                    {"policy", required_argument, nullptr, 'p'},
+                                    {"instance", required_argument, nullptr, 'n'},
+                                    {"flows", required_argument, nullptr, 'f'},
+                                    {"flow-log", required_argument, nullptr, 'l'},
+                                    {"help", no_argument, nullptr, 'h'},
+                                    {nullptr, 0, nullptr, 0}};
+  Options o;
+  const char* prog = "egw-dataplane";
+  optind = 1;
+  int c;
+  while ((c = getopt_long(argc, argv, "", longopts, nullptr)) != -1) {
+    switch (c) {
+      case 'i': o.inside = static_cast<uint16_t>(parse_u32(prog, "--inside", optarg, 1023)); break;
+      case 'o': o.outside = static_cast<uint16_t>(parse_u32(prog, "--outside", optarg, 1023)); break;
+      case 'p': o.policy_path = optarg; break;
+      case 'n': o.instance = optarg; break;
+      case 'f': o.flows = parse_u32(prog, "--flows", optarg, 1u << 26); break;
+      case 'l': o.flow_log = optarg; break;
+      case 'h': usage_exit(prog, nullptr);
+      default: usage_exit(prog, "unknown option");
+    }
+  }
+  if (optind != argc) usage_exit(prog, "unexpected argument after the options");
+  if (o.inside == o.outside) usage_exit(prog, "--inside and --outside must be different ports");
+  if (o.instance.empty() || o.instance.size() > 32)
+    usage_exit(prog, "--instance must be 1..32 characters");
+  return o;
+}
+
+// One worker lcore: its queue id on both ports, its context and its records ring.
+struct Worker {
+  unsigned lcore = 0;
+  uint16_t queue = 0;
+  WorkerCtx* ctx = nullptr;
+  FlowRecordRing* records = nullptr;
+};
+
+struct Runtime {
+  Options opt;
+  uint16_t port[2] = {0, 1};  // [kInside], [kOutside]
+  std::vector<Worker> workers;
+  Clock clock;
+};
+
+Runtime* g_rt = nullptr;
+
+[[noreturn]] void fatal(const char* fmt, const char* a = "", const char* b = "") {
+  fprintf(stderr, "egw-dataplane: ");
+  fprintf(stderr, fmt, a, b);
+  fprintf(stderr, "\n");
+  rte_eal_cleanup();
+  exit(1);
+}
+
+// Symmetric RSS: a key of repeated 0x6d5a makes the Toeplitz hash of (a,b) equal to
+// that of (b,a), so both directions of a flow reach the same worker.
+void port_setup(uint16_t port, uint16_t queues, rte_mempool* pool) {
+  if (!rte_eth_dev_is_valid_port(port)) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "port %u does not exist: %u port(s) found", port,
+             rte_eth_dev_count_avail());
+    fatal("%s (give one --vdev or -a PCI address per port)", msg);
+  }
+  rte_eth_dev_info info;
+  if (rte_eth_dev_info_get(port, &info) != 0) fatal("cannot read port info of a port");
+  rte_eth_conf conf{};
+  static uint8_t rss_key[64];
+  if (queues > 1) {
+    if (info.flow_type_rss_offloads == 0) {
+      fatal("port driver %s has no RSS: run with a single worker lcore (-l 0,1)",
+            info.driver_name);
+    }
+    for (size_t i = 0; i < sizeof rss_key; i += 2) {
+      rss_key[i] = 0x6d;
+      rss_key[i + 1] = 0x5a;
+    }
+    conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+    conf.rx_adv_conf.rss_conf.rss_key = rss_key;
+    conf.rx_adv_conf.rss_conf.rss_key_len = info.hash_key_size ? info.hash_key_size : 40;
+    conf.rx_adv_conf.rss_conf.rss_hf =
+        (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+  }
+  if (queues > info.max_rx_queues || queues > info.max_tx_queues) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "port %u (%s) supports %u RX / %u TX queues, %u workers need one each",
+             port, info.driver_name, info.max_rx_queues, info.max_tx_queues, queues);
+    fatal("%s: use fewer worker lcores", msg);
+  }
+  int rc = rte_eth_dev_configure(port, queues, queues, &conf);
+  if (rc != 0) fatal("rte_eth_dev_configure failed: %s", rte_strerror(-rc));
+  uint16_t rxd = kRxDesc, txd = kTxDesc;
+  rte_eth_dev_adjust_nb_rx_tx_desc(port, &rxd, &txd);
+  const int socket = rte_eth_dev_socket_id(port);
+  for (uint16_t q = 0; q < queues; ++q) {
+    rc = rte_eth_rx_queue_setup(port, q, rxd, socket, nullptr, pool);
+    if (rc != 0) fatal("RX queue setup failed: %s", rte_strerror(-rc));
+    rc = rte_eth_tx_queue_setup(port, q, txd, socket, nullptr);
+    if (rc != 0) fatal("TX queue setup failed: %s", rte_strerror(-rc));
+  }
+  rc = rte_eth_dev_start(port);
+  if (rc != 0) fatal("port start failed: %s", rte_strerror(-rc));
+  // Bump-in-the-wire: every frame on the wire is ours to judge.
+  rc = rte_eth_promiscuous_enable(port);
+  if (rc != 0 && rc != -ENOTSUP) fatal("cannot enable promiscuous mode: %s", rte_strerror(-rc));
+}
+
+// The burst loop of one worker lcore (after DPDK's l3fwd main loop).
+int worker_main(void* arg) {
+  Worker& self = *static_cast<Worker*>(arg);
+  WorkerCtx& w = *self.ctx;
+  const Runtime& rt = *g_rt;
+  const uint16_t port[2] = {rt.port[kInside], rt.port[kOutside]};
+  const uint16_t q = self.queue;
+  rte_mbuf* pkts[kBurst];
+  TxBatch out[2];
+  unsigned iter = 0;
+
+  while (!g_quit.load(std::memory_order_relaxed)) {
+    worker_refresh_policy(w);
+    const uint64_t now = rt.clock.now_ns();
+    for (int side = 0; side < 2; ++side) {
+      const uint16_t n = rte_eth_rx_burst(port[side], q, pkts, kBurst);
+      if (n == 0) continue;
+      worker_process_burst(w, pkts, n, static_cast<Side>(side), now, out);
+      for (int o = 0; o < 2; ++o) {
+        TxBatch& b = out[o];
+        if (b.n == 0) continue;
+        const uint16_t sent = rte_eth_tx_burst(port[o], q, b.pkts, b.n);
+        w.counters.tx_packets += sent;
+        for (uint16_t i = sent; i < b.n; ++i) {
+          w.counters.drop(DropReason::tx_full);
+          rte_pktmbuf_free(b.pkts[i]);
+        }
+        b.n = 0;
+      }
+    }
+    if (++iter % kHousekeepingEvery == 0) worker_housekeeping(w, now);
+  }
+  return 0;
+}
+
+// Control thread: writes flow records from every worker's ring.
+struct FlowLogWriter {
+  FILE* f = nullptr;
+  bool owned = false;
+  unsigned drain(std::vector<Worker>& workers) {
+    unsigned n = 0;
+    FlowRecord r;
+    for (Worker& wk : workers) {
+      while (wk.records->pop(&r)) {
+        ++n;
+        if (f != nullptr) {
+          std::string line = flow_record_json(r);
+          fputs(line.c_str(), f);
+          fputc('\n', f);
+        }
+      }
+    }
+    if (n != 0 && f != nullptr) fflush(f);
+    return n;
+  }
+};
+
+void print_final_counters(const Runtime& rt) {
+  WorkerCounters sum;
+  for (const Worker& wk : rt.workers) sum.add(wk.ctx->counters);
+  std::string s = "{\"ports\":[";
+  for (int side = 0; side < 2; ++side) {
+    rte_eth_stats st{};
+    rte_eth_stats_get(rt.port[side], &st);
+    char buf[256];
+    snprintf(buf, sizeof buf,
+             "%s{\"port\":%u,\"role\":\"%s\",\"rx_packets\":%" PRIu64 ",\"tx_packets\":%" PRIu64
+             ",\"rx_bytes\":%" PRIu64 ",\"tx_bytes\":%" PRIu64 ",\"rx_missed\":%" PRIu64 "}",
+             side ? "," : "", rt.port[side], side == kInside ? "inside" : "outside", st.ipackets,
+             st.opackets, st.ibytes, st.obytes, st.imissed);
+    s += buf;
+  }
+  s += "],\"drops\":{";
+  for (unsigned r = 0; r < kDropReasonCount; ++r) {
+    s += (r ? ",\"" : "\"");
+    s += drop_reason_name(static_cast<DropReason>(r));
+    s += "\":" + std::to_string(sum.drops[r]);
+  }
+  s += "}";
+#define EGW_X(name) s += ",\"" #name "\":" + std::to_string(sum.name);
+  EGW_WORKER_COUNTERS(EGW_X)
+#undef EGW_X
+  s += ",\"workers\":" + std::to_string(rt.workers.size()) + "}";
+  printf("%s\n", s.c_str());
+  fflush(stdout);
+}
+
+int run(int argc, char** argv) {
+  const int eal_args = rte_eal_init(argc, argv);
+  if (eal_args < 0) {
+    fprintf(stderr, "egw-dataplane: EAL initialisation failed: %s (check the EAL options above; "
+                    "without hugepages use --no-huge --no-shconf -m 1024)\n",
+            rte_strerror(rte_errno));
+    return 1;
+  }
+  argv[eal_args] = argv[0];
+  Runtime rt;
+  rt.opt = parse_options(argc - eal_args, argv + eal_args);
+  rt.port[kInside] = rt.opt.inside;
+  rt.port[kOutside] = rt.opt.outside;
+  g_rt = &rt;
+
+  // Policy first: a bad file is a start-up error, not a silent deny-all.
+  std::unique_ptr<RuntimePolicy> policy;
+  if (!rt.opt.policy_path.empty()) {
+    std::string blob, err;
+    if (!read_file(rt.opt.policy_path, &blob, &err)) fatal("--policy: %s", err.c_str());
+    policy = RuntimePolicy::load(reinterpret_cast<const uint8_t*>(blob.data()), blob.size(), &err);
+    if (!policy) fatal("--policy %s: %s", rt.opt.policy_path.c_str(), err.c_str());
+  }
+
+  unsigned lcore;
+  RTE_LCORE_FOREACH_WORKER(lcore) {
+    Worker wk;
+    wk.lcore = lcore;
+    wk.queue = static_cast<uint16_t>(rt.workers.size());
+    rt.workers.push_back(wk);
+  }
+  if (rt.workers.empty()) {
+    fatal("no worker lcore: the main lcore is the control thread; give EAL two or more "
+          "lcores (e.g. -l 0,1)");
+  }
+  const uint16_t nq = static_cast<uint16_t>(rt.workers.size());
+  const unsigned nb_mbufs = std::max(8191u, nq * 2u * (kRxDesc + kTxDesc + 2 * kBurst) + 2048u);
+  rte_mempool* pool = rte_pktmbuf_pool_create("egw_mbufs", nb_mbufs, 256, 0,
+                                              RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
+  if (pool == nullptr) {
+    fatal("cannot allocate %s mbufs: %s (raise -m or the hugepage count)",
+          std::to_string(nb_mbufs).c_str(), rte_strerror(rte_errno));
+  }
+
+  uint32_t flows = rt.opt.flows;
+  if (flows == 0 && policy && policy->settings().max_flows != 0) flows = policy->settings().max_flows;
+  if (flows == 0) flows = kDefaultFlows;
+  uint64_t seed[2] = {rte_rand(), rte_rand()};  // per boot: hash-flooding resistance
+  for (Worker& wk : rt.workers) {
+    wk.ctx = new (std::align_val_t(64)) WorkerCtx();
+    wk.records = new (std::align_val_t(64)) FlowRecordRing();
+    WorkerConfig cfg;
+    cfg.flow_capacity = flows;
+    cfg.hash_seed[0] = seed[0];
+    cfg.hash_seed[1] = seed[1];
+    cfg.id = wk.queue;
+    cfg.pool = pool;
+    if (!worker_init(*wk.ctx, cfg, wk.records)) {
+      fatal("cannot allocate a flow table of %s flows (lower --flows)",
+            std::to_string(flows).c_str());
+    }
+    wk.ctx->published.store(policy.get(), std::memory_order_release);
+  }
+
+  port_setup(rt.port[kInside], nq, pool);
+  port_setup(rt.port[kOutside], nq, pool);
+
+  FlowLogWriter log;
+  if (rt.opt.flow_log == "-") {
+    log.f = stdout;
+  } else if (!rt.opt.flow_log.empty()) {
+    log.f = fopen(rt.opt.flow_log.c_str(), "a");
+    if (log.f == nullptr) fatal("--flow-log %s: %s", rt.opt.flow_log.c_str(), strerror(errno));
+    log.owned = true;
+  }
+
+  struct sigaction sa{};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  for (Worker& wk : rt.workers) rte_eal_remote_launch(worker_main, &wk, wk.lcore);
+
+  printf("egw-dataplane: forwarding on %u worker(s), inside port %u, outside port %u, %s\n", nq,
+         rt.port[kInside], rt.port[kOutside],
+         policy ? ("policy version " + std::to_string(policy->version()) + " with " +
+                   std::to_string(policy->rule_count()) + " rules")
+                      .c_str()
+                : "no policy: every IP packet is denied");
+  fflush(stdout);
+
+  while (!g_quit.load(std::memory_order_relaxed)) {
+    if (log.drain(rt.workers) == 0) usleep(50 * 1000);
+  }
+  rte_eal_mp_wait_lcore();
+  // Workers have stopped: ending their flows here is race free.
+  for (Worker& wk : rt.workers) {
+    worker_flush(*wk.ctx);
+    log.drain(rt.workers);
+  }
+  print_final_counters(rt);
+  for (int side = 0; side < 2; ++side) {
+    rte_eth_dev_stop(rt.port[side]);
+    rte_eth_dev_close(rt.port[side]);
+  }
+  if (log.owned) fclose(log.f);
+  for (Worker& wk : rt.workers) {
+    wk.ctx->~WorkerCtx();
+    operator delete(wk.ctx, std::align_val_t(64));
+    wk.records->~FlowRecordRing();
+    operator delete(wk.records, std::align_val_t(64));
+  }
+  policy.reset();
+  rte_mempool_free(pool);
+  rte_eal_cleanup();
+  return 0;
+}
+
+}  // namespace
+}  // namespace egw
+
+int main(int argc, char** argv) { return egw::run(argc, argv); }

@@ -1,0 +1,322 @@
+// The worker pipeline: parse the burst, hash and prefetch, look up, classify the
+// misses, act. Runs on worker lcores and in egw-replay (the same code).
+// No locks, no allocation (mbufs for RST/ICMP come from the mempool), no syscalls.
+#include "dataplane/worker.h"
+
+#include <cstring>
+
+#include "dataplane/synth.h"
+
+namespace egw {
+namespace {
+
+constexpr unsigned kSweepBudget = 64;  // flow entries aged per housekeeping call
+
+bool is_icmp(uint8_t proto) { return proto == kProtoIcmp || proto == kProtoIcmpv6; }
+
+// Echo replies are the only ICMP informational messages that pass inbound.
+bool is_echo_reply(const L34& l, uint8_t type) {
+  return (l.family == 4 && type == 0) || (l.family == 6 && type == 129);
+}
+
+// The flow key of an IP packet: inside endpoint first, whichever way it travels.
+// `outbound` says whether l.src is the inside endpoint.
+void make_key(const L34& l, uint32_t vlan, bool outbound, FlowKey* k) {
+  std::memset(k, 0, sizeof(*k));
+  std::memcpy(k->inside_ip, outbound ? l.src : l.dst, 16);
+  std::memcpy(k->remote_ip, outbound ? l.dst : l.src, 16);
+  if (is_icmp(l.proto)) {
+    k->inside_port = l.sport;  // the echo identifier, the same both ways
+  } else {
+    k->inside_port = outbound ? l.sport : l.dport;
+    k->remote_port = outbound ? l.dport : l.sport;
+  }
+  k->vlan = vlan;
+  k->proto = l.proto;
+  k->family = l.family;
+}
+
+void on_flow_end(void* ctx, const FlowEntry& e, EndReason why) {
+  auto& w = *static_cast<WorkerCtx*>(ctx);
+  if (why == EndReason::timeout) ++w.counters.flows_expired;
+  if (why == EndReason::evicted) ++w.counters.flows_evicted;
+  if (w.records == nullptr) return;
+  // A rule index means something only in the policy version that decided the flow.
+  const char* rule_id = (w.policy != nullptr && e.policy_version == w.policy_version)
+                            ? w.policy->rule_id(e.rule_index)
+                            : "";
+  FlowRecord r;
+  make_flow_record(e, why, rule_id, &r);
+  if (!w.records->push(r)) ++w.counters.flow_records_lost;
+}
+
+struct BurstState {
+  rte_mbuf* m;
+  ParsedPacket p;
+  FlowKey key;
+  uint64_t hash;
+  bool lookup;  // needs a flow-table look-up
+};
+
+class Burst {
+ public:
+  Burst(WorkerCtx& w, Side from, TxBatch* out) : w_(w), from_(from), out_(out) {}
+
+  void drop(rte_mbuf* m, DropReason r) {
+    w_.counters.drop(r);
+    rte_pktmbuf_free(m);
+  }
+  void send(rte_mbuf* m, Side port) {
+    TxBatch& b = out_[port];
+    if (b.n == TxBatch::kCap) return drop(m, DropReason::tx_full);
+    b.pkts[b.n++] = m;
+  }
+  void forward(rte_mbuf* m) { send(m, from_ == kInside ? kOutside : kInside); }
+
+  void reject(BurstState& s, FlowEntry* e);
+  void handle(BurstState& s);
+
+ private:
+  void handle_icmp_error(BurstState& s);
+  void handle_new(BurstState& s);
+  void handle_flow(BurstState& s, FlowEntry& e);
+  void decide(FlowEntry& e);
+  void frag_decided(const BurstState& s, bool passed) {
+    if (s.p.is_fragment) w_.frags.decide(s.p, passed, w_.now_ns);
+  }
+
+  WorkerCtx& w_;
+  Side from_;
+  TxBatch* out_;
+};
+
+const uint8_t* frame_of(rte_mbuf* m) { return rte_pktmbuf_mtod(m, const uint8_t*); }
+
+// Synthesizes the reject answer: RST (TCP) or ICMP unreachable, back to the sender;
+// a RST onward too when the flow had already carried traffic.
+void Burst::reject(BurstState& s, FlowEntry* e) {
+  const ParsedPacket& p = s.p;
+  rte_mbuf* r;
+  if (p.l34.proto == kProtoTcp) {
+    if (p.tcp_flags & kTcpRst) return;  // never answer a RST
+    r = synth_rst_reply(w_.pool, frame_of(s.m), p);
+    if (r != nullptr) ++w_.counters.synth_rst;
+    if (e != nullptr && e->tcp_state >= TcpState::established) {
+      const int dir = from_ == kInside ? 0 : 1;
+      rte_mbuf* fwd = synth_rst_forward(w_.pool, frame_of(s.m), p, e->tcp[dir].end);
+      if (fwd == nullptr) {
+        w_.counters.drop(DropReason::mbuf_alloc);
+      } else {
+        ++w_.counters.synth_rst;
+        forward(fwd);
+      }
+    }
+  } else {
+    if (p.icmp_is_error) return;  // never answer an ICMP error with one
+    r = synth_icmp_unreachable(w_.pool, frame_of(s.m), p);
+    if (r != nullptr) ++w_.counters.synth_icmp;
+  }
+  if (r == nullptr) {
+    w_.counters.drop(DropReason::mbuf_alloc);
+    return;
+  }
+  send(r, from_);
+}
+
+// Records a decision of the active policy in the flow entry.
+void Burst::decide(FlowEntry& e) {
+  const Decision d = w_.policy->classify(e.key);
+  e.verdict = d.verdict;
+  e.rule_index = d.rule_index;
+  e.policy_version = static_cast<uint32_t>(w_.policy_version);
+}
+
+// An ICMP error passes only when the packet it quotes belongs to an allowed flow.
+void Burst::handle_icmp_error(BurstState& s) {
+  const ParsedPacket& p = s.p;
+  // The quoted packet travelled the other way: inbound errors quote outbound packets.
+  FlowKey k;
+  make_key(p.inner, p.vlan, from_ == kInside ? false : true, &k);
+  FlowEntry* e = w_.flows.lookup(k, w_.flows.hash(k), w_.now_ns);
+  if (e == nullptr || e->verdict != Verdict::allow) {
+    frag_decided(s, false);
+    return drop(s.m, DropReason::icmp_error_no_flow);
+  }
+  const int dir = from_ == kInside ? 0 : 1;
+  ++e->pkts[dir];
+  e->bytes[dir] += rte_pktmbuf_pkt_len(s.m);
+  frag_decided(s, true);
+  forward(s.m);
+}
+
+// No flow yet: only outbound packets may create one, and only the policy decides.
+void Burst::handle_new(BurstState& s) {
+  const ParsedPacket& p = s.p;
+  if (from_ == kOutside) {
+    frag_decided(s, false);
+    return drop(s.m, DropReason::inbound_no_flow);
+  }
+  if (p.l34.proto == kProtoTcp) {
+    const uint8_t f = p.tcp_flags & (kTcpSyn | kTcpAck | kTcpRst | kTcpFin);
+    if (f != kTcpSyn) {
+      frag_decided(s, false);
+      return drop(s.m, (f & kTcpSyn) ? DropReason::tcp_invalid : DropReason::midstream_no_flow);
+    }
+  }
+  if (w_.policy == nullptr) {
+    frag_decided(s, false);
+    return drop(s.m, DropReason::no_policy);
+  }
+  FlowEntry* e = w_.flows.insert(s.key, s.hash, w_.now_ns);
+  if (e == nullptr) {
+    frag_decided(s, false);
+    return drop(s.m, DropReason::flow_table_full);  // fail closed
+  }
+  ++w_.counters.flows_created;
+  e->start_ns = w_.now_ns;
+  e->flow_id = (static_cast<uint64_t>(w_.id) << 48) | ++w_.next_flow_id;
+  decide(*e);
+  if (p.l34.proto == kProtoTcp) tcp_track_init(*e, p, w_.now_ns);
+  // Embryonic: TCP until established, and every flow that does not pass.
+  w_.flows.set_embryonic(e, true);
+  handle_flow(s, *e);
+}
+
+// A packet of a known flow.
+void Burst::handle_flow(BurstState& s, FlowEntry& e) {
+  const ParsedPacket& p = s.p;
+  const int dir = from_ == kInside ? 0 : 1;
+  if (w_.policy != nullptr && e.policy_version != w_.policy_version &&
+      (e.verdict != Verdict::allow ||
+       w_.policy->settings().established_mode == abi::kEstablishedReevaluate)) {
+    const Verdict before = e.verdict;
+    decide(e);
+    ++w_.counters.flows_reclassified;
+    if (before != Verdict::allow && e.verdict == Verdict::allow &&
+        e.tcp_state != TcpState::syn_sent && e.key.proto == kProtoTcp) {
+      e.verdict = Verdict::deny;  // a refused TCP flow has no handshake to resume
+    }
+  }
+  ++e.pkts[dir];
+  e.bytes[dir] += rte_pktmbuf_pkt_len(s.m);
+  e.last_seen_ns = w_.now_ns;
+  if (e.verdict != Verdict::allow) {
+    frag_decided(s, false);
+    if (e.verdict == Verdict::reject && dir == 0) {
+      reject(s, &e);
+      return drop(s.m, DropReason::policy_reject);
+    }
+    return drop(s.m, DropReason::policy_deny);
+  }
+  if (is_icmp(p.l34.proto) && dir == 1 && !is_echo_reply(p.l34, p.icmp_type)) {
+    frag_decided(s, false);
+    return drop(s.m, DropReason::inbound_no_flow);
+  }
+  if (p.l34.proto == kProtoTcp && p.l4_offset != 0) {
+    DropReason why;
+    if (!tcp_track(e, dir, p, w_.now_ns, &why)) {
+      frag_decided(s, false);
+      return drop(s.m, why);
+    }
+    if (e.tcp_state >= TcpState::established) w_.flows.set_embryonic(&e, false);
+  } else if (dir == 1) {
+    w_.flows.set_embryonic(&e, false);  // a reply: no longer embryonic
+  }
+  frag_decided(s, true);
+  forward(s.m);
+}
+
+void Burst::handle(BurstState& s) {
+  const ParsedPacket& p = s.p;
+  if (p.icmp_is_error) return handle_icmp_error(s);
+  FlowEntry* e = w_.flows.lookup(s.key, s.hash, w_.now_ns);
+  if (e != nullptr && p.l34.proto == kProtoTcp && from_ == kInside &&
+      (p.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn &&
+      e->tcp_state >= TcpState::closing) {
+    w_.flows.remove(e, EndReason::closed);  // the port is reused by a new connection
+    e = nullptr;
+  }
+  if (e == nullptr) return handle_new(s);
+  handle_flow(s, *e);
+}
+
+}  // namespace
+
+bool worker_init(WorkerCtx& w, const WorkerConfig& cfg, FlowRecordRing* records) {
+  w.id = cfg.id;
+  w.pool = cfg.pool;
+  w.records = records;
+  uint64_t seed[2] = {cfg.hash_seed[0], cfg.hash_seed[1]};
+  if (!w.flows.init(cfg.flow_capacity, seed)) return false;
+  if (!w.frags.init(cfg.frag_capacity, cfg.hash_seed[0] ^ 0x9e3779b97f4a7c15ull)) return false;
+  w.flows.set_on_end(on_flow_end, &w);
+  return true;
+}
+
+void worker_refresh_policy(WorkerCtx& w) {
+  const RuntimePolicy* p = w.published.load(std::memory_order_acquire);
+  if (p == w.policy) return;
+  w.policy = p;
+  w.policy_version = p != nullptr ? p->version() : 0;
+  if (p != nullptr) w.flows.set_timeouts(p->timeouts());
+}
+
+void worker_process_burst(WorkerCtx& w, rte_mbuf** pkts, uint16_t n, Side from, uint64_t now_ns,
+                          TxBatch out[2]) {
+  w.now_ns = now_ns;
+  w.counters.rx_packets += n;
+  Burst burst(w, from, out);
+  BurstState st[kBurst];
+  unsigned count = 0;
+
+  // Stage 1: parse every packet, build its flow key and hash; bridge ARP/ND.
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = pkts[i];
+    BurstState& s = st[count];
+    s.m = m;
+    if (i + 2 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 2], void*));
+    const ParseResult r = parse_frame(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m),
+                                      &s.p);
+    if (r.status == ParseStatus::drop) {
+      burst.drop(m, r.reason);
+      continue;
+    }
+    if (s.p.kind != FrameKind::ip) {
+      ++w.counters.passed_arp_nd;
+      burst.forward(m);
+      continue;
+    }
+    if (s.p.is_fragment) {
+      DropReason why;
+      const FragTable::Outcome o = w.frags.track(s.p, now_ns, &why);
+      if (o == FragTable::Outcome::drop) {
+        burst.drop(m, why);
+        continue;
+      }
+      if (o == FragTable::Outcome::allowed) {
+        burst.forward(m);
+        continue;
+      }
+      ++w.counters.frag_tracked;  // a first fragment: classified below like any packet
+    }
+    s.lookup = !s.p.icmp_is_error;
+    if (s.lookup) {
+      make_key(s.p.l34, s.p.vlan, from == kInside, &s.key);
+      s.hash = w.flows.hash(s.key);
+      w.flows.prefetch(s.hash);
+    }
+    ++count;
+  }
+
+  // Stage 2: look up (buckets prefetched above), classify misses, act.
+  for (unsigned i = 0; i < count; ++i) burst.handle(st[i]);
+}
+
+void worker_housekeeping(WorkerCtx& w, uint64_t now_ns) {
+  w.now_ns = now_ns;
+  w.flows.sweep(now_ns, kSweepBudget);
+}
+
+void worker_flush(WorkerCtx& w) { w.flows.flush(EndReason::shutdown); }
+
+}  // namespace egw

@@ -1,0 +1,508 @@
+// The worker pipeline end to end on real mbufs: tables of packet sequences, each
+// step with the side it arrives on and what must happen (forwarded, dropped with a
+// reason, answered). Policies are real documents compiled by the real compiler.
+#include <gtest/gtest.h>
+
+#include <rte_mbuf.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/worker.h"
+#include "mgmt/compiler.h"
+#include "tests/support/frames.h"
+
+namespace egw {
+namespace {
+
+using test::FrameSpec;
+using Frame = std::vector<uint8_t>;
+
+constexpr const char* kPolicy = R"({
+  "schema": 1, "default_action": "deny",
+  "services": { "web": { "cidrs": ["198.18.1.0/24", "2001:2:0:1::/64"] } },
+  "rulesets": [ { "name": "t", "rules": [
+    { "id": "http", "from": ["web"], "proto": "tcp", "ports": [80],
+      "to": { "cidrs": ["198.19.1.0/24", "2001:2:0:100::/64"] }, "action": "allow" },
+    { "id": "dns", "from": ["any"], "proto": "udp", "ports": [53],
+      "to": { "cidrs": ["198.19.1.0/24", "2001:2:0:100::/64"] }, "action": "allow" },
+    { "id": "ping", "from": ["web"], "proto": "icmp",
+      "to": { "cidrs": ["198.19.1.0/24", "2001:2:0:100::/64"] }, "action": "allow" },
+    { "id": "rej-tcp", "from": ["any"], "proto": "tcp", "to": { "cidrs": ["198.19.2.0/24"] },
+      "action": "reject" },
+    { "id": "rej-udp", "from": ["any"], "proto": "udp", "to": { "cidrs": ["198.19.2.0/24"] },
+      "action": "reject" },
+    { "id": "tunnels", "from": ["any"], "proto": "any", "to": { "cidrs": ["198.19.3.0/24"] },
+      "action": "allow" } ] } ],
+  "limits": { "udp_s": 2, "tcp_syn_s": 5 }
+})";
+
+constexpr const char* kCli = "198.18.1.2";
+constexpr const char* kSrv = "198.19.1.10";
+constexpr const char* kRej = "198.19.2.10";
+constexpr const char* kCli6 = "2001:2:0:1::2";
+constexpr const char* kSrv6 = "2001:2:0:100::10";
+
+enum class Expect { forward, drop, answer };  // answer: dropped, and a reply sent back
+
+struct Step {
+  const char* what;
+  Frame frame;
+  Side from;
+  Expect expect;
+  DropReason reason = DropReason::count;  // for drop/answer
+  uint64_t at_ms = 0;                     // clock of this step, from the case start
+};
+
+struct Case {
+  const char* name;
+  std::vector<Step> steps;
+  bool with_policy = true;
+  uint32_t flow_capacity = 1024;
+};
+
+FrameSpec tcp4(const char* src, const char* dst, uint16_t sp, uint16_t dp, uint8_t flags,
+               uint32_t seq, uint32_t ack, std::vector<uint16_t> vlans = {}) {
+  FrameSpec s;
+  s.family = 4;
+  s.src = src;
+  s.dst = dst;
+  s.proto = 6;
+  s.sport = sp;
+  s.dport = dp;
+  s.tcp_flags = flags;
+  s.seq = seq;
+  s.ack = ack;
+  s.vlans = std::move(vlans);
+  return s;
+}
+Frame tcp(const char* src, const char* dst, uint16_t sp, uint16_t dp, uint8_t flags, uint32_t seq,
+          uint32_t ack, std::vector<uint16_t> vlans = {}) {
+  return test::build_frame(tcp4(src, dst, sp, dp, flags, seq, ack, std::move(vlans)));
+}
+Frame tcp6(const char* src, const char* dst, uint16_t sp, uint16_t dp, uint8_t flags,
+           uint32_t seq, uint32_t ack) {
+  FrameSpec s = tcp4(src, dst, sp, dp, flags, seq, ack);
+  s.family = 6;
+  return test::build_frame(s);
+}
+Frame with_payload(FrameSpec s, size_t n) {
+  s.payload.assign(n, 'x');
+  return test::build_frame(s);
+}
+FrameSpec udp_spec(const char* src, const char* dst, uint16_t sp, uint16_t dp, size_t len = 20) {
+  FrameSpec s;
+  s.family = (std::string(src).find(':') != std::string::npos) ? 6 : 4;
+  s.src = src;
+  s.dst = dst;
+  s.proto = 17;
+  s.sport = sp;
+  s.dport = dp;
+  s.payload.assign(len, 'u');
+  return s;
+}
+Frame udp(const char* src, const char* dst, uint16_t sp, uint16_t dp, size_t len = 20) {
+  return test::build_frame(udp_spec(src, dst, sp, dp, len));
+}
+Frame icmp_echo(const char* src, const char* dst, uint8_t type, uint16_t id) {
+  FrameSpec s;
+  s.family = (std::string(src).find(':') != std::string::npos) ? 6 : 4;
+  s.src = src;
+  s.dst = dst;
+  s.proto = 1;
+  s.icmp_type = type;
+  s.icmp_id = id;
+  return test::build_frame(s);
+}
+Frame proto_frame(const char* src, const char* dst, uint8_t proto) {
+  FrameSpec s;
+  s.src = src;
+  s.dst = dst;
+  s.proto = proto;
+  s.payload.assign(24, 0);
+  return test::build_frame(s);
+}
+Frame icmp_error(const char* from, const char* to, uint8_t type, uint8_t code, const Frame& q) {
+  FrameSpec s;
+  s.src = from;
+  s.dst = to;
+  s.icmp_type = type;
+  s.icmp_code = code;
+  return test::build_icmp_error(s, q);
+}
+Frame bad_checksum(Frame f) {
+  f[14 + 10] ^= 0x5a;
+  return f;
+}
+Frame ethertype(uint16_t type) {
+  Frame f = tcp(kCli, kSrv, 1000, 80, kTcpSyn, 1, 0);
+  f[12] = static_cast<uint8_t>(type >> 8);
+  f[13] = static_cast<uint8_t>(type);
+  return f;
+}
+
+constexpr uint8_t SYN = kTcpSyn, ACK = kTcpAck, SA = kTcpSyn | kTcpAck, FA = kTcpFin | kTcpAck,
+                  RST = kTcpRst, PA = kTcpPsh | kTcpAck;
+
+// The steps of an allowed TCP connection, handshake to close.
+std::vector<Step> tcp_session(const char* c, const char* s, uint16_t cp) {
+  return {
+      {"SYN out", tcp(c, s, cp, 80, SYN, 100, 0), kInside, Expect::forward},
+      {"SYN-ACK in", tcp(s, c, 80, cp, SA, 5000, 101), kOutside, Expect::forward},
+      {"ACK out", tcp(c, s, cp, 80, ACK, 101, 5001), kInside, Expect::forward},
+      {"data out", with_payload(tcp4(c, s, cp, 80, PA, 101, 5001), 100), kInside, Expect::forward},
+      {"data in", with_payload(tcp4(s, c, 80, cp, PA, 5001, 201), 1000), kOutside,
+       Expect::forward},
+      {"FIN out", tcp(c, s, cp, 80, FA, 201, 6001), kInside, Expect::forward},
+      {"FIN in", tcp(s, c, 80, cp, FA, 6001, 202), kOutside, Expect::forward},
+      {"last ACK out", tcp(c, s, cp, 80, ACK, 202, 6002), kInside, Expect::forward},
+  };
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> v;
+  v.push_back({"allowed TCP session passes both ways", tcp_session(kCli, kSrv, 40000)});
+  {
+    Case c{"allowed IPv6 TCP handshake", {}};
+    c.steps = {{"SYN out", tcp6(kCli6, kSrv6, 40000, 80, SYN, 1, 0), kInside, Expect::forward},
+               {"SYN-ACK in", tcp6(kSrv6, kCli6, 80, 40000, SA, 9, 2), kOutside, Expect::forward},
+               {"ACK out", tcp6(kCli6, kSrv6, 40000, 80, ACK, 2, 10), kInside, Expect::forward}};
+    v.push_back(c);
+  }
+  v.push_back({"default deny: port not allowed",
+               {{"SYN to 81", tcp(kCli, kSrv, 40000, 81, SYN, 1, 0), kInside, Expect::drop,
+                 DropReason::policy_deny},
+                {"retransmitted SYN (cached verdict)", tcp(kCli, kSrv, 40000, 81, SYN, 1, 0),
+                 kInside, Expect::drop, DropReason::policy_deny}}});
+  v.push_back({"source outside every service does not match from:[web]",
+               {{"SYN from 198.18.9.9", tcp("198.18.9.9", kSrv, 40000, 80, SYN, 1, 0), kInside,
+                 Expect::drop, DropReason::policy_deny}}});
+  v.push_back({"reject TCP answers a RST to the client",
+               {{"SYN to rejected", tcp(kCli, kRej, 40000, 443, SYN, 1, 0), kInside,
+                 Expect::answer, DropReason::policy_reject}}});
+  v.push_back({"reject UDP answers ICMP port unreachable",
+               {{"UDP to rejected", udp(kCli, kRej, 5000, 9999), kInside, Expect::answer,
+                 DropReason::policy_reject}}});
+  v.push_back({"no policy: fail closed",
+               {{"SYN", tcp(kCli, kSrv, 40000, 80, SYN, 1, 0), kInside, Expect::drop,
+                 DropReason::no_policy},
+                {"ARP still passes", test::build_arp_request(kCli, kSrv), kInside,
+                 Expect::forward}},
+               false});
+  // Checklist 29: unsolicited inbound packets create nothing.
+  for (uint8_t flags : {SYN, SA, ACK, RST}) {
+    v.push_back({"unsolicited inbound TCP dropped",
+                 {{"inbound", tcp(kSrv, kCli, 80, 40000, flags, 1, 1), kOutside, Expect::drop,
+                   DropReason::inbound_no_flow},
+                  {"and it left no state: still dropped",
+                   tcp(kSrv, kCli, 80, 40000, flags, 1, 1), kOutside, Expect::drop,
+                   DropReason::inbound_no_flow}}});
+  }
+  v.push_back({"unsolicited inbound UDP dropped",
+               {{"inbound UDP", udp(kSrv, kCli, 53, 5353), kOutside, Expect::drop,
+                 DropReason::inbound_no_flow}}});
+  // Checklist 30: replies must come from the exact remote endpoint.
+  v.push_back({"reply from another remote port or address dropped",
+               {{"query out", udp(kCli, kSrv, 5353, 53), kInside, Expect::forward},
+                {"reply from port 54", udp(kSrv, kCli, 54, 5353), kOutside, Expect::drop,
+                 DropReason::inbound_no_flow},
+                {"reply from .11", udp("198.19.1.11", kCli, 53, 5353), kOutside, Expect::drop,
+                 DropReason::inbound_no_flow},
+                {"genuine reply", udp(kSrv, kCli, 53, 5353), kOutside, Expect::forward}}});
+  // Checklist 31: ICMP errors pass only for the flow they quote.
+  {
+    Frame syn = tcp(kCli, kSrv, 40001, 80, SYN, 1, 0);
+    Frame forged = tcp(kCli, kSrv, 40002, 80, SYN, 1, 0);
+    v.push_back({"ICMP errors: quoting an allowed flow passes, forged inner header dropped",
+                 {{"SYN out", syn, kInside, Expect::forward},
+                  {"unreachable quoting it", icmp_error("198.19.1.1", kCli, 3, 1, syn), kOutside,
+                   Expect::forward},
+                  {"unreachable quoting another port", icmp_error("198.19.1.1", kCli, 3, 1, forged),
+                   kOutside, Expect::drop, DropReason::icmp_error_no_flow}}});
+  }
+  v.push_back({"ICMP echo: reply passes, inbound echo request does not",
+               {{"echo request out", icmp_echo(kCli, kSrv, 8, 77), kInside, Expect::forward},
+                {"echo reply in", icmp_echo(kSrv, kCli, 0, 77), kOutside, Expect::forward},
+                {"echo request in with the same id", icmp_echo(kSrv, kCli, 8, 77), kOutside,
+                 Expect::drop, DropReason::inbound_no_flow},
+                {"echo reply with another id", icmp_echo(kSrv, kCli, 0, 78), kOutside,
+                 Expect::drop, DropReason::inbound_no_flow}}});
+  v.push_back({"ICMPv6 echo allowed by proto icmp",
+               {{"echo request out", icmp_echo(kCli6, kSrv6, 128, 5), kInside, Expect::forward},
+                {"echo reply in", icmp_echo(kSrv6, kCli6, 129, 5), kOutside, Expect::forward}}});
+  // Checklist 32/33.
+  v.push_back({"mid-stream ACK without a flow dropped",
+               {{"ACK out", tcp(kCli, kSrv, 40000, 80, ACK, 1, 1), kInside, Expect::drop,
+                 DropReason::midstream_no_flow}}});
+  {
+    Case c{"out-of-window RST changes nothing", {}};
+    c.steps = tcp_session(kCli, kSrv, 40003);
+    c.steps.resize(3);
+    c.steps.push_back({"RST far outside the window", tcp(kSrv, kCli, 80, 40003, RST, 3000000000u,
+                                                         0), kOutside, Expect::drop,
+                       DropReason::tcp_out_of_window});
+    c.steps.push_back({"data still passes",
+                       with_payload(tcp4(kCli, kSrv, 40003, 80, PA, 101, 5001), 10), kInside,
+                       Expect::forward});
+    c.steps.push_back({"SYN in established", tcp(kCli, kSrv, 40003, 80, SYN, 7, 0), kInside,
+                       Expect::drop, DropReason::tcp_invalid});
+    v.push_back(c);
+  }
+  // Checklist 26: the VLAN is part of the flow key.
+  v.push_back({"VLAN: a reply on another VLAN is not the same flow",
+               {{"SYN on VLAN 10", tcp(kCli, kSrv, 40000, 80, SYN, 1, 0, {10}), kInside,
+                 Expect::forward},
+                {"SYN-ACK on VLAN 20", tcp(kSrv, kCli, 80, 40000, SA, 9, 2, {20}), kOutside,
+                 Expect::drop, DropReason::inbound_no_flow},
+                {"SYN-ACK untagged", tcp(kSrv, kCli, 80, 40000, SA, 9, 2), kOutside, Expect::drop,
+                 DropReason::inbound_no_flow},
+                {"SYN-ACK on VLAN 10", tcp(kSrv, kCli, 80, 40000, SA, 9, 2, {10}), kOutside,
+                 Expect::forward},
+                {"QinQ 10/20 SYN is another flow, allowed",
+                 tcp(kCli, kSrv, 40000, 80, SYN, 1, 0, {10, 20}), kInside, Expect::forward}}});
+  // Checklist 27: malformed headers are dropped before any state changes.
+  v.push_back({"bad IPv4 checksum dropped before state",
+               {{"SYN with bad checksum", bad_checksum(tcp(kCli, kSrv, 40000, 80, SYN, 1, 0)),
+                 kInside, Expect::drop, DropReason::bad_ipv4_checksum},
+                {"so the SYN-ACK has no flow", tcp(kSrv, kCli, 80, 40000, SA, 9, 2), kOutside,
+                 Expect::drop, DropReason::inbound_no_flow}}});
+  v.push_back({"L2: ARP both ways, ND both ways, other ethertypes dropped",
+               {{"ARP out", test::build_arp_request(kCli, kSrv), kInside, Expect::forward},
+                {"ARP in", test::build_arp_request(kSrv, kCli), kOutside, Expect::forward},
+                {"NS out", test::build_ndp_ns(kCli6, kSrv6), kInside, Expect::forward},
+                {"NS in", test::build_ndp_ns(kSrv6, kCli6), kOutside, Expect::forward},
+                {"LLDP", ethertype(0x88cc), kInside, Expect::drop, DropReason::non_ip},
+                {"IPX", ethertype(0x8137), kOutside, Expect::drop, DropReason::non_ip}}});
+  // Checklist 28: tunnels are denied unless a rule with proto any allows them.
+  for (uint8_t proto : {47, 4, 41, 50}) {
+    v.push_back({"tunnel protocol denied by default, allowed by proto any",
+                 {{"to a server", proto_frame(kCli, kSrv, proto), kInside, Expect::drop,
+                   DropReason::policy_deny},
+                  {"to the tunnels net", proto_frame(kCli, "198.19.3.3", proto), kInside,
+                   Expect::forward}}});
+  }
+  // Checklist 24: fragments follow their first fragment; overlaps are dropped.
+  {
+    auto frags = test::fragment_ipv4(udp(kCli, kSrv, 5000, 53, 600), 200);
+    Case c{"IPv4 fragments of an allowed datagram pass", {}};
+    for (auto& f : frags) c.steps.push_back({"fragment", f, kInside, Expect::forward});
+    v.push_back(c);
+    Case o{"IPv4 overlapping fragment dropped, and the rest of its datagram", {}};
+    auto frags2 = test::fragment_ipv4(udp(kCli, kSrv, 5001, 53, 600), 200);
+    o.steps.push_back({"first", frags2[0], kInside, Expect::forward});
+    o.steps.push_back({"second", frags2[1], kInside, Expect::forward});
+    o.steps.push_back({"second again", frags2[1], kInside, Expect::drop, DropReason::frag_overlap});
+    o.steps.push_back({"third", frags2[2], kInside, Expect::drop, DropReason::frag_denied});
+    v.push_back(c);
+    auto denied = test::fragment_ipv4(udp(kCli, kSrv, 5000, 54, 600), 200);
+    v.push_back({"fragments of a denied datagram are dropped",
+                 {{"first", denied[0], kInside, Expect::drop, DropReason::policy_deny},
+                  {"second", denied[1], kInside, Expect::drop, DropReason::frag_denied}}});
+    v.push_back({"a later fragment without its first is dropped",
+                 {{"second alone", denied[1], kInside, Expect::drop, DropReason::frag_orphan}}});
+    auto tiny = test::fragment_ipv4(tcp(kCli, kSrv, 40000, 80, SYN, 1, 0), 8);
+    v.push_back({"tiny first fragment without the TCP header is dropped",
+                 {{"tiny first", tiny[0], kInside, Expect::drop, DropReason::frag_no_l4}}});
+    auto f6 = test::fragment_ipv6(udp(kCli6, kSrv6, 5000, 53, 600), 200);
+    Case c6{"IPv6 fragments follow their first; an overlap ends the datagram", {}};
+    c6.steps.push_back({"first", f6[0], kInside, Expect::forward});
+    c6.steps.push_back({"second", f6[1], kInside, Expect::forward});
+    c6.steps.push_back({"first again", f6[0], kInside, Expect::drop, DropReason::frag_overlap});
+    c6.steps.push_back({"third", f6[2], kInside, Expect::drop, DropReason::frag_denied});
+    v.push_back(c6);
+  }
+  // Checklist 34: a full table denies new flows, evicting embryonic ones first.
+  {
+    Case c{"full table: established flow kept, embryonic evicted, then fail closed", {}};
+    c.flow_capacity = 4;
+    auto sess = tcp_session(kCli, kSrv, 41000);
+    sess.resize(3);  // established
+    c.steps = sess;
+    for (uint16_t p = 42000; p < 42003; ++p)
+      c.steps.push_back({"SYN fills the table", tcp(kCli, kSrv, p, 80, SYN, 1, 0), kInside,
+                         Expect::forward});
+    c.steps.push_back({"one more SYN evicts the oldest embryonic",
+                       tcp(kCli, kSrv, 42003, 80, SYN, 1, 0), kInside, Expect::forward});
+    c.steps.push_back({"the evicted flow's SYN-ACK has no flow",
+                       tcp(kSrv, kCli, 80, 42000, SA, 9, 2), kOutside, Expect::drop,
+                       DropReason::inbound_no_flow});
+    c.steps.push_back({"the established flow still passes",
+                       with_payload(tcp4(kCli, kSrv, 41000, 80, PA, 101, 5001), 10), kInside,
+                       Expect::forward});
+    v.push_back(c);
+  }
+  // Checklist 36: states time out at their configured time.
+  v.push_back({"UDP flow expires at limits.udp_s",
+               {{"query", udp(kCli, kSrv, 6000, 53), kInside, Expect::forward, {}, 0},
+                {"reply just before 2 s", udp(kSrv, kCli, 53, 6000), kOutside, Expect::forward,
+                 {}, 1999},
+                {"reply 2 s after the last packet", udp(kSrv, kCli, 53, 6000), kOutside,
+                 Expect::drop, DropReason::inbound_no_flow, 3999}}});
+  v.push_back({"SYN_SENT expires at limits.tcp_syn_s",
+               {{"SYN", tcp(kCli, kSrv, 43000, 80, SYN, 1, 0), kInside, Expect::forward, {}, 0},
+                {"late SYN-ACK", tcp(kSrv, kCli, 80, 43000, SA, 9, 2), kOutside, Expect::drop,
+                 DropReason::inbound_no_flow, 5000}}});
+  return v;
+}
+
+// The drop reasons whose counters moved between two snapshots, for failure messages.
+std::string changed_reasons(const WorkerCounters& a, const WorkerCounters& b) {
+  std::string out;
+  for (unsigned r = 0; r < kDropReasonCount; ++r)
+    if (a.drops[r] != b.drops[r]) out += std::string(drop_reason_name(DropReason(r))) + " ";
+  return out.empty() ? "none" : out;
+}
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
+class WorkerTest : public testing::TestWithParam<Case> {
+ protected:
+  static void SetUpTestSuite() {
+    pool_ = rte_pktmbuf_pool_create("worker_test", 4095, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+    ASSERT_NE(pool_, nullptr);
+    auto compiled = mgmt::compile_document(kPolicy, 7);
+    ASSERT_TRUE(compiled.errors.empty()) << compiled.errors[0].path << ": "
+                                         << compiled.errors[0].message;
+    std::string err;
+    policy_ = RuntimePolicy::load(reinterpret_cast<const uint8_t*>(compiled.blob.data()),
+                                  compiled.blob.size(), &err)
+                  .release();
+    ASSERT_NE(policy_, nullptr) << err;
+  }
+  static void TearDownTestSuite() {
+    delete policy_;
+    rte_mempool_free(pool_);
+  }
+  static rte_mempool* pool_;
+  static RuntimePolicy* policy_;
+};
+rte_mempool* WorkerTest::pool_ = nullptr;
+RuntimePolicy* WorkerTest::policy_ = nullptr;
+
+TEST_P(WorkerTest, Steps) {
+  const Case& c = GetParam();
+  auto ring = std::make_unique<FlowRecordRing>();
+  auto w = std::make_unique<WorkerCtx>();
+  WorkerConfig cfg;
+  cfg.flow_capacity = c.flow_capacity;
+  cfg.frag_capacity = 64;
+  cfg.hash_seed[0] = 0x1234;
+  cfg.hash_seed[1] = 0x5678;
+  cfg.pool = pool_;
+  ASSERT_TRUE(worker_init(*w, cfg, ring.get()));
+  w->published.store(c.with_policy ? policy_ : nullptr);
+  worker_refresh_policy(*w);
+  const uint64_t t0 = 1'800'000'000'000'000'000ull;
+  const unsigned pool_free = rte_mempool_avail_count(pool_);
+
+  for (const Step& s : c.steps) {
+    SCOPED_TRACE(s.what);
+    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+    ASSERT_NE(m, nullptr);
+    memcpy(rte_pktmbuf_append(m, s.frame.size()), s.frame.data(), s.frame.size());
+    const WorkerCounters before = w->counters;
+    TxBatch out[2];
+    worker_process_burst(*w, &m, 1, s.from, t0 + s.at_ms * 1'000'000ull, out);
+    const Side other = s.from == kInside ? kOutside : kInside;
+    switch (s.expect) {
+      case Expect::forward:
+        ASSERT_EQ(out[other].n, 1) << "not forwarded";
+        EXPECT_EQ(out[s.from].n, 0);
+        EXPECT_EQ(rte_pktmbuf_pkt_len(out[other].pkts[0]), s.frame.size());
+        EXPECT_EQ(0, memcmp(rte_pktmbuf_mtod(out[other].pkts[0], void*), s.frame.data(),
+                            s.frame.size()));
+        EXPECT_EQ(w->counters.total_drops(), before.total_drops());
+        break;
+      case Expect::drop:
+      case Expect::answer:
+        EXPECT_EQ(out[other].n, 0) << "forwarded";
+        EXPECT_EQ(out[s.from].n, s.expect == Expect::answer ? 1 : 0);
+        EXPECT_EQ(w->counters.drop_count(s.reason), before.drop_count(s.reason) + 1)
+            << "expected drop reason " << drop_reason_name(s.reason) << ", got "
+            << changed_reasons(before, w->counters);
+        EXPECT_EQ(w->counters.total_drops(), before.total_drops() + 1);
+        break;
+    }
+    if (s.expect == Expect::answer && out[s.from].n == 1) {
+      // The answer goes back to the sender: its destination is the packet's source.
+      ParsedPacket orig, ans;
+      ASSERT_EQ(parse_frame(s.frame.data(), s.frame.size(), &orig).status, ParseStatus::ok);
+      rte_mbuf* a = out[s.from].pkts[0];
+      ASSERT_EQ(parse_frame(rte_pktmbuf_mtod(a, const uint8_t*), rte_pktmbuf_data_len(a), &ans)
+                    .status,
+                ParseStatus::ok);
+      EXPECT_EQ(0, memcmp(ans.l34.dst, orig.l34.src, 16));
+      EXPECT_EQ(0, memcmp(ans.l34.src, orig.l34.dst, 16));
+      if (orig.l34.proto == kProtoTcp) {
+        EXPECT_EQ(ans.l34.proto, kProtoTcp);
+        EXPECT_TRUE(ans.tcp_flags & kTcpRst);
+        EXPECT_EQ(ans.l34.dport, orig.l34.sport);
+        EXPECT_EQ(ans.tcp_ack, orig.tcp_seq + 1);
+      } else {
+        EXPECT_TRUE(ans.icmp_is_error);
+        EXPECT_EQ(0, memcmp(ans.inner.src, orig.l34.src, 16));
+        EXPECT_EQ(ans.inner.sport, orig.l34.sport);
+        EXPECT_EQ(ans.inner.dport, orig.l34.dport);
+      }
+    }
+    for (int o = 0; o < 2; ++o)
+      for (unsigned i = 0; i < out[o].n; ++i) rte_pktmbuf_free(out[o].pkts[i]);
+  }
+  EXPECT_EQ(w->counters.rx_packets, c.steps.size());
+  // Every flow ends with exactly one record; counters stay exact.
+  const uint64_t created = w->counters.flows_created;
+  worker_flush(*w);
+  EXPECT_EQ(ring->size(), created);
+  EXPECT_EQ(w->flows.size(), 0u);
+  EXPECT_EQ(rte_mempool_avail_count(pool_), pool_free) << "mbuf leak";
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, WorkerTest, testing::ValuesIn(cases()),
+                         [](const testing::TestParamInfo<Case>& i) {
+                           return "case" + std::to_string(i.index);
+                         });
+
+// A flow record carries the decision, the rule and the counts of both directions.
+TEST_F(WorkerTest, SessionRecord) {
+  auto ring = std::make_unique<FlowRecordRing>();
+  auto w = std::make_unique<WorkerCtx>();
+  WorkerConfig cfg;
+  cfg.pool = pool_;
+  ASSERT_TRUE(worker_init(*w, cfg, ring.get()));
+  w->published.store(policy_);
+  worker_refresh_policy(*w);
+  uint64_t now = 1'800'000'000'000'000'000ull;
+  uint64_t bytes[2] = {0, 0};
+  for (const Step& s : tcp_session(kCli, kSrv, 40000)) {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+    ASSERT_NE(m, nullptr);
+    memcpy(rte_pktmbuf_append(m, s.frame.size()), s.frame.data(), s.frame.size());
+    bytes[s.from] += s.frame.size();
+    TxBatch out[2];
+    now += 1000;
+    worker_process_burst(*w, &m, 1, s.from, now, out);
+    for (auto& b : out)
+      for (unsigned i = 0; i < b.n; ++i) rte_pktmbuf_free(b.pkts[i]);
+  }
+  worker_flush(*w);
+  FlowRecord r;
+  ASSERT_TRUE(ring->pop(&r));
+  EXPECT_EQ(r.verdict, Verdict::allow);
+  EXPECT_STREQ(r.rule_id, "http");
+  EXPECT_EQ(r.policy_version, 7u);
+  EXPECT_EQ(r.pkts[0], 5u);
+  EXPECT_EQ(r.pkts[1], 3u);
+  EXPECT_EQ(r.bytes[0], bytes[kInside]);
+  EXPECT_EQ(r.bytes[1], bytes[kOutside]);
+  EXPECT_EQ(r.key.inside_port, 40000);
+  EXPECT_EQ(r.key.remote_port, 80);
+  EXPECT_EQ(r.rtt_us, 1u);  // SYN -> SYN-ACK took 1000 ns
+  EXPECT_GE(r.tcp_state, TcpState::closing);
+  const std::string json = flow_record_json(r);
+  EXPECT_NE(json.find("\"rule_id\":\"http\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"src_ip\":\"198.18.1.2\""), std::string::npos) << json;
+}
+
+}  // namespace
+}  // namespace egw

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The whole suite: unit tests (GoogleTest), packet tests (pcap replay through
+# egw-replay) and end-to-end tests (network namespaces). Ends with one summary line.
+set -uo pipefail
+B=${1:-build}
+cd "$(dirname "$0")/.."
+passed=0 failed=0 broken=()
+
+# count SUITE LOG: adds the suite's "N passed, N failed" (or GoogleTest's) to the totals.
+count() {
+  local suite=$1 log=$2 p f
+  if line=$(grep -E '^\[==========\] [0-9]+ tests? from .* ran' "$log" | tail -1) && [ -n "$line" ]; then
+    p=$(grep -oE '^\[  PASSED  \] [0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
+    f=$(grep -oE '^\[  FAILED  \] [0-9]+ tests?, listed' "$log" | grep -oE '[0-9]+' | head -1)
+  else
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+    p=$(echo "$line" | awk '{print $1}'); f=$(echo "$line" | awk '{print $3}')
+  fi
+  p=${p:-0}; f=${f:-0}
+  passed=$((passed + p)); failed=$((failed + f))
+  echo "== $suite: $p passed, $f failed"
+}
+
+run_suite() {
+  local suite=$1; shift
+  local log; log=$(mktemp)
+  echo "== $suite: $*"
+  "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  count "$suite" "$log"
+  if [ "$rc" -ne 0 ]; then
+    broken+=("$suite(exit $rc)")
+    # A suite that died before reporting its failures still failed.
+    if ! grep -qE '^[0-9]+ passed, [0-9]+ failed|^\[  FAILED  \]' "$log"; then failed=$((failed + 1)); fi
+  fi
+  rm -f "$log"
+}
+
+run_suite unit "$B/tests/unit_tests" --gtest_brief=1
+run_suite packet /usr/bin/python3 tests/packet/run_packet_tests.py --build "$B"
+run_suite e2e bash tests/e2e/run.sh "$B"
+
+[ ${#broken[@]} -gt 0 ] && echo "suites with a non-zero exit: ${broken[*]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ ${#broken[@]} -eq 0 ]
