@@ -45,17 +45,19 @@ struct Options {
   std::string instance = "egw";
   uint32_t flows = 0;  // 0: from the policy's limits, else kDefaultFlows
   std::string flow_log;
+  uint32_t mbufs = 0;  // 0: sized from queues and descriptors
 };
 
 [[noreturn]] void usage_exit(const char* prog, const char* why) {
   if (why != nullptr) fprintf(stderr, "egw-dataplane: %s\n", why);
   fprintf(stderr,
           "usage: %s [EAL options] -- [--inside PORT] [--outside PORT] [--policy FILE]\n"
-          "          [--instance NAME] [--flows N] [--flow-log FILE|-]\n"
+          "          [--instance NAME] [--flows N] [--flow-log FILE|-] [--mbufs N]\n"
           "  --inside/--outside  port ids (default 0 and 1); inside traffic is outbound\n"
           "  --policy FILE       compiled policy (egwctl compile); without one, all IP is denied\n"
           "  --flows N           flow-table capacity per worker (default: policy max_flows or %u)\n"
-          "  --flow-log FILE     write one JSON flow record per ended flow (- for stdout)\n",
+          "  --flow-log FILE     write one JSON flow record per ended flow (- for stdout)\n"
+          "  --mbufs N           packet buffers (default: enough for every queue's descriptors)\n",
           prog, kDefaultFlows);
   exit(2);
 }
@@ -79,6 +81,7 @@ Options parse_options(int argc, char** argv) {
                                     {"instance", required_argument, nullptr, 'n'},
                                     {"flows", required_argument, nullptr, 'f'},
                                     {"flow-log", required_argument, nullptr, 'l'},
+                                    {"mbufs", required_argument, nullptr, 'm'},
                                     {"help", no_argument, nullptr, 'h'},
                                     {nullptr, 0, nullptr, 0}};
   Options o;
@@ -93,6 +96,7 @@ Options parse_options(int argc, char** argv) {
       case 'n': o.instance = optarg; break;
       case 'f': o.flows = parse_u32(prog, "--flows", optarg, 1u << 26); break;
       case 'l': o.flow_log = optarg; break;
+      case 'm': o.mbufs = parse_u32(prog, "--mbufs", optarg, 1u << 24); break;
       case 'h': usage_exit(prog, nullptr);
       default: usage_exit(prog, "unknown option");
     }
@@ -304,7 +308,8 @@ int run(int argc, char** argv) {
           "lcores (e.g. -l 0,1)");
   }
   const uint16_t nq = static_cast<uint16_t>(rt.workers.size());
-  const unsigned nb_mbufs = std::max(8191u, nq * 2u * (kRxDesc + kTxDesc + 2 * kBurst) + 2048u);
+  const unsigned nb_mbufs =
+      rt.opt.mbufs ? rt.opt.mbufs : std::max(8191u, nq * 2u * (kRxDesc + kTxDesc + 2 * kBurst) + 2048u);
   rte_mempool* pool = rte_pktmbuf_pool_create("egw_mbufs", nb_mbufs, 256, 0,
                                               RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
   if (pool == nullptr) {
