@@ -101,13 +101,13 @@ FUZZ_CXX := clang++
 FUZZ_FLAGS := -std=c++20 -O1 -g -I. $(DPDK_CFLAGS) $(shell pkg-config --cflags jsoncpp 2>/dev/null) \
               -fsanitize=fuzzer,address,undefined
 FUZZ_PARSE_SRCS := tests/fuzz/fuzz_parse.cc dataplane/parse.cc
-FUZZ_POLICY_SRCS := tests/fuzz/fuzz_policy.cc $(RULES_SRCS)
+FUZZ_POLICY_SRCS := tests/fuzz/fuzz_policy.cc mgmt/compiler.cc $(RULES_SRCS)
 $(B)/fuzz/fuzz_parse: $(FUZZ_PARSE_SRCS) $(wildcard dataplane/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_PARSE_SRCS) -o $@
-$(B)/fuzz/fuzz_policy: $(FUZZ_POLICY_SRCS) $(wildcard rules/*.h)
+$(B)/fuzz/fuzz_policy: $(FUZZ_POLICY_SRCS) $(wildcard rules/*.h mgmt/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_POLICY_SRCS) -o $@ $(JSON_LIBS)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_POLICY_SRCS) -o $@ $(JSON_LIBS) $(SSL_LIBS)
 FUZZ_BLOB_SRCS := tests/fuzz/fuzz_blob.cc dataplane/policy.cc
 $(B)/fuzz/fuzz_blob: $(FUZZ_BLOB_SRCS) $(wildcard dataplane/*.h)
 	@mkdir -p $(dir $@)

@@ -393,13 +393,29 @@ ParseResult parse_frame(const uint8_t* data, size_t len, ParsedPacket* out) {
 }
 
 uint16_t inet_checksum(const uint8_t* data, size_t len, uint32_t initial) {
-  // Sum of big-endian 16-bit words; the result is in host order, stored big-endian.
-  uint64_t sum = initial;
-  size_t i = 0;
-  for (; i + 1 < len; i += 2) sum += static_cast<uint32_t>(data[i] << 8 | data[i + 1]);
-  if (i < len) sum += static_cast<uint32_t>(data[i] << 8);
+  // The one's-complement sum does not depend on byte order: add native 32-bit words,
+  // fold, then swap to the big-endian value the header stores (RFC 1071, 2.(B)).
+  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "host order assumed little endian");
+  uint64_t sum = 0;
+  for (; len >= 4; data += 4, len -= 4) {
+    uint32_t w;
+    std::memcpy(&w, data, 4);
+    sum += w;
+  }
+  if (len >= 2) {
+    uint16_t w;
+    std::memcpy(&w, data, 2);
+    sum += w;
+    data += 2;
+    len -= 2;
+  }
+  if (len != 0) sum += *data;  // a lone last byte is the high byte of a big-endian word
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(~sum & 0xffff);
+  uint32_t be = __builtin_bswap16(static_cast<uint16_t>(sum));
+  be += initial & 0xffff;
+  be += initial >> 16;
+  while (be >> 16) be = (be & 0xffff) + (be >> 16);
+  return static_cast<uint16_t>(~be & 0xffff);
 }
 
 }  // namespace egw

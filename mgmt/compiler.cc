@@ -1,0 +1,254 @@
+// Policy compiler: a validated rules::Policy -> the blob of dataplane/policy_abi.h.
+// Management side (egw-mgmt request threads, egwctl); pure, never throws.
+#include "mgmt/compiler.h"
+
+#include <openssl/evp.h>
+
+#include <cstring>
+#include <exception>
+#include <map>
+#include <type_traits>
+
+#include "dataplane/policy_abi.h"
+
+namespace egw::mgmt {
+
+namespace {
+
+constexpr const char* kNameConditionsUnsupported =
+    "not supported yet: name conditions need the L7 stage (to.domains/to.domain_regex)";
+constexpr const char* kInspectUnsupported =
+    "not supported yet: inspect rules need the L7 stage (payload inspection)";
+
+// One section body under construction.
+struct Section {
+  uint32_t type;
+  uint32_t elem_size;
+  std::string bytes;
+
+  template <typename T>
+  uint32_t push(const T& rec) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    uint32_t index = static_cast<uint32_t>(bytes.size() / sizeof(T));
+    bytes.append(reinterpret_cast<const char*>(&rec), sizeof(T));
+    return index;
+  }
+  uint32_t count() const { return static_cast<uint32_t>(bytes.size() / elem_size); }
+};
+
+uint8_t action_code(rules::Action a) {
+  switch (a) {
+    case rules::Action::allow:
+      return abi::kActionAllow;
+    case rules::Action::reject:
+      return abi::kActionReject;
+    case rules::Action::deny:
+      break;
+  }
+  return abi::kActionDeny;
+}
+
+uint8_t proto_code(rules::Proto p) {
+  switch (p) {
+    case rules::Proto::tcp:
+      return abi::kProtoTcp;
+    case rules::Proto::udp:
+      return abi::kProtoUdp;
+    case rules::Proto::icmp:
+      return abi::kProtoIcmp;
+    case rules::Proto::any:
+      break;
+  }
+  return abi::kProtoAny;
+}
+
+abi::CidrRec cidr_rec(const rules::Cidr& c, uint32_t ref) {
+  abi::CidrRec r{};
+  r.family = c.family;
+  r.prefix = c.prefix;
+  r.ref = ref;
+  memcpy(r.addr, c.addr.data(), sizeof(r.addr));
+  return r;
+}
+
+void add_error(CompileResult& res, std::string path, std::string message) {
+  if (res.errors.size() < rules::kMaxErrors)
+    res.errors.push_back({std::move(path), std::move(message)});
+}
+
+// Finds what this compiler cannot enforce yet and the limits of the format.
+void check_supported(const rules::Policy& p, CompileResult& res) {
+  size_t total = 0;
+  for (const rules::Ruleset& rs : p.rulesets) {
+    for (const rules::Rule& r : rs.rules) {
+      if (!r.to_domains.empty()) add_error(res, r.path + "/to/domains", kNameConditionsUnsupported);
+      if (!r.to_domain_regex.empty())
+        add_error(res, r.path + "/to/domain_regex", kNameConditionsUnsupported);
+    }
+    total += rs.rules.size();
+  }
+  for (const rules::InspectRule& in : p.inspect) add_error(res, in.path, kInspectUnsupported);
+  if (total > abi::kMaxRules)
+    add_error(
+        res, "/rulesets",
+        std::to_string(total) + " rules: more than the limit of " + std::to_string(abi::kMaxRules));
+}
+
+bool sha256(std::string_view data, uint8_t out[32]) {
+  unsigned int len = 0;
+  return EVP_Digest(data.data(), data.size(), out, &len, EVP_sha256(), nullptr) == 1 && len == 32;
+}
+
+// Lays out header, section table and 8-byte aligned bodies; fills size and checksum.
+std::string assemble(std::vector<Section>& sections, uint64_t version, const uint8_t sha[32]) {
+  abi::PolicyHeader h{};
+  h.magic = abi::kPolicyMagic;
+  h.abi_version = abi::kPolicyAbiVersion;
+  h.header_size = sizeof(abi::PolicyHeader);
+  h.policy_version = version;
+  h.section_count = static_cast<uint32_t>(sections.size());
+  memcpy(h.source_sha256, sha, 32);
+  auto align8 = [](uint64_t x) { return (x + 7) & ~uint64_t{7}; };
+  uint64_t off = align8(sizeof(h) + sections.size() * sizeof(abi::SectionEntry));
+  std::vector<abi::SectionEntry> table;
+  for (const Section& s : sections) {
+    table.push_back({s.type, s.elem_size, off, s.bytes.size()});
+    off = align8(off + s.bytes.size());
+  }
+  h.total_size = off;
+  std::string blob(off, '\0');
+  memcpy(blob.data() + sizeof(h), table.data(), table.size() * sizeof(abi::SectionEntry));
+  for (size_t i = 0; i < sections.size(); ++i)
+    memcpy(blob.data() + table[i].offset, sections[i].bytes.data(), sections[i].bytes.size());
+  h.checksum = abi::fnv1a64(reinterpret_cast<const uint8_t*>(blob.data()) + sizeof(h),
+                            blob.size() - sizeof(h));
+  memcpy(blob.data(), &h, sizeof(h));
+  return blob;
+}
+
+CompileResult compile(const rules::Policy& p, std::string_view source, uint64_t version) {
+  CompileResult res;
+  check_supported(p, res);
+  if (!res.errors.empty()) return res;
+
+  Section settings{abi::kSecSettings, sizeof(abi::Settings), {}};
+  Section strings{abi::kSecStrings, 1, {}};
+  Section services{abi::kSecServices, sizeof(abi::ServiceRec), {}};
+  Section service_cidrs{abi::kSecServiceCidrs, sizeof(abi::CidrRec), {}};
+  Section rules{abi::kSecRules, sizeof(abi::RuleRec), {}};
+  Section rule_from{abi::kSecRuleFrom, sizeof(uint32_t), {}};
+  Section rule_ports{abi::kSecRulePorts, sizeof(abi::PortRange), {}};
+  Section rule_cidrs{abi::kSecRuleCidrs, sizeof(abi::CidrRec), {}};
+
+  // Strings are NUL-terminated in the section (length excludes the NUL) so the
+  // dataplane can hand out const char* without copying.
+  auto str = [&](const std::string& s) {
+    abi::StrRef ref{static_cast<uint32_t>(strings.bytes.size()), static_cast<uint32_t>(s.size())};
+    strings.bytes += s;
+    strings.bytes += '\0';
+    return ref;
+  };
+
+  abi::Settings st{};
+  st.default_action = action_code(p.default_action);
+  st.established_mode = p.established_keep ? abi::kEstablishedKeep : abi::kEstablishedReevaluate;
+  st.l7_max_bytes = p.limits.l7_max_bytes;
+  st.l7_timeout_ms = p.limits.l7_timeout_ms;
+  st.tcp_syn_s = p.limits.tcp_syn_s;
+  st.tcp_established_s = p.limits.tcp_established_s;
+  st.tcp_closing_s = p.limits.tcp_closing_s;
+  st.udp_s = p.limits.udp_s;
+  st.icmp_s = p.limits.icmp_s;
+  st.max_flows = p.limits.max_flows;
+  settings.push(st);
+
+  std::map<std::string, uint32_t> service_index;
+  for (const rules::Service& s : p.services) {
+    abi::ServiceRec rec{};
+    rec.name = str(s.name);
+    rec.cidr_first = service_cidrs.count();
+    uint32_t index = services.count();
+    for (const rules::Cidr& c : s.cidrs) service_cidrs.push(cidr_rec(c, index));
+    rec.cidr_count = service_cidrs.count() - rec.cidr_first;
+    service_index[s.name] = services.push(rec);
+    res.stats.service_cidrs += s.cidrs.size();
+  }
+
+  for (size_t ri = 0; ri < p.rulesets.size(); ++ri) {
+    for (const rules::Rule& r : p.rulesets[ri].rules) {
+      abi::RuleRec rec{};
+      rec.id = str(r.id);
+      rec.action = action_code(r.action);
+      rec.proto = proto_code(r.proto);
+      rec.flags = r.from_any ? abi::kRuleFromAny : 0;
+      rec.ruleset = static_cast<uint32_t>(ri);
+      rec.from_first = rule_from.count();
+      if (!r.from_any) {
+        for (const std::string& name : r.from) {
+          auto it = service_index.find(name);
+          if (it == service_index.end()) {
+            add_error(res, r.path + "/from", "unknown service \"" + name + "\"");
+            continue;
+          }
+          rule_from.push(it->second);
+        }
+      }
+      rec.from_count = rule_from.count() - rec.from_first;
+      rec.port_first = rule_ports.count();
+      for (const rules::PortRange& pr : r.ports) rule_ports.push(abi::PortRange{pr.lo, pr.hi});
+      rec.port_count = rule_ports.count() - rec.port_first;
+      rec.cidr_first = rule_cidrs.count();
+      for (const rules::Cidr& c : r.to_cidrs) rule_cidrs.push(cidr_rec(c, 0));
+      rec.cidr_count = rule_cidrs.count() - rec.cidr_first;
+      rules.push(rec);
+    }
+  }
+  if (!res.errors.empty()) return res;
+  if (strings.bytes.size() > UINT32_MAX) {
+    add_error(res, "", "names and ids take more than 4 GiB");
+    return res;
+  }
+
+  uint8_t sha[32];
+  if (!sha256(source, sha)) {
+    add_error(res, "", "SHA-256 of the source document failed (OpenSSL)");
+    return res;
+  }
+  std::vector<Section> all = {settings, strings,   services,   service_cidrs,
+                              rules,    rule_from, rule_ports, rule_cidrs};
+  res.blob = assemble(all, version, sha);
+  if (res.blob.size() > abi::kPolicyMaxSize) {
+    res.blob.clear();
+    add_error(res, "", "compiled policy larger than the 1 GiB limit");
+    return res;
+  }
+  res.stats.services = p.services.size();
+  res.stats.rulesets = p.rulesets.size();
+  res.stats.rules = rules.count();
+  return res;
+}
+
+}  // namespace
+
+CompileResult compile_policy(const rules::Policy& policy, std::string_view source_document,
+                             uint64_t policy_version) {
+  try {
+    return compile(policy, source_document, policy_version);
+  } catch (const std::exception& e) {
+    CompileResult res;
+    res.errors.push_back({"", std::string("compiler failed: ") + e.what()});
+    return res;
+  }
+}
+
+CompileResult compile_document(std::string_view json, uint64_t policy_version) {
+  rules::ParseResult parsed = rules::parse_policy(json);
+  if (!parsed.policy) {
+    CompileResult res;
+    res.errors = std::move(parsed.errors);
+    return res;
+  }
+  return compile_policy(*parsed.policy, json, policy_version);
+}
+
+}  // namespace egw::mgmt

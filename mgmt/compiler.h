@@ -1,0 +1,37 @@
+// Policy compiler: a validated rules::Policy -> the blob of dataplane/policy_abi.h.
+// Management side (egw-mgmt request threads, egwctl); pure, never throws.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rules/policy.h"
+
+namespace egw::mgmt {
+
+struct CompileStats {
+  size_t services = 0;
+  size_t service_cidrs = 0;
+  size_t rulesets = 0;
+  size_t rules = 0;
+};
+
+struct CompileResult {
+  std::string blob;                  // empty when errors is not
+  std::vector<rules::Error> errors;  // every problem found, up to rules::kMaxErrors
+  CompileStats stats;
+};
+
+// Compiles policy (already validated) into a blob. source_document is the JSON text it
+// was parsed from (its SHA-256 goes into the header); policy_version is 0 offline.
+// Refuses, with one error per path, what the dataplane cannot enforce yet.
+CompileResult compile_policy(const rules::Policy& policy, std::string_view source_document,
+                             uint64_t policy_version);
+
+// Parses, validates and compiles a document; returns every error of the first stage
+// that failed.
+CompileResult compile_document(std::string_view json, uint64_t policy_version);
+
+}  // namespace egw::mgmt

@@ -1,0 +1,178 @@
+// Shape checks for the strings of a policy document: UTF-8, DNS names, identifiers.
+// Management side (egw-mgmt, egwctl); pure functions, no state.
+#include "rules/names.h"
+
+#include <arpa/inet.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+
+namespace egw::rules {
+
+bool valid_utf8(std::string_view s, size_t* bad_offset) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  size_t n = s.size(), i = 0;
+  while (i < n) {
+    unsigned c = p[i];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      len = 2, cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3, cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4, cp = c & 0x07;
+    } else {
+      *bad_offset = i;
+      return false;
+    }
+    if (n - i < len) {
+      *bad_offset = i;
+      return false;
+    }
+    for (size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xC0) != 0x80) {
+        *bad_offset = i;
+        return false;
+      }
+      cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    bool overlong = (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
+    if (overlong || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
+      *bad_offset = i;
+      return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+namespace {
+
+bool is_ldh(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_';
+}
+
+bool looks_like_ip(std::string_view s) {
+  char buf[64];
+  if (s.size() >= sizeof(buf)) return false;
+  memcpy(buf, s.data(), s.size());
+  buf[s.size()] = '\0';
+  unsigned char out[16];
+  return inet_pton(AF_INET, buf, out) == 1 || inet_pton(AF_INET6, buf, out) == 1;
+}
+
+// Checks the labels of a name without wildcard; s has no trailing dot.
+bool check_labels(std::string_view s, std::string* why) {
+  if (s.empty()) {
+    *why = "empty name";
+    return false;
+  }
+  size_t start = 0;
+  bool last_all_digits = false;
+  while (start <= s.size()) {
+    size_t dot = s.find('.', start);
+    std::string_view label = s.substr(start, dot == std::string_view::npos ? dot : dot - start);
+    if (label.empty()) {
+      *why = "empty label (a leading dot or two dots in a row)";
+      return false;
+    }
+    if (label.size() > 63) {
+      *why = "label longer than 63 characters";
+      return false;
+    }
+    if (label.front() == '-' || label.back() == '-') {
+      *why = "label '" + std::string(label) + "' starts or ends with '-'";
+      return false;
+    }
+    last_all_digits = label.find_first_not_of("0123456789") == std::string_view::npos;
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  if (last_all_digits) {
+    *why = "the last label is all digits (not a DNS name; use to.cidrs for addresses)";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::string> normalize_domain(std::string_view s, std::string* why) {
+  if (s.empty()) {
+    *why = "empty domain name";
+    return std::nullopt;
+  }
+  if (s == "*") return std::string("*");
+  if (looks_like_ip(s)) {
+    *why = "an IP address is not a name: use to.cidrs for addresses";
+    return std::nullopt;
+  }
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (strchr("^$+?()[]{}|\\", c) != nullptr && c != '\0') {
+      *why = std::string("regex metacharacter '") + c +
+             "' in a literal name: domains entries are literals, use domain_regex for patterns";
+      return std::nullopt;
+    }
+    if (c == '*') {
+      if (i != 0 || s.size() < 3 || s[1] != '.') {
+        *why = "'*' is only allowed as the whole first label (\"*.example.com\") or alone (\"*\")";
+        return std::nullopt;
+      }
+      continue;
+    }
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      *why = "non-ASCII character: write internationalized names in their xn-- (punycode) form";
+      return std::nullopt;
+    }
+    if (c != '.' && !is_ldh(c)) {
+      char buf[48];
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+        snprintf(buf, sizeof(buf), "control character 0x%02x", static_cast<unsigned char>(c));
+      else
+        snprintf(buf, sizeof(buf), "character '%c'", c);
+      *why = std::string("invalid ") + buf + " (allowed: letters, digits, '-', '_', '.')";
+      return std::nullopt;
+    }
+  }
+  std::string_view body = s;
+  if (body.size() > 1 && body.back() == '.') body.remove_suffix(1);
+  if (body.size() > 253) {
+    *why = "name longer than 253 characters";
+    return std::nullopt;
+  }
+  bool wildcard = body.substr(0, 2) == "*.";
+  std::string_view rest = wildcard ? body.substr(2) : body;
+  if (!check_labels(rest, why)) return std::nullopt;
+  std::string out(body);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+bool valid_object_name(std::string_view s) {
+  if (s.empty() || s.size() > 63) return false;
+  auto lower_digit = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!lower_digit(s[0])) return false;
+  for (char c : s.substr(1))
+    if (!lower_digit(c) && c != '_' && c != '-') return false;
+  return true;
+}
+
+bool valid_rule_id(std::string_view s) {
+  if (s.empty() || s.size() > 63) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace egw::rules

@@ -1,0 +1,674 @@
+// Policy document (schema 1): strict JSON reading and validation into rules::Policy.
+// Management side (egw-mgmt, egwctl); never throws, reports every error with its path.
+#include "rules/policy.h"
+
+#include <json/json.h>
+
+#include <algorithm>
+#include <exception>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "rules/names.h"
+
+namespace egw::rules {
+
+namespace {
+
+constexpr int kStackLimit = 64;
+constexpr size_t kMaxRegexLength = 4096;
+
+// Appends one reference token to a JSON pointer, escaped per RFC 6901.
+std::string join(const std::string& base, std::string_view key) {
+  std::string out = base + "/";
+  for (char c : key) {
+    if (c == '~')
+      out += "~0";
+    else if (c == '/')
+      out += "~1";
+    else
+      out += c;
+  }
+  return out;
+}
+
+std::string join(const std::string& base, size_t index) {
+  return base + "/" + std::to_string(index);
+}
+
+std::string quote(std::string_view s) {
+  return "\"" + std::string(s) + "\"";
+}
+
+const char* type_name(const Json::Value& v) {
+  switch (v.type()) {
+    case Json::nullValue:
+      return "null";
+    case Json::intValue:
+    case Json::uintValue:
+      return "an integer";
+    case Json::realValue:
+      return "a number with a fraction or exponent";
+    case Json::stringValue:
+      return "a string";
+    case Json::booleanValue:
+      return "a boolean";
+    case Json::arrayValue:
+      return "an array";
+    case Json::objectValue:
+      return "an object";
+  }
+  return "?";
+}
+
+// Object members in document order (jsoncpp keeps objects sorted by key).
+std::vector<std::string> members_in_order(const Json::Value& obj) {
+  std::vector<std::string> names = obj.getMemberNames();
+  std::stable_sort(names.begin(), names.end(), [&](const std::string& a, const std::string& b) {
+    return obj[a].getOffsetStart() < obj[b].getOffsetStart();
+  });
+  return names;
+}
+
+class Validator {
+ public:
+  std::vector<Error> errors;
+
+  void add(std::string path, std::string message) {
+    if (errors.size() < kMaxErrors) errors.push_back({std::move(path), std::move(message)});
+  }
+
+  bool is_type(const Json::Value& v, Json::ValueType want, const std::string& path,
+               const char* want_name) {
+    bool ok = v.type() == want || (want == Json::intValue && v.type() == Json::uintValue);
+    if (!ok) add(path, std::string("must be ") + want_name + ", not " + type_name(v));
+    return ok;
+  }
+  bool is_object(const Json::Value& v, const std::string& path) {
+    return is_type(v, Json::objectValue, path, "an object");
+  }
+  bool is_array(const Json::Value& v, const std::string& path) {
+    return is_type(v, Json::arrayValue, path, "an array");
+  }
+  bool is_string(const Json::Value& v, const std::string& path) {
+    return is_type(v, Json::stringValue, path, "a string");
+  }
+
+  // Reports every member of obj not in allowed.
+  void check_fields(const Json::Value& obj, const std::string& path,
+                    std::initializer_list<const char*> allowed) {
+    for (const std::string& name : members_in_order(obj)) {
+      bool known = false;
+      for (const char* a : allowed) known = known || name == a;
+      if (known) continue;
+      std::string list;
+      for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
+      add(join(path, name), "unknown field " + quote(name) + " (expected one of: " + list + ")");
+    }
+  }
+
+  // Reports a missing required member; returns whether it is present.
+  bool require(const Json::Value& obj, const char* key, const std::string& path) {
+    if (obj.isMember(key)) return true;
+    add(path, std::string("missing required field \"") + key + "\"");
+    return false;
+  }
+
+  // An integer in [lo, hi]; reports and returns nullopt otherwise.
+  std::optional<int64_t> integer(const Json::Value& v, const std::string& path, int64_t lo,
+                                 int64_t hi, const char* what) {
+    if (!is_type(v, Json::intValue, path, "an integer")) return std::nullopt;
+    bool too_big = v.type() == Json::uintValue && v.asUInt64() > static_cast<uint64_t>(hi);
+    int64_t x = too_big ? hi : v.asInt64();
+    if (too_big || x < lo || x > hi) {
+      std::string shown =
+          v.type() == Json::uintValue ? std::to_string(v.asUInt64()) : std::to_string(v.asInt64());
+      add(path, std::string(what) + " " + shown + " is out of range (" + std::to_string(lo) + ".." +
+                    std::to_string(hi) + ")");
+      return std::nullopt;
+    }
+    return x;
+  }
+
+  std::optional<Action> action(const Json::Value& v, const std::string& path, bool allow_ok) {
+    if (!is_string(v, path)) return std::nullopt;
+    std::string s = v.asString();
+    if (s == "allow" && allow_ok) return Action::allow;
+    if (s == "deny") return Action::deny;
+    if (s == "reject") return Action::reject;
+    add(path, "unknown action " + quote(s) +
+                  (allow_ok ? " (expected allow, deny or reject)"
+                            : " (an inspect match ends the flow: expected deny or reject)"));
+    return std::nullopt;
+  }
+
+  // Walks every key and string value: UTF-8 must be valid, no NUL characters.
+  void check_strings(const Json::Value& v, const std::string& path) {
+    auto check = [&](std::string_view s, const std::string& where, const char* what) {
+      size_t bad = 0;
+      if (!valid_utf8(s, &bad))
+        add(where, std::string("invalid UTF-8 in ") + what + " at byte " + std::to_string(bad));
+      else if (s.find('\0') != std::string_view::npos)
+        add(where, std::string("NUL character in ") + what);
+    };
+    if (v.isString()) {
+      const char* b = nullptr;
+      const char* e = nullptr;
+      if (v.getString(&b, &e))
+        check(std::string_view(b, static_cast<size_t>(e - b)), path, "string");
+    } else if (v.isArray()) {
+      for (Json::ArrayIndex i = 0; i < v.size(); ++i) check_strings(v[i], join(path, i));
+    } else if (v.isObject()) {
+      for (const std::string& name : v.getMemberNames()) {
+        check(name, join(path, name), "key");
+        check_strings(v[name], join(path, name));
+      }
+    }
+  }
+
+  void services(const Json::Value& v, Policy& p);
+  void rulesets(const Json::Value& v, Policy& p);
+  void inspect(const Json::Value& v, Policy& p);
+  void limits(const Json::Value& v, Policy& p);
+
+ private:
+  std::map<std::string, size_t> service_index_;
+  std::map<std::string, std::string> rule_ids_;  // id -> path of its first use
+
+  void rule_id(const Json::Value& obj, const std::string& path, std::string* out);
+  void from(const Json::Value& obj, const std::string& path, bool* any,
+            std::vector<std::string>* out);
+  // Each valid CIDR with the path of its entry.
+  std::vector<std::pair<Cidr, std::string>> cidr_list(const Json::Value& v,
+                                                      const std::string& path);
+  std::vector<PortRange> ports(const Json::Value& v, const std::string& path, Proto proto);
+  std::optional<PortRange> port(const Json::Value& v, const std::string& path);
+  void to(const Json::Value& v, const std::string& path, Rule& r);
+  std::optional<Rule> rule(const Json::Value& v, const std::string& path);
+  // A non-empty array of strings, each unique; calls each(string, path) for each entry.
+  template <typename F>
+  void string_list(const Json::Value& v, const std::string& path, const char* what, F each);
+};
+
+template <typename F>
+void Validator::string_list(const Json::Value& v, const std::string& path, const char* what,
+                            F each) {
+  if (!is_array(v, path)) return;
+  if (v.empty()) {
+    add(path, std::string("empty list: give at least one ") + what);
+    return;
+  }
+  std::map<std::string, Json::ArrayIndex> seen;
+  for (Json::ArrayIndex i = 0; i < v.size(); ++i) {
+    std::string p = join(path, i);
+    if (!is_string(v[i], p)) continue;
+    std::string s = v[i].asString();
+    auto [it, fresh] = seen.emplace(s, i);
+    if (!fresh) {
+      add(p, quote(s) + " is listed twice (first at " + join(path, it->second) + ")");
+      continue;
+    }
+    each(s, p);
+  }
+}
+
+std::vector<std::pair<Cidr, std::string>> Validator::cidr_list(const Json::Value& v,
+                                                               const std::string& path) {
+  std::vector<std::pair<Cidr, std::string>> out;
+  std::map<std::string, std::string> seen;  // normalized text -> path (same CIDR spelt twice)
+  string_list(v, path, "CIDR", [&](const std::string& s, const std::string& p) {
+    std::string why;
+    if (auto c = parse_cidr(s, &why)) {
+      auto [it, fresh] = seen.emplace(format_cidr(*c), p);
+      if (!fresh)
+        add(p, it->first + " is listed twice (first at " + it->second + ")");
+      else
+        out.emplace_back(*c, p);
+    } else {
+      add(p, why);
+    }
+  });
+  return out;
+}
+
+void Validator::services(const Json::Value& v, Policy& p) {
+  const std::string path = "/services";
+  if (!is_object(v, path)) return;
+  std::map<std::string, std::string> cidr_owner;  // CIDR text -> path where first listed
+  for (const std::string& name : members_in_order(v)) {
+    std::string sp = join(path, name);
+    if (name == "any") {
+      add(sp, "\"any\" is reserved (it means every inside source in rules' from)");
+      continue;
+    }
+    if (!valid_object_name(name)) {
+      add(sp, "bad service name " + quote(name) + " (expected [a-z0-9][a-z0-9_-]{0,62})");
+      continue;
+    }
+    const Json::Value& s = v[name];
+    if (!is_object(s, sp)) continue;
+    check_fields(s, sp, {"cidrs"});
+    Service svc{name, {}};
+    if (require(s, "cidrs", sp)) {
+      std::string cp = join(sp, "cidrs");
+      for (auto& [cidr, entry] : cidr_list(s["cidrs"], cp)) {
+        std::string text = format_cidr(cidr);
+        auto [it, fresh] = cidr_owner.emplace(text, entry);
+        if (!fresh)
+          add(entry, text + " is already in another service (" + it->second +
+                         "): a source address belongs to one service only");
+        svc.cidrs.push_back(cidr);
+      }
+    }
+    service_index_[name] = p.services.size();
+    p.services.push_back(std::move(svc));
+  }
+}
+
+void Validator::rule_id(const Json::Value& obj, const std::string& path, std::string* out) {
+  if (!require(obj, "id", path)) return;
+  std::string ip = join(path, "id");
+  if (!is_string(obj["id"], ip)) return;
+  std::string id = obj["id"].asString();
+  if (!valid_rule_id(id)) {
+    add(ip, "bad rule id " + quote(id) + " (expected 1 to 63 of A-Z a-z 0-9 . _ : -)");
+    return;
+  }
+  auto [it, fresh] = rule_ids_.emplace(id, path);
+  if (!fresh) add(ip, "duplicate rule id " + quote(id) + " (first used at " + it->second + ")");
+  *out = id;
+}
+
+void Validator::from(const Json::Value& obj, const std::string& path, bool* any,
+                     std::vector<std::string>* out) {
+  if (!require(obj, "from", path)) return;
+  string_list(obj["from"], join(path, "from"), "source (a service name or \"any\")",
+              [&](const std::string& s, const std::string& p) {
+                if (s == "any") {
+                  *any = true;
+                } else if (service_index_.count(s) == 0) {
+                  add(p, "unknown service " + quote(s) + " (not defined in /services)");
+                } else {
+                  out->push_back(s);
+                }
+              });
+}
+
+std::optional<PortRange> Validator::port(const Json::Value& v, const std::string& path) {
+  if (v.type() == Json::intValue || v.type() == Json::uintValue) {
+    auto x = integer(v, path, 0, 65535, "port");
+    if (!x) return std::nullopt;
+    if (*x == 0) {
+      add(path, "port 0 is not a destination port (ports are 1..65535)");
+      return std::nullopt;
+    }
+    return PortRange{static_cast<uint16_t>(*x), static_cast<uint16_t>(*x)};
+  }
+  if (!v.isString()) {
+    add(path,
+        std::string("must be a port number or a \"LO-HI\" range string, not ") + type_name(v));
+    return std::nullopt;
+  }
+  std::string s = v.asString();
+  auto number = [](std::string_view t, long* out) {
+    if (t.empty() || t.size() > 5 || t.find_first_not_of("0123456789") != t.npos) return false;
+    if (t.size() > 1 && t[0] == '0') return false;
+    *out = std::stol(std::string(t));
+    return true;
+  };
+  size_t dash = s.find('-');
+  long lo = 0, hi = 0;
+  bool ok = dash == std::string::npos ? number(s, &lo) && (hi = lo, true)
+                                      : number(std::string_view(s).substr(0, dash), &lo) &&
+                                            number(std::string_view(s).substr(dash + 1), &hi);
+  if (!ok) {
+    add(path,
+        "bad port " + quote(s) + " (expected a number like 443 or a range like \"8000-8100\")");
+    return std::nullopt;
+  }
+  if (lo > 65535 || hi > 65535) {
+    add(path, "port range " + quote(s) + " is out of range (1..65535)");
+    return std::nullopt;
+  }
+  if (lo == 0) {
+    add(path, "port 0 is not a destination port (ports are 1..65535)");
+    return std::nullopt;
+  }
+  if (lo > hi) {
+    add(path, "inverted port range " + quote(s) + " (did you mean \"" + std::to_string(hi) + "-" +
+                  std::to_string(lo) + "\"?)");
+    return std::nullopt;
+  }
+  return PortRange{static_cast<uint16_t>(lo), static_cast<uint16_t>(hi)};
+}
+
+std::vector<PortRange> Validator::ports(const Json::Value& v, const std::string& path,
+                                        Proto proto) {
+  std::vector<PortRange> out;
+  if (!is_array(v, path)) return out;
+  if (proto == Proto::icmp) {
+    add(path, "ports with proto \"icmp\": ICMP has no ports (remove \"ports\")");
+    return out;
+  }
+  if (v.empty()) {
+    add(path, "empty ports list (omit \"ports\" for any port)");
+    return out;
+  }
+  for (Json::ArrayIndex i = 0; i < v.size(); ++i)
+    if (auto r = port(v[i], join(path, i))) out.push_back(*r);
+  return out;
+}
+
+void Validator::to(const Json::Value& v, const std::string& path, Rule& r) {
+  if (!is_object(v, path)) return;
+  check_fields(v, path, {"cidrs", "domains", "domain_regex"});
+  if (!v.isMember("cidrs") && !v.isMember("domains") && !v.isMember("domain_regex")) {
+    add(path, "empty \"to\" (omit \"to\" for any destination)");
+    return;
+  }
+  if (v.isMember("cidrs")) {
+    for (auto& e : cidr_list(v["cidrs"], join(path, "cidrs"))) r.to_cidrs.push_back(e.first);
+  }
+  if (v.isMember("domains")) {
+    std::set<std::string> normalized;
+    string_list(v["domains"], join(path, "domains"), "domain name",
+                [&](const std::string& s, const std::string& p) {
+                  std::string why;
+                  auto d = normalize_domain(s, &why);
+                  if (!d)
+                    add(p, "bad domain " + quote(s) + ": " + why);
+                  else if (!normalized.insert(*d).second)
+                    add(p, quote(s) + " is listed twice (names compare case-insensitively)");
+                  else
+                    r.to_domains.push_back(*d);
+                });
+  }
+  if (v.isMember("domain_regex")) {
+    string_list(v["domain_regex"], join(path, "domain_regex"), "pattern",
+                [&](const std::string& s, const std::string& p) {
+                  if (s.empty())
+                    add(p, "empty pattern");
+                  else if (s.size() > kMaxRegexLength)
+                    add(p, "pattern longer than " + std::to_string(kMaxRegexLength) + " bytes");
+                  else
+                    r.to_domain_regex.push_back(s);
+                });
+  }
+}
+
+std::optional<Rule> Validator::rule(const Json::Value& v, const std::string& path) {
+  if (!is_object(v, path)) return std::nullopt;
+  check_fields(v, path, {"id", "from", "proto", "ports", "to", "action"});
+  size_t before = errors.size();
+  Rule r;
+  r.path = path;
+  rule_id(v, path, &r.id);
+  from(v, path, &r.from_any, &r.from);
+  if (v.isMember("proto")) {
+    std::string pp = join(path, "proto");
+    if (is_string(v["proto"], pp)) {
+      std::string s = v["proto"].asString();
+      if (s == "tcp")
+        r.proto = Proto::tcp;
+      else if (s == "udp")
+        r.proto = Proto::udp;
+      else if (s == "icmp")
+        r.proto = Proto::icmp;
+      else if (s != "any")
+        add(pp, "unknown proto " + quote(s) + " (expected tcp, udp, icmp or any)");
+    }
+  }
+  if (v.isMember("ports")) r.ports = ports(v["ports"], join(path, "ports"), r.proto);
+  if (v.isMember("to")) to(v["to"], join(path, "to"), r);
+  if (require(v, "action", path)) {
+    if (auto a = action(v["action"], join(path, "action"), true)) r.action = *a;
+  }
+  if (errors.size() != before) return std::nullopt;
+  return r;
+}
+
+void Validator::rulesets(const Json::Value& v, Policy& p) {
+  const std::string path = "/rulesets";
+  if (!is_array(v, path)) return;
+  std::map<std::string, std::string> names;
+  for (Json::ArrayIndex i = 0; i < v.size(); ++i) {
+    std::string rp = join(path, i);
+    const Json::Value& rs = v[i];
+    if (!is_object(rs, rp)) continue;
+    check_fields(rs, rp, {"name", "rules"});
+    Ruleset out;
+    if (require(rs, "name", rp) && is_string(rs["name"], join(rp, "name"))) {
+      out.name = rs["name"].asString();
+      if (!valid_object_name(out.name)) {
+        add(join(rp, "name"),
+            "bad ruleset name " + quote(out.name) + " (expected [a-z0-9][a-z0-9_-]{0,62})");
+      } else {
+        auto [it, fresh] = names.emplace(out.name, rp);
+        if (!fresh)
+          add(join(rp, "name"),
+              "duplicate ruleset name " + quote(out.name) + " (first at " + it->second + ")");
+      }
+    }
+    if (require(rs, "rules", rp)) {
+      std::string lp = join(rp, "rules");
+      const Json::Value& rules = rs["rules"];
+      if (is_array(rules, lp)) {
+        for (Json::ArrayIndex k = 0; k < rules.size(); ++k)
+          if (auto r = rule(rules[k], join(lp, k))) out.rules.push_back(std::move(*r));
+      }
+    }
+    p.rulesets.push_back(std::move(out));
+  }
+}
+
+void Validator::inspect(const Json::Value& v, Policy& p) {
+  const std::string path = "/inspect";
+  if (!is_array(v, path)) return;
+  for (Json::ArrayIndex i = 0; i < v.size(); ++i) {
+    std::string ip = join(path, i);
+    const Json::Value& in = v[i];
+    if (!is_object(in, ip)) continue;
+    check_fields(in, ip, {"id", "from", "patterns", "action"});
+    InspectRule r;
+    r.path = ip;
+    rule_id(in, ip, &r.id);
+    from(in, ip, &r.from_any, &r.from);
+    if (require(in, "patterns", ip)) {
+      string_list(in["patterns"], join(ip, "patterns"), "pattern",
+                  [&](const std::string& s, const std::string& pp) {
+                    if (s.empty())
+                      add(pp, "empty pattern");
+                    else if (s.size() > kMaxRegexLength)
+                      add(pp, "pattern longer than " + std::to_string(kMaxRegexLength) + " bytes");
+                    else
+                      r.patterns.push_back(s);
+                  });
+    }
+    if (require(in, "action", ip)) {
+      if (auto a = action(in["action"], join(ip, "action"), false)) r.action = *a;
+    }
+    p.inspect.push_back(std::move(r));
+  }
+}
+
+void Validator::limits(const Json::Value& v, Policy& p) {
+  const std::string path = "/limits";
+  if (!is_object(v, path)) return;
+  struct Bound {
+    const char* key;
+    uint32_t Limits::*field;
+    int64_t lo, hi;
+  };
+  static const Bound kBounds[] = {
+      {"l7_max_bytes", &Limits::l7_max_bytes, 64, 1 << 20},
+      {"l7_timeout_ms", &Limits::l7_timeout_ms, 1, 600000},
+      {"tcp_syn_s", &Limits::tcp_syn_s, 1, 3600},
+      {"tcp_established_s", &Limits::tcp_established_s, 1, 7 * 86400},
+      {"tcp_closing_s", &Limits::tcp_closing_s, 1, 3600},
+      {"udp_s", &Limits::udp_s, 1, 86400},
+      {"icmp_s", &Limits::icmp_s, 1, 3600},
+      {"max_flows", &Limits::max_flows, 1, 1 << 26},
+  };
+  check_fields(v, path,
+               {"l7_max_bytes", "l7_timeout_ms", "tcp_syn_s", "tcp_established_s", "tcp_closing_s",
+                "udp_s", "icmp_s", "max_flows"});
+  for (const Bound& b : kBounds) {
+    if (!v.isMember(b.key)) continue;
+    if (auto x = integer(v[b.key], join(path, b.key), b.lo, b.hi, b.key))
+      p.limits.*b.field = static_cast<uint32_t>(*x);
+  }
+}
+
+// Turns jsoncpp's "* Line 3, Column 5\n  Message\n" into "line 3, column 5: Message".
+std::vector<std::string> reader_messages(const std::string& errs) {
+  std::vector<std::string> out;
+  std::istringstream in(errs);
+  std::string line, where;
+  while (std::getline(in, line)) {
+    if (line.rfind("* ", 0) == 0) {
+      where = line.substr(2);
+      if (!where.empty()) where[0] = static_cast<char>(tolower(where[0]));
+      size_t c = where.find(", Column");
+      if (c != std::string::npos) where.replace(c, 8, ", column");
+    } else if (line.rfind("  ", 0) == 0 && line.find_first_not_of(' ') != std::string::npos) {
+      std::string msg = line.substr(line.find_first_not_of(' '));
+      if (msg.rfind("See ", 0) == 0) continue;  // "See Line N, Column M for detail."
+      out.push_back(where.empty() ? msg : where + ": " + msg);
+    }
+  }
+  if (out.empty() && !errs.empty()) out.push_back(errs);
+  return out;
+}
+
+// What jsoncpp lets through although JSON forbids it: comments (it skips them even with
+// allowComments=false) and raw control characters inside strings. Empty when clean.
+std::string lexical_problem(std::string_view text) {
+  bool in_string = false, escaped = false;
+  size_t line = 1, column = 1;
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    auto at = [&] { return "line " + std::to_string(line) + ", column " + std::to_string(column); };
+    if (in_string) {
+      if (c < 0x20)
+        return "malformed JSON: " + at() + ": control character inside a string (escape it)";
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '/') {
+      return "malformed JSON: " + at() + ": comments are not allowed";
+    }
+    if (c == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return {};
+}
+
+ParseResult validate(std::string_view text) {
+  ParseResult res;
+  size_t bad = 0;
+  if (!valid_utf8(text, &bad)) {
+    res.errors.push_back({"", "invalid UTF-8 at byte " + std::to_string(bad)});
+    return res;
+  }
+  if (std::string lex = lexical_problem(text); !lex.empty()) {
+    res.errors.push_back({"", lex});
+    return res;
+  }
+  Json::CharReaderBuilder builder;
+  Json::CharReaderBuilder::strictMode(&builder.settings_);
+  builder["allowComments"] = false;
+  builder["collectComments"] = false;
+  builder["strictRoot"] = true;
+  builder["rejectDupKeys"] = true;
+  builder["failIfExtra"] = true;
+  builder["allowSpecialFloats"] = false;
+  builder["allowSingleQuotes"] = false;
+  builder["allowNumericKeys"] = false;
+  builder["allowDroppedNullPlaceholders"] = false;
+  builder["stackLimit"] = kStackLimit;
+  std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
+  Json::Value root;
+  std::string errs;
+  bool ok = false;
+  try {
+    ok = reader->parse(text.data(), text.data() + text.size(), &root, &errs);
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    if (what.find("stackLimit") != std::string::npos)
+      what = "JSON nested deeper than " + std::to_string(kStackLimit) + " levels";
+    res.errors.push_back({"", what});
+    return res;
+  }
+  if (!ok) {
+    for (std::string& m : reader_messages(errs))
+      if (res.errors.size() < kMaxErrors) res.errors.push_back({"", "malformed JSON: " + m});
+    if (res.errors.empty()) res.errors.push_back({"", "malformed JSON"});
+    return res;
+  }
+  Validator val;
+  val.check_strings(root, "");
+  if (!val.errors.empty()) {
+    res.errors = std::move(val.errors);
+    return res;
+  }
+  if (!val.is_object(root, "")) {
+    res.errors = std::move(val.errors);
+    return res;
+  }
+  Policy p;
+  val.check_fields(
+      root, "",
+      {"schema", "default_action", "services", "rulesets", "inspect", "limits", "established"});
+  if (val.require(root, "schema", "") &&
+      val.is_type(root["schema"], Json::intValue, "/schema", "an integer")) {
+    const Json::Value& s = root["schema"];
+    if (s.type() != Json::intValue || s.asInt64() != 1)
+      val.add("/schema", "unsupported schema " +
+                             (s.type() == Json::uintValue ? std::to_string(s.asUInt64())
+                                                          : std::to_string(s.asInt64())) +
+                             " (this version reads schema 1)");
+  }
+  if (root.isMember("default_action")) {
+    if (auto a = val.action(root["default_action"], "/default_action", true)) p.default_action = *a;
+  }
+  if (root.isMember("services")) val.services(root["services"], p);
+  if (root.isMember("rulesets")) val.rulesets(root["rulesets"], p);
+  if (root.isMember("inspect")) val.inspect(root["inspect"], p);
+  if (root.isMember("limits")) val.limits(root["limits"], p);
+  if (root.isMember("established") && val.is_string(root["established"], "/established")) {
+    std::string e = root["established"].asString();
+    if (e == "keep")
+      p.established_keep = true;
+    else if (e != "reevaluate")
+      val.add("/established", "unknown mode " + quote(e) + " (expected reevaluate or keep)");
+  }
+  res.errors = std::move(val.errors);
+  if (res.errors.empty()) res.policy = std::move(p);
+  return res;
+}
+
+}  // namespace
+
+ParseResult parse_policy(std::string_view json_text) {
+  try {
+    return validate(json_text);
+  } catch (const std::exception& e) {
+    ParseResult res;
+    res.errors.push_back({"", std::string("cannot read the document: ") + e.what()});
+    return res;
+  }
+}
+
+}  // namespace egw::rules

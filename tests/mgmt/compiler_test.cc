@@ -1,0 +1,299 @@
+// Tests for mgmt/compiler.cc: the blob is walked with the dataplane/policy_abi.h structs
+// (header, checksum, section table, rule order and fields); unsupported parts are refused.
+#include "mgmt/compiler.h"
+
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "dataplane/policy_abi.h"
+
+namespace egw::mgmt {
+namespace {
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string dump(const std::vector<rules::Error>& errors) {
+  std::string out;
+  for (const auto& e : errors) out += "  '" + e.path + "': " + e.message + "\n";
+  return out;
+}
+
+// A read-only view of a blob, checked structurally as it is opened.
+class BlobView {
+ public:
+  explicit BlobView(const std::string& blob) : b_(blob) {
+    EXPECT_GE(b_.size(), sizeof(abi::PolicyHeader));
+    memcpy(&h_, b_.data(), sizeof(h_));
+    for (uint32_t i = 0; i < h_.section_count; ++i) {
+      abi::SectionEntry e;
+      memcpy(&e, b_.data() + sizeof(h_) + i * sizeof(e), sizeof(e));
+      EXPECT_EQ(e.offset % 8, 0u) << "section " << e.type;
+      EXPECT_LE(e.offset + e.size, b_.size()) << "section " << e.type;
+      EXPECT_EQ(e.size % e.elem_size, 0u) << "section " << e.type;
+      EXPECT_EQ(sections_.count(e.type), 0u) << "section " << e.type << " twice";
+      sections_[e.type] = e;
+    }
+  }
+  const abi::PolicyHeader& header() const { return h_; }
+  bool has(uint32_t type) const { return sections_.count(type) != 0; }
+
+  template <typename T>
+  std::vector<T> table(uint32_t type) const {
+    std::vector<T> out;
+    auto it = sections_.find(type);
+    if (it == sections_.end()) return out;
+    EXPECT_EQ(it->second.elem_size, sizeof(T));
+    out.resize(it->second.size / sizeof(T));
+    if (!out.empty()) memcpy(out.data(), b_.data() + it->second.offset, out.size() * sizeof(T));
+    return out;
+  }
+  std::string str(abi::StrRef r) const {
+    auto it = sections_.find(abi::kSecStrings);
+    if (it == sections_.end() || uint64_t{r.offset} + r.length >= it->second.size) return "<bad>";
+    const char* p = b_.data() + it->second.offset + r.offset;
+    EXPECT_EQ(p[r.length], '\0');  // NUL-terminated for the dataplane
+    return std::string(p, r.length);
+  }
+
+ private:
+  const std::string& b_;
+  abi::PolicyHeader h_{};
+  std::map<uint32_t, abi::SectionEntry> sections_;
+};
+
+std::string cidr_text(const abi::CidrRec& c) {
+  rules::Cidr m;
+  m.family = c.family;
+  m.prefix = c.prefix;
+  memcpy(m.addr.data(), c.addr, 16);
+  return rules::format_cidr(m);
+}
+
+TEST(Compiler, HeaderAndChecksum) {
+  std::string doc = read_text("rules/examples/demo.json");
+  CompileResult res = compile_document(doc, 42);
+  ASSERT_TRUE(res.errors.empty()) << dump(res.errors);
+  BlobView v(res.blob);
+  const abi::PolicyHeader& h = v.header();
+  EXPECT_EQ(h.magic, abi::kPolicyMagic);
+  EXPECT_EQ(h.abi_version, abi::kPolicyAbiVersion);
+  EXPECT_EQ(h.header_size, sizeof(abi::PolicyHeader));
+  EXPECT_EQ(h.policy_version, 42u);
+  EXPECT_EQ(h.total_size, res.blob.size());
+  EXPECT_EQ(h.total_size % 8, 0u);
+  EXPECT_EQ(h.flags, 0u);
+  EXPECT_EQ(h.section_count, 8u);
+  const auto* bytes = reinterpret_cast<const uint8_t*>(res.blob.data());
+  EXPECT_EQ(h.checksum, abi::fnv1a64(bytes + h.header_size, h.total_size - h.header_size));
+  uint8_t sha[32];
+  unsigned len = 0;
+  ASSERT_EQ(EVP_Digest(doc.data(), doc.size(), sha, &len, EVP_sha256(), nullptr), 1);
+  EXPECT_EQ(memcmp(sha, h.source_sha256, 32), 0);
+  for (uint32_t t : {abi::kSecSettings, abi::kSecStrings, abi::kSecServices, abi::kSecServiceCidrs,
+                     abi::kSecRules, abi::kSecRuleFrom, abi::kSecRulePorts, abi::kSecRuleCidrs})
+    EXPECT_TRUE(v.has(t)) << t;
+}
+
+TEST(Compiler, DemoRulesInOrder) {
+  CompileResult res = compile_document(read_text("rules/examples/demo.json"), 0);
+  ASSERT_TRUE(res.errors.empty()) << dump(res.errors);
+  EXPECT_EQ(res.stats.services, 1u);
+  EXPECT_EQ(res.stats.rules, 4u);
+  BlobView v(res.blob);
+  auto settings = v.table<abi::Settings>(abi::kSecSettings);
+  ASSERT_EQ(settings.size(), 1u);
+  EXPECT_EQ(settings[0].default_action, abi::kActionDeny);
+  EXPECT_EQ(settings[0].established_mode, abi::kEstablishedReevaluate);
+  EXPECT_EQ(settings[0].l7_max_bytes, 16384u);
+  EXPECT_EQ(settings[0].tcp_established_s, 3600u);
+  EXPECT_EQ(settings[0].max_flows, 0u);
+
+  auto services = v.table<abi::ServiceRec>(abi::kSecServices);
+  auto scidrs = v.table<abi::CidrRec>(abi::kSecServiceCidrs);
+  ASSERT_EQ(services.size(), 1u);
+  EXPECT_EQ(v.str(services[0].name), "web");
+  ASSERT_EQ(services[0].cidr_count, 2u);
+  EXPECT_EQ(cidr_text(scidrs[services[0].cidr_first]), "198.18.1.0/24");
+  EXPECT_EQ(cidr_text(scidrs[services[0].cidr_first + 1]), "2001:2:0:1::/64");
+  EXPECT_EQ(scidrs[1].ref, 0u);
+
+  auto rules = v.table<abi::RuleRec>(abi::kSecRules);
+  auto from = v.table<uint32_t>(abi::kSecRuleFrom);
+  auto ports = v.table<abi::PortRange>(abi::kSecRulePorts);
+  auto rcidrs = v.table<abi::CidrRec>(abi::kSecRuleCidrs);
+  struct Want {
+    const char* id;
+    uint8_t action, proto;
+    std::vector<std::pair<uint16_t, uint16_t>> ports;
+    std::vector<std::string> cidrs;
+  };
+  const Want want[] = {
+      {"http-allowed",
+       abi::kActionAllow,
+       abi::kProtoTcp,
+       {{80, 80}, {8080, 8080}},
+       {"198.19.1.0/24", "2001:2:0:100::/64"}},
+      {"ping-allowed",
+       abi::kActionAllow,
+       abi::kProtoIcmp,
+       {},
+       {"198.19.1.0/24", "2001:2:0:100::/64"}},
+      {"udp-echo", abi::kActionAllow, abi::kProtoUdp, {{7, 7}}, {"198.19.1.0/24"}},
+      {"block-other-server",
+       abi::kActionReject,
+       abi::kProtoTcp,
+       {},
+       {"198.19.2.0/24", "2001:2:0:200::/64"}},
+  };
+  ASSERT_EQ(rules.size(), std::size(want));
+  for (size_t i = 0; i < rules.size(); ++i) {
+    SCOPED_TRACE(want[i].id);
+    const abi::RuleRec& r = rules[i];
+    EXPECT_EQ(v.str(r.id), want[i].id);
+    EXPECT_EQ(r.action, want[i].action);
+    EXPECT_EQ(r.proto, want[i].proto);
+    EXPECT_EQ(r.flags, 0u);
+    EXPECT_EQ(r.ruleset, 0u);
+    ASSERT_EQ(r.from_count, 1u);
+    EXPECT_EQ(from.at(r.from_first), 0u);  // service index of "web"
+    ASSERT_EQ(r.port_count, want[i].ports.size());
+    for (size_t k = 0; k < r.port_count; ++k) {
+      EXPECT_EQ(ports.at(r.port_first + k).lo, want[i].ports[k].first);
+      EXPECT_EQ(ports.at(r.port_first + k).hi, want[i].ports[k].second);
+    }
+    ASSERT_EQ(r.cidr_count, want[i].cidrs.size());
+    for (size_t k = 0; k < r.cidr_count; ++k)
+      EXPECT_EQ(cidr_text(rcidrs.at(r.cidr_first + k)), want[i].cidrs[k]);
+  }
+}
+
+TEST(Compiler, ContractL34Example) {
+  CompileResult res = compile_document(read_text("rules/examples/contract-l34.json"), 7);
+  ASSERT_TRUE(res.errors.empty()) << dump(res.errors);
+  BlobView v(res.blob);
+  auto services = v.table<abi::ServiceRec>(abi::kSecServices);
+  ASSERT_EQ(services.size(), 2u);
+  EXPECT_EQ(v.str(services[0].name), "payments");  // document order
+  EXPECT_EQ(v.str(services[1].name), "ci");
+  auto scidrs = v.table<abi::CidrRec>(abi::kSecServiceCidrs);
+  ASSERT_EQ(scidrs.size(), 3u);
+  EXPECT_EQ(scidrs[2].ref, 1u);
+  auto settings = v.table<abi::Settings>(abi::kSecSettings);
+  EXPECT_EQ(settings[0].udp_s, 30u);
+  EXPECT_EQ(settings[0].tcp_established_s, 7200u);
+  auto rules = v.table<abi::RuleRec>(abi::kSecRules);
+  auto from = v.table<uint32_t>(abi::kSecRuleFrom);
+  auto ports = v.table<abi::PortRange>(abi::kSecRulePorts);
+  ASSERT_EQ(rules.size(), 4u);
+  EXPECT_EQ(v.str(rules[0].id), "dns");
+  EXPECT_EQ(rules[0].flags, abi::kRuleFromAny);
+  EXPECT_EQ(rules[0].from_count, 0u);
+  EXPECT_EQ(v.str(rules[2].id), "artifacts");
+  ASSERT_EQ(rules[2].from_count, 1u);
+  EXPECT_EQ(from.at(rules[2].from_first), 1u);  // "ci"
+  ASSERT_EQ(rules[2].port_count, 3u);
+  EXPECT_EQ(ports.at(rules[2].port_first + 2).lo, 8000);
+  EXPECT_EQ(ports.at(rules[2].port_first + 2).hi, 8100);
+  EXPECT_EQ(rules[3].proto, abi::kProtoAny);
+  EXPECT_EQ(rules[3].port_count, 0u);
+  EXPECT_EQ(rules[3].action, abi::kActionReject);
+}
+
+TEST(Compiler, RulesetsFlattenedInOrder) {
+  std::string doc = R"({"schema":1,"default_action":"allow","established":"keep","rulesets":[
+    {"name":"b","rules":[{"id":"b1","from":["any"],"action":"deny"},{"id":"b2","from":["any"],"action":"deny"}]},
+    {"name":"a","rules":[]},
+    {"name":"c","rules":[{"id":"c1","from":["any"],"action":"reject"}]}]})";
+  CompileResult res = compile_document(doc, 0);
+  ASSERT_TRUE(res.errors.empty()) << dump(res.errors);
+  BlobView v(res.blob);
+  auto rules = v.table<abi::RuleRec>(abi::kSecRules);
+  ASSERT_EQ(rules.size(), 3u);
+  EXPECT_EQ(v.str(rules[0].id), "b1");
+  EXPECT_EQ(v.str(rules[1].id), "b2");
+  EXPECT_EQ(v.str(rules[2].id), "c1");
+  EXPECT_EQ(rules[2].ruleset, 2u);
+  auto settings = v.table<abi::Settings>(abi::kSecSettings);
+  EXPECT_EQ(settings[0].default_action, abi::kActionAllow);
+  EXPECT_EQ(settings[0].established_mode, abi::kEstablishedKeep);
+}
+
+TEST(Compiler, EmptyPolicyCompiles) {
+  CompileResult res = compile_document(R"({"schema":1})", 0);
+  ASSERT_TRUE(res.errors.empty()) << dump(res.errors);
+  BlobView v(res.blob);
+  EXPECT_TRUE(v.table<abi::RuleRec>(abi::kSecRules).empty());
+  EXPECT_EQ(v.header().total_size, res.blob.size());
+}
+
+TEST(Compiler, NameConditionsAndInspectAreRefusedWithPaths) {
+  CompileResult res = compile_document(read_text("rules/examples/contract.json"), 0);
+  EXPECT_TRUE(res.blob.empty());
+  struct Want {
+    const char* path;
+    const char* message;
+  };
+  const Want want[] = {
+      {"/rulesets/0/rules/1/to/domains", "not supported yet: name conditions need the L7 stage"},
+      {"/rulesets/0/rules/2/to/domain_regex", "not supported yet: name conditions"},
+      {"/rulesets/0/rules/3/to/domains", "not supported yet: name conditions"},
+      {"/inspect/0", "not supported yet: inspect rules"},
+  };
+  ASSERT_EQ(res.errors.size(), std::size(want)) << dump(res.errors);
+  for (size_t i = 0; i < std::size(want); ++i) {
+    EXPECT_EQ(res.errors[i].path, want[i].path);
+    EXPECT_NE(res.errors[i].message.find(want[i].message), std::string::npos)
+        << res.errors[i].message;
+  }
+}
+
+TEST(Compiler, ValidationErrorsComeFirstAndAllOfThem) {
+  CompileResult res = compile_document(
+      R"({"schema":1,"rulesets":[{"name":"r","rules":[{"id":"a","from":["nope"],"ports":[0],"action":"x"}]}]})",
+      0);
+  EXPECT_TRUE(res.blob.empty());
+  EXPECT_EQ(res.errors.size(), 3u) << dump(res.errors);
+}
+
+TEST(Compiler, TooManyRules) {
+  rules::Policy p;
+  p.rulesets.push_back({"big", {}});
+  for (uint32_t i = 0; i <= abi::kMaxRules; ++i) {
+    rules::Rule r;
+    r.id = "r" + std::to_string(i);
+    r.from_any = true;
+    r.path = "/rulesets/0/rules/" + std::to_string(i);
+    p.rulesets[0].rules.push_back(r);
+  }
+  CompileResult res = compile_policy(p, "{}", 0);
+  ASSERT_EQ(res.errors.size(), 1u);
+  EXPECT_EQ(res.errors[0].path, "/rulesets");
+  EXPECT_NE(res.errors[0].message.find("more than the limit of 65000"), std::string::npos);
+  p.rulesets[0].rules.pop_back();
+  EXPECT_TRUE(compile_policy(p, "{}", 0).errors.empty());
+}
+
+TEST(Compiler, Deterministic) {
+  for (const char* file : {"rules/examples/demo.json", "rules/examples/contract-l34.json"}) {
+    std::string doc = read_text(file);
+    CompileResult a = compile_document(doc, 3), b = compile_document(doc, 3);
+    ASSERT_TRUE(a.errors.empty()) << file;
+    EXPECT_EQ(a.blob, b.blob) << file;
+    CompileResult c = compile_document(doc + "\n", 3);  // another source: another sha256
+    EXPECT_NE(a.blob, c.blob) << file;
+    EXPECT_EQ(a.blob.size(), c.blob.size());
+  }
+}
+
+}  // namespace
+}  // namespace egw::mgmt
