@@ -1,0 +1,749 @@
+// Runtime policy: validates a compiled blob, copies what it needs and builds
+// rte_lpm/rte_lpm6 (source services) and rte_acl (ordered rules) from it.
+// load() and the destructor run on the control thread; classify*() on worker lcores.
+#include "dataplane/policy.h"
+
+#include <rte_acl.h>
+#include <rte_errno.h>
+#include <rte_lpm.h>
+#include <rte_lpm6.h>
+#include <rte_memory.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+namespace egw {
+namespace {
+
+constexpr uint32_t kMaxServices = 1u << 20;   // service id + 1 fits rte_lpm6's 21-bit next hop
+constexpr uint64_t kMaxAclRules = 1u << 17;   // per address family, after expansion
+constexpr uint64_t kMaxLpm6Tbl8s = 1u << 20;  // 1 KiB each
+constexpr unsigned kBulk = 64;
+
+std::atomic<uint32_t> g_instance{0};  // makes rte_lpm/rte_acl names unique per process
+
+// ---- ACL layouts. Rule values in host byte order; input bytes in network byte order.
+// Input: proto (1 byte, alone in the first word), source service id, destination address
+// (one or four 32-bit words), destination port + 16-bit pad sharing the last word.
+enum : uint8_t { kFProto, kFSvc, kFDst0 };
+
+struct Acl4Input {
+  uint8_t proto;
+  uint8_t pad0[3];
+  uint32_t svc;  // big endian
+  uint8_t dst[4];
+  uint16_t port;  // big endian
+  uint16_t pad1;
+};
+static_assert(sizeof(Acl4Input) == 16);
+
+struct Acl6Input {
+  uint8_t proto;
+  uint8_t pad0[3];
+  uint32_t svc;  // big endian
+  uint8_t dst[16];
+  uint16_t port;  // big endian
+  uint16_t pad1;
+};
+static_assert(sizeof(Acl6Input) == 28);
+
+constexpr unsigned kFields4 = 5;  // proto, svc, dst, port, pad
+constexpr unsigned kFields6 = 8;  // proto, svc, dst x4, port, pad
+RTE_ACL_RULE_DEF(Acl4Rule, kFields4);
+RTE_ACL_RULE_DEF(Acl6Rule, kFields6);
+
+// Field definitions for a family: dst_words = 1 (IPv4) or 4 (IPv6).
+unsigned acl_defs(unsigned dst_words, rte_acl_field_def* defs) {
+  unsigned f = 0;
+  defs[f++] = {RTE_ACL_FIELD_TYPE_BITMASK, 1, kFProto, 0, 0};
+  defs[f++] = {RTE_ACL_FIELD_TYPE_RANGE, 4, kFSvc, 1, 4};
+  for (unsigned w = 0; w < dst_words; ++w, ++f)
+    defs[f] = {RTE_ACL_FIELD_TYPE_MASK, 4, static_cast<uint8_t>(f), static_cast<uint8_t>(2 + w),
+               8 + 4 * w};
+  uint32_t port_off = 8 + 4 * dst_words;
+  uint8_t port_in = static_cast<uint8_t>(2 + dst_words);
+  defs[f] = {RTE_ACL_FIELD_TYPE_RANGE, 2, static_cast<uint8_t>(f), port_in, port_off};
+  ++f;
+  defs[f] = {RTE_ACL_FIELD_TYPE_BITMASK, 2, static_cast<uint8_t>(f), port_in, port_off + 2};
+  return ++f;
+}
+
+const char* section_name(uint32_t type) {
+  switch (type) {
+    case abi::kSecSettings:
+      return "settings";
+    case abi::kSecStrings:
+      return "strings";
+    case abi::kSecServices:
+      return "services";
+    case abi::kSecServiceCidrs:
+      return "service_cidrs";
+    case abi::kSecRules:
+      return "rules";
+    case abi::kSecRuleFrom:
+      return "rule_from";
+    case abi::kSecRulePorts:
+      return "rule_ports";
+    case abi::kSecRuleCidrs:
+      return "rule_cidrs";
+    default:
+      return "unknown";
+  }
+}
+
+uint32_t elem_size_of(uint32_t type) {
+  switch (type) {
+    case abi::kSecSettings:
+      return sizeof(abi::Settings);
+    case abi::kSecStrings:
+      return 1;
+    case abi::kSecServices:
+      return sizeof(abi::ServiceRec);
+    case abi::kSecServiceCidrs:
+      return sizeof(abi::CidrRec);
+    case abi::kSecRules:
+      return sizeof(abi::RuleRec);
+    case abi::kSecRuleFrom:
+      return sizeof(uint32_t);
+    case abi::kSecRulePorts:
+      return sizeof(abi::PortRange);
+    case abi::kSecRuleCidrs:
+      return sizeof(abi::CidrRec);
+    default:
+      return 0;
+  }
+}
+
+uint64_t sat_mul(uint64_t a, uint64_t b) {
+  if (a != 0 && b > UINT64_MAX / a) return UINT64_MAX;
+  return a * b;
+}
+
+uint32_t be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+
+template <typename T>
+std::vector<T> copy_array(const uint8_t* blob, const abi::SectionEntry& s) {
+  std::vector<T> v(s.size / sizeof(T));
+  if (!v.empty()) std::memcpy(v.data(), blob + s.offset, v.size() * sizeof(T));
+  return v;
+}
+
+struct Arrays {
+  abi::PolicyHeader hdr;
+  abi::Settings settings;
+  std::vector<uint8_t> strings;
+  std::vector<abi::ServiceRec> services;
+  std::vector<abi::CidrRec> service_cidrs;
+  std::vector<abi::RuleRec> rules;
+  std::vector<uint32_t> rule_from;
+  std::vector<abi::PortRange> rule_ports;
+  std::vector<abi::CidrRec> rule_cidrs;
+};
+
+bool fail(std::string* err, const std::string& msg) {
+  if (err) *err = "policy blob: " + msg;
+  return false;
+}
+
+bool range_ok(uint32_t first, uint32_t count, size_t size) {
+  return uint64_t{first} + count <= size;
+}
+
+std::string range_text(uint32_t first, uint32_t count) {
+  return "[" + std::to_string(first) + ", +" + std::to_string(count) + ")";
+}
+
+bool check_cidr(const abi::CidrRec& c, const std::string& where, std::string* err) {
+  unsigned bytes;
+  if (c.family == 4) {
+    bytes = 4;
+    if (c.prefix > 32)
+      return fail(err, where + ": IPv4 prefix /" + std::to_string(c.prefix) + " over 32");
+  } else if (c.family == 6) {
+    bytes = 16;
+    if (c.prefix > 128)
+      return fail(err, where + ": IPv6 prefix /" + std::to_string(c.prefix) + " over 128");
+  } else {
+    return fail(err, where + ": family " + std::to_string(c.family) + " is neither 4 nor 6");
+  }
+  for (unsigned i = 0; i < 16; ++i) {
+    unsigned bit0 = i * 8;
+    uint8_t host = 0xff;
+    if (i < bytes && bit0 < c.prefix)
+      host = c.prefix >= bit0 + 8 ? 0 : uint8_t(0xff >> (c.prefix - bit0));
+    if (c.addr[i] & host) return fail(err, where + ": address bits set past the prefix");
+  }
+  return true;
+}
+
+bool check_str(const abi::StrRef& r, size_t strings, const std::string& where, std::string* err) {
+  if (uint64_t{r.offset} + r.length > strings)
+    return fail(err, where + " " + range_text(r.offset, r.length) +
+                         " is outside the strings section (" + std::to_string(strings) + " bytes)");
+  return true;
+}
+
+// Header, section table and section bounds; copies the sections into `a`.
+bool parse_layout(const uint8_t* blob, size_t len, Arrays* a, std::string* err) {
+  auto& h = a->hdr;
+  if (blob == nullptr || len < sizeof(h))
+    return fail(err, std::to_string(len) + " bytes, shorter than the " + std::to_string(sizeof(h)) +
+                         "-byte header");
+  std::memcpy(&h, blob, sizeof(h));
+  if (h.magic != abi::kPolicyMagic) return fail(err, "bad magic (not a compiled egw policy)");
+  if (h.abi_version != abi::kPolicyAbiVersion)
+    return fail(err, "ABI version " + std::to_string(h.abi_version) + ", this dataplane reads " +
+                         std::to_string(abi::kPolicyAbiVersion));
+  if (h.header_size != sizeof(h))
+    return fail(err, "header_size " + std::to_string(h.header_size) + ", expected " +
+                         std::to_string(sizeof(h)));
+  if (h.total_size != len)
+    return fail(err, "header says total_size " + std::to_string(h.total_size) +
+                         " but the blob is " + std::to_string(len) +
+                         " bytes (truncated or padded)");
+  if (h.total_size > abi::kPolicyMaxSize) return fail(err, "larger than the 1 GiB limit");
+  if (h.flags != 0) return fail(err, "reserved header flags are not 0");
+  uint64_t sum = abi::fnv1a64(blob + h.header_size, len - h.header_size);
+  if (sum != h.checksum) return fail(err, "checksum mismatch (corrupted)");
+  uint64_t table_end =
+      uint64_t{h.header_size} + uint64_t{h.section_count} * sizeof(abi::SectionEntry);
+  if (table_end > len)
+    return fail(err, "section table (" + std::to_string(h.section_count) +
+                         " entries) extends past the end of the blob");
+
+  const abi::SectionEntry* found[abi::kSecRuleCidrs + 1] = {};
+  std::vector<abi::SectionEntry> table(h.section_count);
+  if (!table.empty())
+    std::memcpy(table.data(), blob + h.header_size, table.size() * sizeof(table[0]));
+  for (uint32_t i = 0; i < h.section_count; ++i) {
+    const auto& s = table[i];
+    std::string what = "section " + std::to_string(i) + " (" + section_name(s.type) + ")";
+    if (s.offset % 8 != 0)
+      return fail(err, what + " offset " + std::to_string(s.offset) + " is not 8-byte aligned");
+    if (s.offset < table_end) return fail(err, what + " overlaps the header or the section table");
+    if (s.offset > len || s.size > len - s.offset)
+      return fail(err, what + " extends past the end of the blob");
+    uint32_t want = elem_size_of(s.type);
+    if (want == 0) continue;  // unknown type: bounds checked, otherwise ignored
+    if (s.elem_size != want)
+      return fail(err, what + " elem_size " + std::to_string(s.elem_size) + ", expected " +
+                           std::to_string(want));
+    if (s.size % want != 0)
+      return fail(err, what + " size " + std::to_string(s.size) + " is not a multiple of " +
+                           std::to_string(want));
+    if (found[s.type]) return fail(err, what + " appears more than once");
+    found[s.type] = &s;
+  }
+  for (uint32_t t = abi::kSecSettings; t <= abi::kSecRuleCidrs; ++t)
+    if (!found[t])
+      return fail(err, std::string("required section ") + section_name(t) + " is missing");
+  if (found[abi::kSecSettings]->size != sizeof(abi::Settings))
+    return fail(err, "settings section must hold exactly one element");
+
+  std::memcpy(&a->settings, blob + found[abi::kSecSettings]->offset, sizeof(a->settings));
+  a->strings = copy_array<uint8_t>(blob, *found[abi::kSecStrings]);
+  a->services = copy_array<abi::ServiceRec>(blob, *found[abi::kSecServices]);
+  a->service_cidrs = copy_array<abi::CidrRec>(blob, *found[abi::kSecServiceCidrs]);
+  a->rules = copy_array<abi::RuleRec>(blob, *found[abi::kSecRules]);
+  a->rule_from = copy_array<uint32_t>(blob, *found[abi::kSecRuleFrom]);
+  a->rule_ports = copy_array<abi::PortRange>(blob, *found[abi::kSecRulePorts]);
+  a->rule_cidrs = copy_array<abi::CidrRec>(blob, *found[abi::kSecRuleCidrs]);
+  return true;
+}
+
+// Every value and cross-reference of the copied sections.
+bool check_contents(const Arrays& a, std::string* err) {
+  const auto& st = a.settings;
+  if (st.default_action > abi::kActionReject)
+    return fail(err, "settings: unknown default_action " + std::to_string(st.default_action));
+  if (st.established_mode > abi::kEstablishedKeep)
+    return fail(err, "settings: unknown established_mode " + std::to_string(st.established_mode));
+  const std::pair<const char*, uint32_t> timeouts[] = {{"tcp_syn_s", st.tcp_syn_s},
+                                                       {"tcp_established_s", st.tcp_established_s},
+                                                       {"tcp_closing_s", st.tcp_closing_s},
+                                                       {"udp_s", st.udp_s},
+                                                       {"icmp_s", st.icmp_s}};
+  for (const auto& [name, v] : timeouts)
+    if (v == 0) return fail(err, std::string("settings: ") + name + " is 0");
+
+  size_t ns = a.services.size();
+  if (ns > kMaxServices) return fail(err, std::to_string(ns) + " services, more than the limit");
+  for (size_t i = 0; i < ns; ++i) {
+    const auto& s = a.services[i];
+    std::string where = "service " + std::to_string(i);
+    if (!check_str(s.name, a.strings.size(), where + " name", err)) return false;
+    if (!range_ok(s.cidr_first, s.cidr_count, a.service_cidrs.size()))
+      return fail(err, where + " cidrs " + range_text(s.cidr_first, s.cidr_count) +
+                           " outside the service_cidrs section (" +
+                           std::to_string(a.service_cidrs.size()) + ")");
+    for (uint32_t k = 0; k < s.cidr_count; ++k)
+      if (a.service_cidrs[s.cidr_first + k].ref != i)
+        return fail(err, where + ": service cidr " + std::to_string(s.cidr_first + k) +
+                             " refers to service " +
+                             std::to_string(a.service_cidrs[s.cidr_first + k].ref));
+  }
+  for (size_t i = 0; i < a.service_cidrs.size(); ++i)
+    if (!check_cidr(a.service_cidrs[i], "service cidr " + std::to_string(i), err)) return false;
+
+  if (a.rules.size() > abi::kMaxRules)
+    return fail(err, std::to_string(a.rules.size()) + " rules, more than " +
+                         std::to_string(abi::kMaxRules));
+  for (size_t i = 0; i < a.rules.size(); ++i) {
+    const auto& r = a.rules[i];
+    std::string where = "rule " + std::to_string(i);
+    if (!check_str(r.id, a.strings.size(), where + " id", err)) return false;
+    if (r.action > abi::kActionReject)
+      return fail(err, where + ": unknown action " + std::to_string(r.action));
+    if (r.proto != abi::kProtoAny && r.proto != abi::kProtoIcmp && r.proto != abi::kProtoTcp &&
+        r.proto != abi::kProtoUdp)
+      return fail(err, where + ": unknown proto " + std::to_string(r.proto));
+    if (r.flags & ~uint16_t{abi::kRuleFromAny}) return fail(err, where + ": unknown flags");
+    if (!(r.flags & abi::kRuleFromAny) && !range_ok(r.from_first, r.from_count, a.rule_from.size()))
+      return fail(err, where + " from " + range_text(r.from_first, r.from_count) +
+                           " outside the rule_from section (" + std::to_string(a.rule_from.size()) +
+                           ")");
+    if (!range_ok(r.port_first, r.port_count, a.rule_ports.size()))
+      return fail(err, where + " ports " + range_text(r.port_first, r.port_count) +
+                           " outside the rule_ports section (" +
+                           std::to_string(a.rule_ports.size()) + ")");
+    if (!range_ok(r.cidr_first, r.cidr_count, a.rule_cidrs.size()))
+      return fail(err, where + " cidrs " + range_text(r.cidr_first, r.cidr_count) +
+                           " outside the rule_cidrs section (" +
+                           std::to_string(a.rule_cidrs.size()) + ")");
+  }
+  for (size_t i = 0; i < a.rule_from.size(); ++i)
+    if (a.rule_from[i] >= ns)
+      return fail(err, "rule_from " + std::to_string(i) + " names service " +
+                           std::to_string(a.rule_from[i]) + " of " + std::to_string(ns));
+  for (size_t i = 0; i < a.rule_ports.size(); ++i)
+    if (a.rule_ports[i].lo > a.rule_ports[i].hi)
+      return fail(err, "rule port range " + std::to_string(i) + " has lo " +
+                           std::to_string(a.rule_ports[i].lo) + " > hi " +
+                           std::to_string(a.rule_ports[i].hi));
+  for (size_t i = 0; i < a.rule_cidrs.size(); ++i)
+    if (!check_cidr(a.rule_cidrs[i], "rule cidr " + std::to_string(i), err)) return false;
+  return true;
+}
+
+// ACL protocol values a rule expands to in one family (empty: matches nothing there).
+unsigned rule_protos(const abi::RuleRec& r, int family, uint8_t out[2]) {
+  bool ports = r.port_count > 0;
+  switch (r.proto) {
+    case abi::kProtoAny:
+      if (!ports) {
+        out[0] = 0;
+        return 1;
+      }
+      out[0] = abi::kProtoTcp;
+      out[1] = abi::kProtoUdp;
+      return 2;
+    case abi::kProtoIcmp:
+      if (ports) return 0;  // ports only ever match TCP/UDP
+      out[0] = family == 4 ? uint8_t{1} : uint8_t{58};
+      return 1;
+    default:
+      out[0] = r.proto;
+      return 1;
+  }
+}
+
+// Number of destination CIDRs of family (a rule without CIDRs counts as one "any").
+uint64_t rule_dsts(const Arrays& a, const abi::RuleRec& r, int family) {
+  if (r.cidr_count == 0) return 1;
+  uint64_t n = 0;
+  for (uint32_t k = 0; k < r.cidr_count; ++k) n += a.rule_cidrs[r.cidr_first + k].family == family;
+  return n;
+}
+
+uint64_t acl_entries(const Arrays& a, int family) {
+  uint64_t total = 0;
+  for (const auto& r : a.rules) {
+    uint8_t protos[2];
+    uint64_t n = rule_protos(r, family, protos);
+    n = sat_mul(n, (r.flags & abi::kRuleFromAny) ? 1 : r.from_count);
+    n = sat_mul(n, rule_dsts(a, r, family));
+    n = sat_mul(n, r.port_count ? r.port_count : 1);
+    total += n;
+    if (total > kMaxAclRules) return UINT64_MAX;
+  }
+  return total;
+}
+
+template <typename Rule>
+void set_dst(Rule& ar, const abi::CidrRec* c, unsigned dst_words) {
+  for (unsigned w = 0; w < dst_words; ++w) {
+    auto& f = ar.field[kFDst0 + w];
+    int bits = c ? int(c->prefix) - int(32 * w) : 0;
+    bits = bits < 0 ? 0 : bits > 32 ? 32 : bits;
+    f.value.u32 = c ? be32(c->addr + 4 * w) : 0;
+    f.mask_range.u32 = static_cast<uint32_t>(bits);
+  }
+}
+
+// Expands the rules into ACL entries for one family (Rule = Acl4Rule or Acl6Rule).
+template <typename Rule>
+std::vector<Rule> expand(const Arrays& a, int family, unsigned dst_words) {
+  std::vector<Rule> out;
+  const unsigned fport = kFDst0 + dst_words, fpad = fport + 1;
+  for (uint32_t i = 0; i < a.rules.size(); ++i) {
+    const auto& r = a.rules[i];
+    uint8_t protos[2];
+    unsigned np = rule_protos(r, family, protos);
+    bool any_from = r.flags & abi::kRuleFromAny;
+    uint32_t nfrom = any_from ? 1 : r.from_count;
+    uint32_t ndst = r.cidr_count ? r.cidr_count : 1;
+    uint32_t nport = r.port_count ? r.port_count : 1;
+    for (unsigned p = 0; p < np; ++p)
+      for (uint32_t f = 0; f < nfrom; ++f)
+        for (uint32_t d = 0; d < ndst; ++d) {
+          const abi::CidrRec* c = r.cidr_count ? &a.rule_cidrs[r.cidr_first + d] : nullptr;
+          if (c && c->family != family) continue;
+          for (uint32_t q = 0; q < nport; ++q) {
+            Rule ar{};
+            ar.data.category_mask = 1;
+            ar.data.priority = static_cast<int32_t>(abi::kMaxRules - i);
+            ar.data.userdata = i + 1;
+            ar.field[kFProto].value.u8 = protos[p];
+            ar.field[kFProto].mask_range.u8 = protos[p] ? 0xff : 0;
+            uint32_t svc = any_from ? 0 : a.rule_from[r.from_first + f] + 1;
+            ar.field[kFSvc].value.u32 = svc;
+            ar.field[kFSvc].mask_range.u32 = any_from ? UINT32_MAX : svc;
+            set_dst(ar, c, dst_words);
+            const abi::PortRange* pr = r.port_count ? &a.rule_ports[r.port_first + q] : nullptr;
+            ar.field[fport].value.u16 = pr ? pr->lo : 0;
+            ar.field[fport].mask_range.u16 = pr ? pr->hi : 0xffff;
+            ar.field[fpad].value.u16 = 0;
+            ar.field[fpad].mask_range.u16 = 0;
+            out.push_back(ar);
+          }
+        }
+  }
+  return out;
+}
+
+template <typename Rule>
+rte_acl_ctx* build_acl(const std::vector<Rule>& rules, unsigned dst_words, const char* tag,
+                       std::string* err) {
+  if (rules.empty()) return nullptr;
+  char name[RTE_ACL_NAMESIZE];
+  snprintf(name, sizeof(name), "egw_%s_%u", tag, g_instance.fetch_add(1));
+  rte_acl_param prm{};
+  prm.name = name;
+  prm.socket_id = SOCKET_ID_ANY;
+  prm.rule_size = sizeof(Rule);
+  prm.max_rule_num = static_cast<uint32_t>(rules.size());
+  rte_acl_ctx* ctx = rte_acl_create(&prm);
+  if (!ctx) {
+    fail(err, std::string("rte_acl_create (") + tag + ") failed: " + rte_strerror(rte_errno));
+    return nullptr;
+  }
+  int rc = rte_acl_add_rules(ctx, reinterpret_cast<const rte_acl_rule*>(rules.data()),
+                             static_cast<uint32_t>(rules.size()));
+  rte_acl_config cfg{};
+  cfg.num_categories = 1;
+  if (rc == 0) {
+    cfg.num_fields = acl_defs(dst_words, cfg.defs);
+    rc = rte_acl_build(ctx, &cfg);
+  }
+  if (rc != 0) {
+    fail(err, std::string("building the ") + tag + " ACL (" + std::to_string(rules.size()) +
+                  " entries) failed: " + rte_strerror(-rc));
+    rte_acl_free(ctx);
+    return nullptr;
+  }
+  return ctx;
+}
+
+Verdict verdict_of(uint8_t action) {
+  return action == abi::kActionAllow    ? Verdict::allow
+         : action == abi::kActionReject ? Verdict::reject
+                                        : Verdict::deny;
+}
+
+}  // namespace
+
+struct RuntimePolicy::Impl {
+  uint64_t version = 0;
+  abi::Settings settings{};
+  Verdict default_verdict = Verdict::deny;
+  std::vector<std::string> rule_ids;
+  std::vector<Verdict> rule_verdicts;
+  rte_lpm* lpm4 = nullptr;
+  rte_lpm6* lpm6 = nullptr;
+  int default4 = -1, default6 = -1;  // service of a /0 CIDR (rte_lpm needs depth >= 1)
+  rte_acl_ctx* acl4 = nullptr;
+  rte_acl_ctx* acl6 = nullptr;
+
+  bool build_lpm(const Arrays& a, std::string* err);
+  int service(const FlowKey& k) const;
+  Decision decide(uint32_t result) const {
+    if (result == 0 || result > rule_verdicts.size()) return {default_verdict, kNoRule};
+    return {rule_verdicts[result - 1], static_cast<uint16_t>(result - 1)};
+  }
+};
+
+bool RuntimePolicy::Impl::build_lpm(const Arrays& a, std::string* err) {
+  uint64_t n4 = 0, n6 = 0, tbl8_4 = 1, tbl8_6 = 1;
+  for (const auto& c : a.service_cidrs) {
+    if (c.family == 4) {
+      ++n4;
+      tbl8_4 += c.prefix > 24;
+    } else {
+      ++n6;
+      tbl8_6 += c.prefix > 24 ? (c.prefix - 24 + 7) / 8 : 0;
+    }
+  }
+  if (n4 > UINT32_MAX || n6 > UINT32_MAX || tbl8_6 > kMaxLpm6Tbl8s)
+    return fail(err, "too many service CIDRs for the LPM tables");
+  uint32_t id = g_instance.fetch_add(1);
+  char name[RTE_LPM_NAMESIZE];
+  if (n4) {
+    snprintf(name, sizeof(name), "egw_lpm4_%u", id);
+    rte_lpm_config cfg{static_cast<uint32_t>(n4), static_cast<uint32_t>(tbl8_4), 0};
+    lpm4 = rte_lpm_create(name, SOCKET_ID_ANY, &cfg);
+    if (!lpm4) return fail(err, std::string("rte_lpm_create failed: ") + rte_strerror(rte_errno));
+  }
+  if (n6) {
+    snprintf(name, sizeof(name), "egw_lpm6_%u", id);
+    rte_lpm6_config cfg{static_cast<uint32_t>(n6), static_cast<uint32_t>(tbl8_6), 0};
+    lpm6 = rte_lpm6_create(name, SOCKET_ID_ANY, &cfg);
+    if (!lpm6) return fail(err, std::string("rte_lpm6_create failed: ") + rte_strerror(rte_errno));
+  }
+  // Services in order: on an identical prefix in two services the first one keeps it.
+  for (uint32_t s = 0; s < a.services.size(); ++s) {
+    const auto& sv = a.services[s];
+    for (uint32_t k = 0; k < sv.cidr_count; ++k) {
+      const auto& c = a.service_cidrs[sv.cidr_first + k];
+      uint32_t nh = 0;
+      int rc = 0;
+      if (c.prefix == 0) {
+        int& d = c.family == 4 ? default4 : default6;
+        if (d < 0) d = static_cast<int>(s);
+      } else if (c.family == 4) {
+        uint32_t ip = be32(c.addr);
+        if (rte_lpm_is_rule_present(lpm4, ip, c.prefix, &nh) == 0)
+          rc = rte_lpm_add(lpm4, ip, c.prefix, s + 1);
+      } else {
+        if (rte_lpm6_is_rule_present(lpm6, c.addr, c.prefix, &nh) == 0)
+          rc = rte_lpm6_add(lpm6, c.addr, c.prefix, s + 1);
+      }
+      if (rc < 0)
+        return fail(err, "adding a CIDR of service " + std::to_string(s) +
+                             " to the LPM failed: " + rte_strerror(-rc));
+    }
+  }
+  return true;
+}
+
+int RuntimePolicy::Impl::service(const FlowKey& k) const {
+  uint32_t nh = 0;
+  if (k.family == 4) {
+    if (lpm4 && rte_lpm_lookup(lpm4, be32(k.inside_ip), &nh) == 0) return static_cast<int>(nh) - 1;
+    return default4;
+  }
+  if (k.family == 6) {
+    if (lpm6 && rte_lpm6_lookup(lpm6, k.inside_ip, &nh) == 0) return static_cast<int>(nh) - 1;
+    return default6;
+  }
+  return -1;
+}
+
+std::unique_ptr<RuntimePolicy> RuntimePolicy::load(const uint8_t* blob, size_t len,
+                                                   std::string* err) {
+  Arrays a;
+  if (!parse_layout(blob, len, &a, err) || !check_contents(a, err)) return nullptr;
+  uint64_t e4 = acl_entries(a, 4), e6 = acl_entries(a, 6);
+  if (e4 > kMaxAclRules || e6 > kMaxAclRules) {
+    fail(err, "rules expand to more than " + std::to_string(kMaxAclRules) +
+                  " classifier entries in one address family (from x cidrs x ports x protos)");
+    return nullptr;
+  }
+
+  std::unique_ptr<RuntimePolicy> p(new RuntimePolicy());
+  p->impl_ = std::make_unique<Impl>();
+  Impl& m = *p->impl_;
+  m.version = a.hdr.policy_version;
+  m.settings = a.settings;
+  m.default_verdict = verdict_of(a.settings.default_action);
+  m.rule_ids.reserve(a.rules.size());
+  m.rule_verdicts.reserve(a.rules.size());
+  for (const auto& r : a.rules) {
+    auto first = a.strings.begin() + r.id.offset;
+    m.rule_ids.emplace_back(first, first + r.id.length);
+    m.rule_verdicts.push_back(verdict_of(r.action));
+  }
+  if (!m.build_lpm(a, err)) return nullptr;
+  auto r4 = expand<Acl4Rule>(a, 4, 1);
+  m.acl4 = build_acl(r4, 1, "acl4", err);
+  if (!r4.empty() && !m.acl4) return nullptr;
+  auto r6 = expand<Acl6Rule>(a, 6, 4);
+  m.acl6 = build_acl(r6, 4, "acl6", err);
+  if (!r6.empty() && !m.acl6) return nullptr;
+  return p;
+}
+
+RuntimePolicy::~RuntimePolicy() {
+  if (!impl_) return;
+  rte_acl_free(impl_->acl4);
+  rte_acl_free(impl_->acl6);
+  rte_lpm_free(impl_->lpm4);
+  rte_lpm6_free(impl_->lpm6);
+}
+
+namespace {
+
+void fill4(Acl4Input* in, const FlowKey& k, int svc) {
+  std::memset(in, 0, sizeof(*in));
+  in->proto = k.proto;
+  in->svc = htonl(static_cast<uint32_t>(svc + 1));
+  std::memcpy(in->dst, k.remote_ip, 4);
+  in->port = htons(k.remote_port);
+}
+
+void fill6(Acl6Input* in, const FlowKey& k, int svc) {
+  std::memset(in, 0, sizeof(*in));
+  in->proto = k.proto;
+  in->svc = htonl(static_cast<uint32_t>(svc + 1));
+  std::memcpy(in->dst, k.remote_ip, 16);
+  in->port = htons(k.remote_port);
+}
+
+}  // namespace
+
+Decision RuntimePolicy::classify(const FlowKey& key) const {
+  const Impl& m = *impl_;
+  uint32_t res = 0;
+  if (key.family == 4 && m.acl4) {
+    Acl4Input in;
+    fill4(&in, key, m.service(key));
+    const uint8_t* d = reinterpret_cast<const uint8_t*>(&in);
+    rte_acl_classify(m.acl4, &d, &res, 1, 1);
+  } else if (key.family == 6 && m.acl6) {
+    Acl6Input in;
+    fill6(&in, key, m.service(key));
+    const uint8_t* d = reinterpret_cast<const uint8_t*>(&in);
+    rte_acl_classify(m.acl6, &d, &res, 1, 1);
+  }
+  return m.decide(res);
+}
+
+void RuntimePolicy::classify_bulk(const FlowKey* const* keys, unsigned n, Decision* out) const {
+  const Impl& m = *impl_;
+  for (unsigned base = 0; base < n; base += kBulk) {
+    unsigned cnt = n - base < kBulk ? n - base : kBulk;
+    Acl4Input in4[kBulk];
+    Acl6Input in6[kBulk];
+    const uint8_t* d4[kBulk];
+    const uint8_t* d6[kBulk];
+    uint32_t r4[kBulk], r6[kBulk];
+    uint8_t idx4[kBulk], idx6[kBulk];
+    unsigned n4 = 0, n6 = 0;
+    for (unsigned i = 0; i < cnt; ++i) {
+      const FlowKey& k = *keys[base + i];
+      out[base + i] = m.decide(0);
+      if (k.family == 4 && m.acl4) {
+        fill4(&in4[n4], k, m.service(k));
+        d4[n4] = reinterpret_cast<const uint8_t*>(&in4[n4]);
+        idx4[n4++] = static_cast<uint8_t>(i);
+      } else if (k.family == 6 && m.acl6) {
+        fill6(&in6[n6], k, m.service(k));
+        d6[n6] = reinterpret_cast<const uint8_t*>(&in6[n6]);
+        idx6[n6++] = static_cast<uint8_t>(i);
+      }
+    }
+    if (n4) rte_acl_classify(m.acl4, d4, r4, n4, 1);
+    if (n6) rte_acl_classify(m.acl6, d6, r6, n6, 1);
+    for (unsigned j = 0; j < n4; ++j) out[base + idx4[j]] = m.decide(r4[j]);
+    for (unsigned j = 0; j < n6; ++j) out[base + idx6[j]] = m.decide(r6[j]);
+  }
+}
+
+uint64_t RuntimePolicy::version() const {
+  return impl_->version;
+}
+
+const char* RuntimePolicy::rule_id(uint16_t rule_index) const {
+  if (rule_index >= impl_->rule_ids.size()) return "";
+  return impl_->rule_ids[rule_index].c_str();
+}
+
+size_t RuntimePolicy::rule_count() const {
+  return impl_->rule_ids.size();
+}
+
+FlowTimeouts RuntimePolicy::timeouts() const {
+  constexpr uint64_t kSec = 1000000000ull;
+  const auto& s = impl_->settings;
+  FlowTimeouts t;
+  t.tcp_syn_ns = s.tcp_syn_s * kSec;
+  t.tcp_established_ns = s.tcp_established_s * kSec;
+  t.tcp_closing_ns = s.tcp_closing_s * kSec;
+  t.udp_ns = s.udp_s * kSec;
+  t.icmp_ns = s.icmp_s * kSec;
+  t.other_ns = s.udp_s * kSec;
+  return t;
+}
+
+const abi::Settings& RuntimePolicy::settings() const {
+  return impl_->settings;
+}
+
+int RuntimePolicy::service_of(const FlowKey& key) const {
+  return impl_->service(key);
+}
+
+bool read_file(const std::string& path, std::string* out, std::string* err) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (err) *err = "cannot open " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    if (err) *err = "cannot stat " + path + ": " + std::strerror(errno);
+    ::close(fd);
+    return false;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    if (err) *err = path + (S_ISDIR(st.st_mode) ? ": is a directory" : ": not a regular file");
+    ::close(fd);
+    return false;
+  }
+  if (static_cast<uint64_t>(st.st_size) > abi::kPolicyMaxSize) {
+    if (err) *err = path + ": larger than the 1 GiB limit";
+    ::close(fd);
+    return false;
+  }
+  out->clear();
+  out->reserve(static_cast<size_t>(st.st_size));
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      if (err) *err = "cannot read " + path + ": " + std::strerror(errno);
+      ::close(fd);
+      return false;
+    }
+    if (n == 0) break;
+    if (out->size() + static_cast<size_t>(n) > abi::kPolicyMaxSize) {
+      if (err) *err = path + ": larger than the 1 GiB limit";
+      ::close(fd);
+      return false;
+    }
+    out->append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return true;
+}
+
+}  // namespace egw
