@@ -55,7 +55,6 @@ struct BurstState {
   ParsedPacket p;
   FlowKey key;
   uint64_t hash;
-  bool lookup;  // needs a flow-table look-up
 };
 
 class Burst {
@@ -263,6 +262,8 @@ void worker_refresh_policy(WorkerCtx& w) {
 
 void worker_process_burst(WorkerCtx& w, rte_mbuf** pkts, uint16_t n, Side from, uint64_t now_ns,
                           TxBatch out[2]) {
+  // The clock never goes back (capture timestamps may): ages are differences.
+  if (now_ns < w.now_ns) now_ns = w.now_ns;
   w.now_ns = now_ns;
   w.counters.rx_packets += n;
   Burst burst(w, from, out);
@@ -286,21 +287,13 @@ void worker_process_burst(WorkerCtx& w, rte_mbuf** pkts, uint16_t n, Side from, 
       burst.forward(m);
       continue;
     }
-    if (s.p.is_fragment) {
-      DropReason why;
-      const FragTable::Outcome o = w.frags.track(s.p, now_ns, &why);
-      if (o == FragTable::Outcome::drop) {
-        burst.drop(m, why);
-        continue;
-      }
-      if (o == FragTable::Outcome::allowed) {
-        burst.forward(m);
-        continue;
-      }
-      ++w.counters.frag_tracked;  // a first fragment: classified below like any packet
+    // Fragments are tracked in stage 2, in arrival order: a later fragment must see
+    // the decision its first fragment got earlier in the same burst.
+    if (s.p.is_fragment && s.p.frag_offset != 0) {
+      ++count;
+      continue;
     }
-    s.lookup = !s.p.icmp_is_error;
-    if (s.lookup) {
+    if (!s.p.icmp_is_error) {  // ICMP errors are looked up by the packet they quote
       make_key(s.p.l34, s.p.vlan, from == kInside, &s.key);
       s.hash = w.flows.hash(s.key);
       w.flows.prefetch(s.hash);
@@ -308,11 +301,29 @@ void worker_process_burst(WorkerCtx& w, rte_mbuf** pkts, uint16_t n, Side from, 
     ++count;
   }
 
-  // Stage 2: look up (buckets prefetched above), classify misses, act.
-  for (unsigned i = 0; i < count; ++i) burst.handle(st[i]);
+  // Stage 2: in order, track fragments, look up (buckets prefetched above), classify
+  // misses, act.
+  for (unsigned i = 0; i < count; ++i) {
+    BurstState& s = st[i];
+    if (s.p.is_fragment) {
+      DropReason why;
+      const FragTable::Outcome o = w.frags.track(s.p, now_ns, &why);
+      if (o == FragTable::Outcome::drop) {
+        burst.drop(s.m, why);
+        continue;
+      }
+      if (o == FragTable::Outcome::allowed) {
+        burst.forward(s.m);
+        continue;
+      }
+      ++w.counters.frag_tracked;  // a first fragment: classified like any packet
+    }
+    burst.handle(s);
+  }
 }
 
 void worker_housekeeping(WorkerCtx& w, uint64_t now_ns) {
+  if (now_ns < w.now_ns) now_ns = w.now_ns;
   w.now_ns = now_ns;
   w.flows.sweep(now_ns, kSweepBudget);
 }

@@ -458,6 +458,43 @@ TEST_P(WorkerTest, Steps) {
   EXPECT_EQ(rte_mempool_avail_count(pool_), pool_free) << "mbuf leak";
 }
 
+// Fragments arriving back to back in one burst follow the decision their first
+// fragment got earlier in that same burst; the reply's fragments too.
+TEST_F(WorkerTest, FragmentsInOneBurst) {
+  auto ring = std::make_unique<FlowRecordRing>();
+  auto w = std::make_unique<WorkerCtx>();
+  WorkerConfig cfg;
+  cfg.pool = pool_;
+  ASSERT_TRUE(worker_init(*w, cfg, ring.get()));
+  w->published.store(policy_);
+  worker_refresh_policy(*w);
+  struct Run {
+    std::vector<Frame> frames;
+    Side from;
+  };
+  const Run runs[] = {{test::fragment_ipv4(udp(kCli, kSrv, 7000, 53, 1400), 400), kInside},
+                      {test::fragment_ipv4(udp(kSrv, kCli, 53, 7000, 1400), 400), kOutside},
+                      {test::fragment_ipv6(udp(kCli6, kSrv6, 7000, 53, 1400), 400), kInside}};
+  for (const Run& r : runs) {
+    ASSERT_GE(r.frames.size(), 3u);
+    std::vector<rte_mbuf*> ms;
+    for (const Frame& f : r.frames) {
+      rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+      ASSERT_NE(m, nullptr);
+      memcpy(rte_pktmbuf_append(m, f.size()), f.data(), f.size());
+      ms.push_back(m);
+    }
+    TxBatch out[2];
+    worker_process_burst(*w, ms.data(), static_cast<uint16_t>(ms.size()), r.from,
+                         1'800'000'000'000'000'000ull, out);
+    const Side other = r.from == kInside ? kOutside : kInside;
+    EXPECT_EQ(out[other].n, r.frames.size()) << changed_reasons(WorkerCounters{}, w->counters);
+    for (auto& b : out)
+      for (unsigned i = 0; i < b.n; ++i) rte_pktmbuf_free(b.pkts[i]);
+  }
+  EXPECT_EQ(w->counters.total_drops(), 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Table, WorkerTest, testing::ValuesIn(cases()),
                          [](const testing::TestParamInfo<Case>& i) {
                            return "case" + std::to_string(i.index);

@@ -1,0 +1,331 @@
+// Per-worker flow table: SipHash-1-3 keyed by a per-boot seed, two candidate buckets
+// of 8 signature slots, entries in a separate array, embryonic FIFO for eviction.
+// Worker lcores only (init/destroy on the control thread): no locks, no allocation after init.
+#include "dataplane/flow_table.h"
+
+#include <cstdlib>
+#include <initializer_list>
+
+#include "dataplane/parse.h"
+#include "dataplane/siphash.h"
+
+namespace egw {
+
+namespace {
+
+constexpr uint32_t kMaxCapacity = 1u << 26;  // slot_of_ packs bucket << 3 | slot in 32 bits
+
+// Two distinct buckets and a non-zero signature from one hash.
+struct Place {
+  uint32_t b1, b2;
+  uint16_t sig;
+};
+
+inline Place place_of(uint64_t hash, uint32_t mask) {
+  Place pl;
+  pl.b1 = static_cast<uint32_t>(hash) & mask;
+  pl.b2 = static_cast<uint32_t>(hash >> 24) & mask;
+  if (pl.b2 == pl.b1) pl.b2 = pl.b1 ^ 1;  // mask >= 1: at least two buckets
+  pl.sig = static_cast<uint16_t>(hash >> 48);
+  if (pl.sig == 0) pl.sig = 1;
+  return pl;
+}
+
+template <typename T>
+T* alloc_array(size_t n) {
+  size_t bytes = n * sizeof(T);
+  bytes = (bytes + 63) & ~size_t{63};  // aligned_alloc wants a multiple of the alignment
+  void* p = std::aligned_alloc(64, bytes);
+  if (p != nullptr) std::memset(p, 0, bytes);
+  return static_cast<T*>(p);
+}
+
+}  // namespace
+
+const char* tcp_state_name(TcpState s) {
+  switch (s) {
+    case TcpState::none:
+      return "none";
+    case TcpState::syn_sent:
+      return "syn_sent";
+    case TcpState::syn_recv:
+      return "syn_recv";
+    case TcpState::established:
+      return "established";
+    case TcpState::fin_wait:
+      return "fin_wait";
+    case TcpState::closing:
+      return "closing";
+    case TcpState::closed:
+      return "closed";
+  }
+  return "unknown";
+}
+
+const char* end_reason_name(EndReason r) {
+  switch (r) {
+    case EndReason::timeout:
+      return "timeout";
+    case EndReason::closed:
+      return "closed";
+    case EndReason::reset:
+      return "reset";
+    case EndReason::evicted:
+      return "evicted";
+    case EndReason::shutdown:
+      return "shutdown";
+  }
+  return "unknown";
+}
+
+bool FlowTable::init(uint32_t capacity, uint64_t seed[2]) {
+  destroy();
+  if (capacity == 0 || capacity > kMaxCapacity) return false;
+  uint32_t nb = 2;
+  while (nb < (capacity + 3) / 4) nb <<= 1;
+  buckets_ = alloc_array<Bucket>(nb);
+  entries_ = alloc_array<FlowEntry>(capacity);
+  slot_of_ = alloc_array<uint32_t>(capacity);
+  free_ = alloc_array<uint32_t>(capacity);
+  if (buckets_ == nullptr || entries_ == nullptr || slot_of_ == nullptr || free_ == nullptr) {
+    destroy();
+    return false;
+  }
+  bucket_mask_ = nb - 1;
+  capacity_ = capacity;
+  for (uint32_t i = 0; i < capacity; ++i) {
+    slot_of_[i] = kNil;
+    free_[i] = capacity - 1 - i;  // entry 0 is handed out first
+  }
+  free_top_ = capacity;
+  used_ = 0;
+  hand_ = 0;
+  embryo_head_ = embryo_tail_ = kNil;
+  evictions_ = 0;
+  seed_[0] = seed[0];
+  seed_[1] = seed[1];
+  return true;
+}
+
+void FlowTable::destroy() {
+  std::free(buckets_);
+  std::free(entries_);
+  std::free(slot_of_);
+  std::free(free_);
+  buckets_ = nullptr;
+  entries_ = nullptr;
+  slot_of_ = nullptr;
+  free_ = nullptr;
+  capacity_ = used_ = free_top_ = bucket_mask_ = hand_ = 0;
+  embryo_head_ = embryo_tail_ = kNil;
+}
+
+uint64_t FlowTable::hash(const FlowKey& k) const {
+  return siphash13(&k, sizeof(k), seed_);
+}
+
+void FlowTable::prefetch(uint64_t hash) const {
+  if (buckets_ == nullptr) return;
+  const Place pl = place_of(hash, bucket_mask_);
+  __builtin_prefetch(&buckets_[pl.b1]);
+  __builtin_prefetch(&buckets_[pl.b2]);
+}
+
+FlowEntry* FlowTable::lookup(const FlowKey& k, uint64_t hash, uint64_t now_ns) {
+  if (capacity_ == 0) return nullptr;
+  const Place pl = place_of(hash, bucket_mask_);
+  for (const uint32_t b : {pl.b1, pl.b2}) {
+    const Bucket& bk = buckets_[b];
+    for (unsigned s = 0; s < kBucketSlots; ++s) {
+      if (bk.sig[s] != pl.sig) continue;
+      FlowEntry* e = &entries_[bk.idx[s]];
+      if (!(e->key == k)) continue;
+      if (expired(*e, now_ns)) {
+        remove(e, EndReason::timeout);
+        return nullptr;
+      }
+      return e;
+    }
+  }
+  return nullptr;
+}
+
+bool FlowTable::bucket_insert(uint32_t b, uint16_t sig, uint32_t idx) {
+  Bucket& bk = buckets_[b];
+  for (unsigned s = 0; s < kBucketSlots; ++s) {
+    if (bk.sig[s] != 0) continue;
+    bk.sig[s] = sig;
+    bk.idx[s] = idx;
+    slot_of_[idx] = (b << 3) | s;
+    return true;
+  }
+  return false;
+}
+
+namespace {
+unsigned bucket_load(const uint16_t* sig) {
+  unsigned n = 0;
+  for (unsigned s = 0; s < FlowTable::kBucketSlots; ++s) n += sig[s] != 0;
+  return n;
+}
+}  // namespace
+
+FlowEntry* FlowTable::insert(const FlowKey& k, uint64_t hash, uint64_t now_ns) {
+  if (capacity_ == 0) return nullptr;
+  const Place pl = place_of(hash, bucket_mask_);
+  unsigned l1 = bucket_load(buckets_[pl.b1].sig);
+  unsigned l2 = bucket_load(buckets_[pl.b2].sig);
+  if (free_top_ == 0 || (l1 == kBucketSlots && l2 == kBucketSlots)) {
+    if (!make_room(pl.b1, pl.b2, now_ns)) return nullptr;
+    l1 = bucket_load(buckets_[pl.b1].sig);
+    l2 = bucket_load(buckets_[pl.b2].sig);
+  }
+  const uint32_t b = l1 <= l2 ? pl.b1 : pl.b2;
+  const uint32_t idx = free_[--free_top_];
+  if (!bucket_insert(b, pl.sig, idx)) {  // impossible after make_room: keep the entry free
+    ++free_top_;
+    return nullptr;
+  }
+  ++used_;
+  FlowEntry* e = &entries_[idx];
+  *e = FlowEntry{};
+  e->key = k;
+  e->last_seen_ns = now_ns;
+  e->start_ns = now_ns;
+  e->rule_index = kNoRule;
+  e->verdict = Verdict::deny;  // fail closed until the caller decides
+  e->tcp_state = TcpState::none;
+  e->embryo_prev = e->embryo_next = kNil;
+  return e;
+}
+
+// Frees an entry and a slot in b1 or b2: expired candidates first, then embryonic flows.
+bool FlowTable::make_room(uint32_t b1, uint32_t b2, uint64_t now_ns) {
+  // 1. Expired flows among the 16 candidates.
+  for (const uint32_t b : {b1, b2}) {
+    Bucket& bk = buckets_[b];
+    for (unsigned s = 0; s < kBucketSlots; ++s)
+      if (bk.sig[s] != 0 && expired(entries_[bk.idx[s]], now_ns))
+        remove(&entries_[bk.idx[s]], EndReason::timeout);
+  }
+  const auto slot_free = [&] {
+    return bucket_load(buckets_[b1].sig) < kBucketSlots ||
+           bucket_load(buckets_[b2].sig) < kBucketSlots;
+  };
+  if (free_top_ > 0 && slot_free()) return true;
+
+  // 2. An embryonic flow. Both buckets full: the oldest embryonic candidate in them
+  //    (evicting it frees an entry too). Otherwise only an entry is needed: the FIFO head.
+  uint32_t victim = kNil;
+  if (!slot_free()) {
+    for (const uint32_t b : {b1, b2}) {
+      const Bucket& bk = buckets_[b];
+      for (unsigned s = 0; s < kBucketSlots; ++s) {
+        if (bk.sig[s] == 0) continue;
+        const uint32_t i = bk.idx[s];
+        const FlowEntry& e = entries_[i];
+        if (e.embryo_prev == kNil && embryo_head_ != i) continue;  // not embryonic
+        if (victim == kNil || e.last_seen_ns < entries_[victim].last_seen_ns) victim = i;
+      }
+    }
+  } else {
+    victim = embryo_head_;
+  }
+  if (victim == kNil) return false;  // only established flows: fail closed
+  if (expired(entries_[victim], now_ns)) {
+    remove(&entries_[victim], EndReason::timeout);  // its time was up anyway
+  } else {
+    ++evictions_;
+    remove(&entries_[victim], EndReason::evicted);
+  }
+  return free_top_ > 0 && slot_free();
+}
+
+void FlowTable::unlink_slot(uint32_t idx) {
+  const uint32_t so = slot_of_[idx];
+  buckets_[so >> 3].sig[so & 7] = 0;
+  slot_of_[idx] = kNil;
+  free_[free_top_++] = idx;
+  --used_;
+}
+
+void FlowTable::embryo_unlink(uint32_t idx) {
+  FlowEntry& e = entries_[idx];
+  if (e.embryo_prev == kNil && embryo_head_ != idx) return;  // not in the FIFO
+  if (e.embryo_prev != kNil)
+    entries_[e.embryo_prev].embryo_next = e.embryo_next;
+  else
+    embryo_head_ = e.embryo_next;
+  if (e.embryo_next != kNil)
+    entries_[e.embryo_next].embryo_prev = e.embryo_prev;
+  else
+    embryo_tail_ = e.embryo_prev;
+  e.embryo_prev = e.embryo_next = kNil;
+}
+
+void FlowTable::remove(FlowEntry* e, EndReason why) {
+  const auto idx = static_cast<uint32_t>(e - entries_);
+  if (idx >= capacity_ || slot_of_[idx] == kNil) return;  // not a live entry of this table
+  if (on_end_ != nullptr) on_end_(on_end_ctx_, *e, why);
+  embryo_unlink(idx);
+  unlink_slot(idx);
+}
+
+void FlowTable::set_embryonic(FlowEntry* e, bool embryonic) {
+  const auto idx = static_cast<uint32_t>(e - entries_);
+  if (idx >= capacity_ || slot_of_[idx] == kNil) return;
+  const bool in_fifo = e->embryo_prev != kNil || embryo_head_ == idx;
+  if (!embryonic) {
+    if (in_fifo) embryo_unlink(idx);
+    return;
+  }
+  if (in_fifo) return;  // keeps its age
+  e->embryo_prev = embryo_tail_;
+  e->embryo_next = kNil;
+  if (embryo_tail_ != kNil)
+    entries_[embryo_tail_].embryo_next = idx;
+  else
+    embryo_head_ = idx;
+  embryo_tail_ = idx;
+}
+
+void FlowTable::sweep(uint64_t now_ns, unsigned budget) {
+  if (capacity_ == 0) return;
+  if (budget > capacity_) budget = capacity_;
+  for (unsigned n = 0; n < budget; ++n) {
+    const uint32_t i = hand_;
+    hand_ = hand_ + 1 == capacity_ ? 0 : hand_ + 1;
+    if (slot_of_[i] != kNil && expired(entries_[i], now_ns))
+      remove(&entries_[i], EndReason::timeout);
+  }
+}
+
+void FlowTable::flush(EndReason why) {
+  for (uint32_t i = 0; i < capacity_; ++i)
+    if (slot_of_[i] != kNil) remove(&entries_[i], why);
+}
+
+uint64_t FlowTable::timeout_of(const FlowEntry& e) const {
+  switch (e.key.proto) {
+    case kProtoTcp:
+      switch (e.tcp_state) {
+        case TcpState::established:
+          return timeouts_.tcp_established_ns;
+        case TcpState::fin_wait:
+        case TcpState::closing:
+        case TcpState::closed:
+          return timeouts_.tcp_closing_ns;
+        default:
+          return timeouts_.tcp_syn_ns;  // none, syn_sent, syn_recv
+      }
+    case kProtoUdp:
+      return timeouts_.udp_ns;
+    case kProtoIcmp:
+    case kProtoIcmpv6:
+      return timeouts_.icmp_ns;
+    default:
+      return timeouts_.other_ns;
+  }
+}
+
+}  // namespace egw
