@@ -300,9 +300,15 @@ void FlowTable::sweep(uint64_t now_ns, unsigned budget) {
   }
 }
 
-void FlowTable::flush(EndReason why) {
-  for (uint32_t i = 0; i < capacity_; ++i)
-    if (slot_of_[i] != kNil) remove(&entries_[i], why);
+uint32_t FlowTable::flush(EndReason why, uint32_t budget) {
+  uint32_t removed = 0;
+  for (uint32_t i = 0; i < capacity_ && removed < budget; ++i) {
+    if (slot_of_[i] != kNil) {
+      remove(&entries_[i], why);
+      ++removed;
+    }
+  }
+  return removed;
 }
 
 uint64_t FlowTable::timeout_of(const FlowEntry& e) const {

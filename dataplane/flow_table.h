@@ -120,8 +120,8 @@ class FlowTable {
 
   // Ages up to `budget` slots from a clock hand: O(budget) per call.
   void sweep(uint64_t now_ns, unsigned budget);
-  // Removes every flow (end of replay, shutdown).
-  void flush(EndReason why);
+  // Removes up to `budget` flows (end of replay, shutdown); returns how many.
+  uint32_t flush(EndReason why, uint32_t budget = 0xffffffff);
 
   // The timeout of e's current state.
   uint64_t timeout_of(const FlowEntry& e) const;

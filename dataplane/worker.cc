@@ -328,6 +328,9 @@ void worker_housekeeping(WorkerCtx& w, uint64_t now_ns) {
   w.flows.sweep(now_ns, kSweepBudget);
 }
 
-void worker_flush(WorkerCtx& w) { w.flows.flush(EndReason::shutdown); }
+bool worker_flush(WorkerCtx& w, uint32_t budget) {
+  w.flows.flush(EndReason::shutdown, budget);
+  return w.flows.size() == 0;
+}
 
 }  // namespace egw

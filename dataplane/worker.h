@@ -65,7 +65,9 @@ void worker_process_burst(WorkerCtx& w, rte_mbuf** pkts, uint16_t n, Side from,
 // Periodic housekeeping between bursts: ages a bounded slice of the flow table.
 void worker_housekeeping(WorkerCtx& w, uint64_t now_ns);
 
-// Ends every flow (shutdown, end of replay), emitting their records.
-void worker_flush(WorkerCtx& w);
+// Ends up to `budget` flows (shutdown, end of replay), emitting their records;
+// returns true when none is left. Drain the records ring between calls: a budget of
+// at most half the ring loses no record.
+bool worker_flush(WorkerCtx& w, uint32_t budget = kFlowRecordRingSize / 2);
 
 }  // namespace egw

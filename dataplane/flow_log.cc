@@ -1,0 +1,207 @@
+// Flow records: make_flow_record() (worker lcores: plain copies, no allocation) and
+// flow_record_json() (reader side: control thread, egw-replay; allocates a string).
+#include "dataplane/flow_log.h"
+
+#include <arpa/inet.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+#include "dataplane/parse.h"
+
+namespace egw {
+
+void make_flow_record(const FlowEntry& e, EndReason why, const char* rule_id,
+                      FlowRecord* out) {
+  std::memset(out, 0, sizeof(*out));
+  out->key = e.key;
+  out->flow_id = e.flow_id;
+  out->start_ns = e.start_ns;
+  out->end_ns = e.last_seen_ns;
+  out->pkts[0] = e.pkts[0];
+  out->pkts[1] = e.pkts[1];
+  out->bytes[0] = e.bytes[0];
+  out->bytes[1] = e.bytes[1];
+  out->policy_version = e.policy_version;
+  out->rtt_us = e.rtt_us;
+  out->resets = e.resets;
+  out->rule_index = e.rule_index;
+  out->verdict = e.verdict;
+  out->tcp_state = e.tcp_state;
+  out->reason = why;
+  if (rule_id != nullptr && e.rule_index != kNoRule) {
+    size_t n = strnlen(rule_id, sizeof(out->rule_id) - 1);
+    std::memcpy(out->rule_id, rule_id, n);
+    out->rule_id[n] = '\0';
+  }
+}
+
+namespace {
+
+// Appends s as a JSON string literal (quotes included), escaping per RFC 8259.
+void append_json_string(std::string& out, const char* s, size_t n) {
+  static const char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (size_t i = 0; i < n; ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (c < 0x20 || c >= 0x7f) {
+          // Control bytes, DEL and non-ASCII bytes (rule ids are ASCII; never emit
+          // invalid UTF-8) become \u00XX.
+          out += "\\u00";
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 15]);
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+// "2026-11-27T17:00:00.123456+0000" (UTC, microseconds), like Suricata's EVE.
+void append_timestamp(std::string& out, uint64_t ns) {
+  time_t secs = static_cast<time_t>(ns / 1000000000ull);
+  unsigned usec = static_cast<unsigned>((ns % 1000000000ull) / 1000ull);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  snprintf(buf, sizeof(buf), "\"%04d-%02d-%02dT%02d:%02d:%02d.%06u+0000\"", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, usec);
+  out += buf;
+}
+
+void append_u64(std::string& out, uint64_t v) {
+  char buf[24];
+  snprintf(buf, sizeof(buf), "%" PRIu64, v);
+  out += buf;
+}
+
+void append_ip(std::string& out, uint8_t family, const uint8_t* addr) {
+  char buf[INET6_ADDRSTRLEN];
+  const char* s = inet_ntop(family == 6 ? AF_INET6 : AF_INET, addr, buf, sizeof(buf));
+  append_json_string(out, s ? s : "", s ? std::strlen(s) : 0);
+}
+
+const char* proto_name(uint8_t proto, char* buf, size_t cap) {
+  switch (proto) {
+    case kProtoTcp: return "TCP";
+    case kProtoUdp: return "UDP";
+    case kProtoIcmp: return "ICMP";
+    case kProtoIcmpv6: return "IPv6-ICMP";
+    default: snprintf(buf, cap, "%u", proto); return buf;
+  }
+}
+
+const char* verdict_name(Verdict v) {
+  switch (v) {
+    case Verdict::allow: return "allow";
+    case Verdict::deny: return "deny";
+    case Verdict::reject: return "reject";
+  }
+  return "deny";
+}
+
+// Flow state as logged: the TCP state for TCP; for other protocols "new" until the
+// remote end answered, then "established".
+const char* flow_state_name(const FlowRecord& r) {
+  if (r.key.proto == kProtoTcp) return tcp_state_name(r.tcp_state);
+  return r.pkts[1] != 0 ? "established" : "new";
+}
+
+void append_field(std::string& out, const char* name) {
+  out.push_back(',');
+  out.push_back('"');
+  out += name;
+  out += "\":";
+}
+
+}  // namespace
+
+std::string flow_record_json(const FlowRecord& r) {
+  std::string out;
+  out.reserve(640);
+  out += "{\"timestamp\":";
+  append_timestamp(out, r.end_ns);
+  out += ",\"event_type\":\"flow\"";
+  append_field(out, "flow_id");
+  append_u64(out, r.flow_id);
+  append_field(out, "src_ip");
+  append_ip(out, r.key.family, r.key.inside_ip);
+  append_field(out, "src_port");
+  append_u64(out, r.key.inside_port);
+  append_field(out, "dest_ip");
+  append_ip(out, r.key.family, r.key.remote_ip);
+  append_field(out, "dest_port");
+  append_u64(out, r.key.remote_port);
+  char pbuf[8];
+  const char* proto = proto_name(r.key.proto, pbuf, sizeof(pbuf));
+  append_field(out, "proto");
+  append_json_string(out, proto, std::strlen(proto));
+  if (r.key.vlan != 0) {
+    // Outer tag first, then the inner one; a zero VID is not logged (as Suricata).
+    uint32_t outer = (r.key.vlan >> 12) & 0xfff, inner = r.key.vlan & 0xfff;
+    append_field(out, "vlan");
+    out.push_back('[');
+    if (outer != 0) append_u64(out, outer);
+    if (inner != 0) {
+      if (outer != 0) out.push_back(',');
+      append_u64(out, inner);
+    }
+    out.push_back(']');
+  }
+  out += ",\"app_proto\":\"unknown\"";
+  const char* verdict = verdict_name(r.verdict);
+  append_field(out, "verdict");
+  append_json_string(out, verdict, std::strlen(verdict));
+  append_field(out, "rule_id");
+  if (r.rule_index == kNoRule) {
+    out += "null";
+  } else {
+    append_json_string(out, r.rule_id, strnlen(r.rule_id, sizeof(r.rule_id)));
+  }
+  append_field(out, "policy_version");
+  append_u64(out, r.policy_version);
+
+  out += ",\"flow\":{\"pkts_toserver\":";
+  append_u64(out, r.pkts[0]);
+  append_field(out, "pkts_toclient");
+  append_u64(out, r.pkts[1]);
+  append_field(out, "bytes_toserver");
+  append_u64(out, r.bytes[0]);
+  append_field(out, "bytes_toclient");
+  append_u64(out, r.bytes[1]);
+  append_field(out, "start");
+  append_timestamp(out, r.start_ns);
+  append_field(out, "end");
+  append_timestamp(out, r.end_ns);
+  const char* state = flow_state_name(r);
+  append_field(out, "state");
+  append_json_string(out, state, std::strlen(state));
+  const char* reason = end_reason_name(r.reason);
+  append_field(out, "reason");
+  append_json_string(out, reason, std::strlen(reason));
+  out.push_back('}');
+
+  if (r.key.proto == kProtoTcp) {
+    out += ",\"tcp\":{\"rtt_us\":";
+    append_u64(out, r.rtt_us);
+    append_field(out, "resets");
+    append_u64(out, r.resets);
+    out.push_back('}');
+  }
+  out.push_back('}');
+  return out;
+}
+
+}  // namespace egw
