@@ -8,32 +8,33 @@ namespace egw {
 
 // Every dropped packet is counted under exactly one reason.
 #define EGW_DROP_REASONS(X)                                                          \
-  X(truncated)          /* frame shorter than a header it claims */                 \
-  X(non_ip)             /* not IPv4, IPv6, ARP: dropped by design */                \
-  X(vlan_too_deep)      /* more than two VLAN tags */                               \
-  X(bad_ipv4_header)    /* version, IHL or total length wrong */                    \
-  X(bad_ipv4_checksum)  /* IPv4 header checksum mismatch */                         \
-  X(bad_ipv4_options)   /* malformed IPv4 options */                                \
-  X(bad_ipv6_header)    /* version or payload length wrong */                       \
-  X(ipv6_ext_headers)   /* extension header chain too long, malformed or unknown */ \
-  X(ipv6_routing_type0) /* deprecated routing header type 0 (RFC 5095) */           \
-  X(bad_l4_header)      /* TCP/UDP/ICMP header truncated or inconsistent */         \
-  X(frag_no_l4)         /* first fragment too short for the L4 header */            \
-  X(frag_overlap)       /* fragment overlaps an earlier one of its datagram */      \
-  X(frag_orphan)        /* non-first fragment with no decided datagram */           \
-  X(frag_table_full)    /* no room to track another fragmented datagram */          \
-  X(frag_denied)        /* fragment of a datagram whose flow was denied */          \
-  X(no_policy)          /* no policy loaded: fail closed */                         \
-  X(policy_deny)        /* a rule or the default said deny */                       \
-  X(policy_reject)      /* a rule said reject (a RST/ICMP error was sent) */        \
-  X(inbound_no_flow)    /* inbound packet that belongs to no allowed flow */        \
-  X(midstream_no_flow)  /* outbound TCP without SYN and no flow (e.g. restart) */  \
-  X(icmp_error_no_flow) /* ICMP error whose inner header matches no flow */         \
-  X(tcp_invalid)        /* TCP flags or state transition not allowed */             \
-  X(tcp_out_of_window)  /* TCP segment outside the tracked window */                \
-  X(flow_table_full)    /* no room for a new flow, none evictable */                \
-  X(tx_full)            /* TX ring full: packet dropped, never queued forever */    \
-  X(mbuf_alloc)         /* no mbuf for a synthesized packet (RST/ICMP) */
+  X(truncated)          /* frame shorter than a header it claims */                  \
+  X(non_ip)             /* not IPv4, IPv6, ARP: dropped by design */                 \
+  X(vlan_too_deep)      /* more than two VLAN tags */                                \
+  X(bad_ipv4_header)    /* version, IHL or total length wrong */                     \
+  X(bad_ipv4_checksum)  /* IPv4 header checksum mismatch */                          \
+  X(bad_ipv4_options)   /* malformed IPv4 options */                                 \
+  X(bad_ipv6_header)    /* version or payload length wrong */                        \
+  X(ipv6_ext_headers)   /* extension header chain too long, malformed or unknown */  \
+  X(ipv6_routing_type0) /* deprecated routing header type 0 (RFC 5095) */            \
+  X(source_route)       /* IPv4 LSRR/SSRR or IPv6 routing header still routing */    \
+  X(bad_l4_header)      /* TCP/UDP/ICMP header truncated or inconsistent */          \
+  X(frag_no_l4)         /* first fragment too short for the L4 header */             \
+  X(frag_overlap)       /* fragment overlaps an earlier one of its datagram */       \
+  X(frag_orphan)        /* non-first fragment with no decided datagram */            \
+  X(frag_table_full)    /* no room to track another fragmented datagram */           \
+  X(frag_denied)        /* fragment of a datagram refused after an overlap */        \
+  X(frag_tcp)           /* fragmented TCP segment: its length is unknown, refused */ \
+  X(no_policy)          /* no policy loaded: fail closed */                          \
+  X(policy_deny)        /* a rule or the default said deny */                        \
+  X(policy_reject)      /* a rule said reject (a RST/ICMP error was sent) */         \
+  X(inbound_no_flow)    /* inbound packet that belongs to no allowed flow */         \
+  X(midstream_no_flow)  /* outbound TCP without SYN and no flow (e.g. restart) */    \
+  X(icmp_error_no_flow) /* ICMP error whose inner header matches no flow */          \
+  X(tcp_invalid)        /* TCP flags or state transition not allowed */              \
+  X(tcp_out_of_window)  /* TCP segment outside the tracked window */                 \
+  X(flow_table_full)    /* no room for a new flow, none evictable */                 \
+  X(tx_full)            /* TX ring full: packet dropped, never queued forever */
 
 enum class DropReason : uint8_t {
 #define EGW_X(name) name,
@@ -56,6 +57,8 @@ const char* drop_reason_name(DropReason r);
   X(flows_reclassified)        \
   X(synth_rst)                 \
   X(synth_icmp)                \
+  X(synth_failed)              \
+  X(synth_limited)             \
   X(passed_arp_nd)             \
   X(frag_tracked)              \
   X(flow_records_lost)
@@ -66,8 +69,12 @@ struct WorkerCounters {
 #undef EGW_X
   uint64_t drops[kDropReasonCount] = {};
 
-  void drop(DropReason r) { ++drops[static_cast<unsigned>(r)]; }
-  uint64_t drop_count(DropReason r) const { return drops[static_cast<unsigned>(r)]; }
+  void drop(DropReason r) {
+    ++drops[static_cast<unsigned>(r)];
+  }
+  uint64_t drop_count(DropReason r) const {
+    return drops[static_cast<unsigned>(r)];
+  }
   uint64_t total_drops() const;
   void add(const WorkerCounters& o);  // readers sum per-worker copies
 };

@@ -1,8 +1,11 @@
-// Fragment table: 4-way set-associative by a keyed hash of (family, src, dst, id[, proto],
+// Fragment table: 4-way set-associative by a keyed hash of (side, family, src, dst, id[, proto],
 // vlan); per datagram the verdict of its first fragment and the byte ranges seen.
 // Worker lcores only: no allocation after init, O(ways + pieces) per fragment.
 //
-// A first fragment creates the entry; later ones follow its verdict. Any overlap (an exact
+// Only an allowed first fragment creates an entry (in decide(), after classification), so a
+// flood of denied first fragments holds no slot; later fragments follow the entry's verdict and
+// find none (frag_orphan) for a denied datagram. The arrival side is part of the key: a copy
+// arriving on the other port is another datagram. Any overlap (an exact
 // duplicate too, an empty piece, or one past the last fragment's end) drops the piece and denies
 // the rest of the datagram. A datagram split into more than kMaxPieces disjoint runs drops the
 // extra pieces as frag_table_full (no room to track them). A completed datagram frees its
@@ -18,7 +21,7 @@ namespace egw {
 
 namespace {
 constexpr unsigned kWays = 4;
-enum class FragState : uint8_t { pending, allowed, denied };
+enum class FragState : uint8_t { allowed, denied };
 
 struct FragKey {
   uint8_t src[16];
@@ -27,11 +30,12 @@ struct FragKey {
   uint32_t vlan;
   uint8_t family;
   uint8_t proto;  // IPv4 only (RFC 791); IPv6 reassembles on (src, dst, id)
-  uint8_t pad[2];
+  uint8_t side;   // port it arrived on: 0 inside, 1 outside
+  uint8_t pad;
 };
 static_assert(sizeof(FragKey) == 44);
 
-FragKey key_of(const ParsedPacket& p) {
+FragKey key_of(const ParsedPacket& p, uint8_t side) {
   FragKey k;
   std::memset(&k, 0, sizeof(k));
   std::memcpy(k.src, p.l34.src, 16);
@@ -40,6 +44,7 @@ FragKey key_of(const ParsedPacket& p) {
   k.vlan = p.vlan;
   k.family = p.l34.family;
   k.proto = p.l34.family == 4 ? p.l34.proto : 0;
+  k.side = side;
   return k;
 }
 }  // namespace
@@ -74,13 +79,16 @@ void FragTable::destroy() {
   used_ = 0;
 }
 
-// The live entry of p's datagram, or (create) a free or expired way of its set.
-FragTable::Entry* FragTable::find(const ParsedPacket& p, uint64_t now_ns, bool create) {
+// The live entry of p's datagram, or null; *room (when asked) gets a free or expired way of its
+// set, or null when the set is full. Expired ways met on the way are reclaimed.
+FragTable::Entry* FragTable::find(const ParsedPacket& p, uint8_t side, uint64_t now_ns,
+                                  Entry** room) {
+  if (room != nullptr) *room = nullptr;
   if (entries_ == nullptr) return nullptr;
-  const FragKey k = key_of(p);
+  const FragKey k = key_of(p, side);
   const uint64_t sk[2] = {seed_, seed_ ^ 0x6a09e667f3bcc908ull};
   Entry* set = &entries_[(siphash13(&k, sizeof(k), sk) & mask_) * kWays];
-  Entry* room = nullptr;
+  Entry* found = nullptr;
   for (unsigned w = 0; w < kWays; ++w) {
     Entry& e = set[w];
     if (e.expires_ns != 0 && e.expires_ns <= now_ns) {  // expired: reclaim
@@ -88,18 +96,12 @@ FragTable::Entry* FragTable::find(const ParsedPacket& p, uint64_t now_ns, bool c
       --used_;
     }
     if (e.expires_ns == 0) {
-      if (room == nullptr) room = &e;
+      if (room != nullptr && *room == nullptr) *room = &e;
       continue;
     }
-    if (std::memcmp(&e.key, &k, sizeof(k)) == 0) return &e;
+    if (found == nullptr && std::memcmp(&e.key, &k, sizeof(k)) == 0) found = &e;
   }
-  if (!create || room == nullptr) return nullptr;
-  std::memset(room, 0, sizeof(*room));
-  room->key = k;
-  room->expires_ns = now_ns + kTimeoutNs;
-  room->state = FragState::pending;
-  ++used_;
-  return room;
+  return found;
 }
 
 namespace {
@@ -111,24 +113,20 @@ bool overlaps(const uint32_t* start, const uint32_t* end, unsigned n, uint32_t s
 }
 }  // namespace
 
-FragTable::Outcome FragTable::track(const ParsedPacket& p, uint64_t now_ns, DropReason* reason) {
+FragTable::Outcome FragTable::track(const ParsedPacket& p, uint8_t side, uint64_t now_ns,
+                                    DropReason* reason) {
   if (!p.is_fragment) return Outcome::first;  // nothing to track
   const uint32_t s = p.frag_offset;
   const uint32_t e = s + p.frag_payload_len;
   const bool first = p.frag_offset == 0;
   if (first && !p.more_fragments) return Outcome::first;  // atomic fragment: a whole datagram
 
-  Entry* en = find(p, now_ns, false);
-  if (first && en == nullptr) {
-    en = find(p, now_ns, true);
-    if (en == nullptr) {
-      *reason = DropReason::frag_table_full;
-      return Outcome::drop;
-    }
-    en->start[0] = s;
-    en->end[0] = e;
-    en->pieces = 1;
-    return Outcome::first;
+  Entry* en = find(p, side, now_ns, nullptr);
+  if (first) {
+    if (en == nullptr) return Outcome::first;  // decide() records it if it is allowed
+    en->state = FragState::denied;  // a second first fragment: nothing more passes
+    *reason = DropReason::frag_overlap;
+    return Outcome::drop;
   }
   if (en == nullptr) {
     *reason = DropReason::frag_orphan;
@@ -142,13 +140,9 @@ FragTable::Outcome FragTable::track(const ParsedPacket& p, uint64_t now_ns, Drop
   // (which Linux treats as an invalid datagram) are treated like overlaps.
   const bool past_end = e == s || (en->last_end != 0 && e > en->last_end) ||
                         (!p.more_fragments && en->end[en->pieces - 1] > e);
-  if (first || past_end || overlaps(en->start, en->end, en->pieces, s, e)) {
+  if (past_end || overlaps(en->start, en->end, en->pieces, s, e)) {
     en->state = FragState::denied;  // nothing more of this datagram passes
     *reason = DropReason::frag_overlap;
-    return Outcome::drop;
-  }
-  if (en->state == FragState::pending) {
-    *reason = DropReason::frag_orphan;  // its first fragment is not decided yet
     return Outcome::drop;
   }
   // Record [s, e), merged with the runs it touches (ranges are kept sorted).
@@ -188,11 +182,25 @@ FragTable::Outcome FragTable::track(const ParsedPacket& p, uint64_t now_ns, Drop
   return Outcome::allowed;
 }
 
-void FragTable::decide(const ParsedPacket& p, bool allowed, uint64_t now_ns) {
-  if (!p.is_fragment || p.frag_offset != 0) return;
-  Entry* en = find(p, now_ns, false);
-  if (en != nullptr && en->state == FragState::pending)
-    en->state = allowed ? FragState::allowed : FragState::denied;
+bool FragTable::decide(const ParsedPacket& p, uint8_t side, bool allowed, uint64_t now_ns) {
+  if (!p.is_fragment || p.frag_offset != 0 || !p.more_fragments) return true;  // no datagram
+  Entry* room;
+  Entry* en = find(p, side, now_ns, &room);
+  if (en != nullptr) {  // another first fragment was recorded meanwhile: deny both
+    en->state = FragState::denied;
+    return !allowed;
+  }
+  if (!allowed) return true;  // later fragments find no entry: orphans
+  if (room == nullptr) return false;
+  std::memset(room, 0, sizeof(*room));
+  room->key = key_of(p, side);
+  room->expires_ns = now_ns + kTimeoutNs;
+  room->state = FragState::allowed;
+  room->start[0] = 0;
+  room->end[0] = p.frag_payload_len;
+  room->pieces = 1;
+  ++used_;
+  return true;
 }
 
 }  // namespace egw

@@ -26,16 +26,24 @@ class FragTable {
     drop,     // reason set: overlap, orphan, denied, table full
   };
 
-  // Records fragment p (p.is_fragment) of its datagram, checking for overlap.
-  Outcome track(const ParsedPacket& p, uint64_t now_ns, DropReason* reason);
-  // Stores the verdict for p's datagram after its first fragment was classified.
-  void decide(const ParsedPacket& p, bool allowed, uint64_t now_ns);
+  // Records fragment p (p.is_fragment) that arrived on `side` (0 inside, 1 outside).
+  // A first fragment (offset 0) returns `first` (the caller classifies it, then calls
+  // decide()), or drop with frag_overlap when its datagram is already recorded (a
+  // duplicate first fragment: the datagram is then denied). A later fragment returns
+  // allowed, or drop: frag_orphan (no allowed datagram), frag_denied, frag_overlap
+  // (and the datagram is denied from then on), frag_table_full (too many pieces).
+  Outcome track(const ParsedPacket& p, uint8_t side, uint64_t now_ns, DropReason* reason);
+  // After the first fragment was classified: records an allowed datagram (its first
+  // piece's range). Returns false when it cannot be recorded (table full: the caller
+  // drops the first fragment as frag_table_full, fail closed). A denied datagram is
+  // not recorded; returns true.
+  bool decide(const ParsedPacket& p, uint8_t side, bool allowed, uint64_t now_ns);
 
   uint32_t in_use() const { return used_; }
 
  private:
   struct Entry;
-  Entry* find(const ParsedPacket& p, uint64_t now_ns, bool create);
+  Entry* find(const ParsedPacket& p, uint8_t side, uint64_t now_ns, Entry** room);
   Entry* entries_ = nullptr;
   uint32_t mask_ = 0;
   uint32_t used_ = 0;

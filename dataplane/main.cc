@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cinttypes>
@@ -134,7 +135,9 @@ Runtime* g_rt = nullptr;
 }
 
 // Symmetric RSS: a key of repeated 0x6d5a makes the Toeplitz hash of (a,b) equal to
-// that of (b,a), so both directions of a flow reach the same worker.
+// that of (b,a), so both directions of a flow reach the same worker. The hash covers
+// addresses only (not ports): every fragment of a datagram, which carries no ports
+// after the first, then reaches the worker that decided its first fragment.
 void port_setup(uint16_t port, uint16_t queues, rte_mempool* pool) {
   if (!rte_eth_dev_is_valid_port(port)) {
     char msg[160];
@@ -145,7 +148,7 @@ void port_setup(uint16_t port, uint16_t queues, rte_mempool* pool) {
   rte_eth_dev_info info;
   if (rte_eth_dev_info_get(port, &info) != 0) fatal("cannot read port info of a port");
   rte_eth_conf conf{};
-  static uint8_t rss_key[64];
+  static uint8_t rss_key[128];
   if (queues > 1) {
     if (info.flow_type_rss_offloads == 0) {
       fatal("port driver %s has no RSS: run with a single worker lcore (-l 0,1)",
@@ -157,9 +160,13 @@ void port_setup(uint16_t port, uint16_t queues, rte_mempool* pool) {
     }
     conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
     conf.rx_adv_conf.rss_conf.rss_key = rss_key;
-    conf.rx_adv_conf.rss_conf.rss_key_len = info.hash_key_size ? info.hash_key_size : 40;
-    conf.rx_adv_conf.rss_conf.rss_hf =
-        (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+    conf.rx_adv_conf.rss_conf.rss_key_len =
+        info.hash_key_size ? std::min<uint8_t>(info.hash_key_size, sizeof rss_key) : 40;
+    conf.rx_adv_conf.rss_conf.rss_hf = RTE_ETH_RSS_IP & info.flow_type_rss_offloads;
+    if (conf.rx_adv_conf.rss_conf.rss_hf == 0) {
+      fatal("port driver %s cannot hash on IP addresses: run with a single worker lcore",
+            info.driver_name);
+    }
   }
   if (queues > info.max_rx_queues || queues > info.max_tx_queues) {
     char msg[160];
@@ -354,7 +361,15 @@ int run(int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 
-  for (Worker& wk : rt.workers) rte_eal_remote_launch(worker_main, &wk, wk.lcore);
+  for (Worker& wk : rt.workers) {
+    const int rc = rte_eal_remote_launch(worker_main, &wk, wk.lcore);
+    if (rc != 0) {
+      g_quit.store(true);
+      rte_eal_mp_wait_lcore();
+      fatal("cannot start the worker on lcore %s: %s", std::to_string(wk.lcore).c_str(),
+            rte_strerror(-rc));
+    }
+  }
 
   printf("egw-dataplane: forwarding on %u worker(s), inside port %u, outside port %u, %s\n", nq,
          rt.port[kInside], rt.port[kOutside],

@@ -47,22 +47,27 @@ bool is_icmp_echo(uint8_t family, uint8_t type) {
   return family == 4 ? (type == 8 || type == 0) : (type == 128 || type == 129);
 }
 
+enum class Ipv4Options : uint8_t { ok, malformed, source_route };
+
 // IPv4 options: EOL ends the list, NOP is one byte, others carry a length >= 2 that
-// stays inside the header.
-bool ipv4_options_valid(const uint8_t* opt, size_t n) {
+// stays inside the header. A loose or strict source route (LSRR 131, SSRR 137) makes
+// the destination field a waypoint, not the address the policy must judge.
+Ipv4Options check_ipv4_options(const uint8_t* opt, size_t n) {
+  constexpr uint8_t kOptLsrr = 131, kOptSsrr = 137;
+  bool source_route = false;
   size_t i = 0;
-  while (i < n) {
-    if (opt[i] == 0) return true;
+  while (i < n && opt[i] != 0) {
     if (opt[i] == 1) {
       ++i;
       continue;
     }
-    if (i + 1 >= n) return false;
+    if (i + 1 >= n) return Ipv4Options::malformed;
     const size_t olen = opt[i + 1];
-    if (olen < 2 || olen > n - i) return false;
+    if (olen < 2 || olen > n - i) return Ipv4Options::malformed;
+    if (opt[i] == kOptLsrr || opt[i] == kOptSsrr) source_route = true;
     i += olen;
   }
-  return true;
+  return source_route ? Ipv4Options::source_route : Ipv4Options::ok;
 }
 
 // TLV options of a hop-by-hop or destination options header: Pad1 is one byte, all
@@ -82,9 +87,36 @@ bool ipv6_tlv_options_valid(const uint8_t* opt, size_t n) {
   return true;
 }
 
+// True when a (valid) hop-by-hop option area holds a Router Alert for MLD (RFC 2711
+// value 0) and nothing else but padding, as MLD senders emit it (RFC 2710 3, RFC 3810 5).
+bool hbh_is_mld_router_alert(const uint8_t* opt, size_t n) {
+  constexpr uint8_t kOptPad1 = 0, kOptPadN = 1, kOptRouterAlert = 5;
+  bool alert = false;
+  size_t i = 0;
+  while (i < n) {
+    if (opt[i] == kOptPad1) {
+      ++i;
+      continue;
+    }
+    if (i + 1 >= n) return false;
+    const size_t olen = 2 + static_cast<size_t>(opt[i + 1]);
+    if (olen > n - i) return false;
+    if (opt[i] == kOptRouterAlert) {
+      if (alert || olen != 4 || rd16(opt + i + 2) != 0) return false;
+      alert = true;
+    } else if (opt[i] != kOptPadN) {
+      return false;
+    }
+    i += olen;
+  }
+  return alert;
+}
+
 // Result of walking an IPv6 extension-header chain.
 struct Ipv6Chain {
   uint8_t proto = 0;        // final next-header value
+  unsigned ext_count = 0;   // extension headers walked
+  bool mld_alert = false;   // the first header is hop-by-hop with only an MLD Router Alert
   size_t l4_off = 0;        // where the upper-layer header starts; 0 for a non-first fragment
   bool has_frag = false;    // a fragment header was seen
   bool first_frag = false;  // ... and it is the first fragment of a fragmented datagram
@@ -131,14 +163,26 @@ bool walk_ipv6_chain(const uint8_t* d, size_t off, size_t end, uint8_t nh, Ipv6C
       *reason = c->first_frag ? DropReason::frag_no_l4 : DropReason::ipv6_ext_headers;
       return false;
     }
-    if (nh == kNhRouting && h[2] == 0) {
-      *reason = DropReason::ipv6_routing_type0;
-      return false;
+    if (nh == kNhRouting) {
+      // A routing header with segments left != 0 sends the packet on to an address that
+      // is not its destination field; only Mobile IPv6 type 2 (one segment: the home
+      // address, RFC 6275 6.4) is delivered locally. Segments left 0: already final.
+      const uint8_t type = h[2], segments_left = h[3];
+      if (type == 0) {
+        *reason = DropReason::ipv6_routing_type0;
+        return false;
+      }
+      if (segments_left != 0 && !(type == 2 && segments_left == 1)) {
+        *reason = DropReason::source_route;
+        return false;
+      }
     }
     if ((nh == kNhHopByHop || nh == kNhDestOpts) && !ipv6_tlv_options_valid(h + 2, hlen - 2)) {
       *reason = DropReason::ipv6_ext_headers;
       return false;
     }
+    if (nh == kNhHopByHop) c->mld_alert = hbh_is_mld_router_alert(h + 2, hlen - 2);
+    c->ext_count = count + 1;
     if (nh == kNhFragment) {
       if (c->has_frag) {  // two fragment headers in one chain
         *reason = DropReason::ipv6_ext_headers;
@@ -284,10 +328,48 @@ ParseResult parse_l4(const uint8_t* d, size_t off, size_t end, bool first_frag, 
     const Quote q = parse_quote(d, off + kIcmpHeaderLen, end, family, &out->inner);
     if (q == Quote::too_short) return drop(short_reason);
     if (q == Quote::malformed) return drop(DropReason::bad_l4_header);
-  } else if (family == 6 && p[0] >= 133 && p[0] <= 137 && !out->is_fragment) {
-    out->kind = FrameKind::ndp;
   }
   return kOk;
+}
+
+// ICMPv6 link-scope control messages that a transparent bridge passes without policy
+// (FrameKind::ndp). Only messages that cannot have crossed a router qualify; anything
+// else with these types stays an ordinary ICMPv6 packet (kind ip) for the policy.
+//  - Neighbour discovery (RS 133, RA 134, NS 135, NA 136, Redirect 137; RFC 4861 6.1,
+//    7.1, 8.1): hop limit 255, code 0, no extension header at all, the message at least
+//    its fixed size, every option with a non-zero length inside the message.
+//  - MLD (query 130, v1 report 131, done 132, v2 report 143; RFC 2710 3, RFC 3810 5):
+//    hop limit 1, code 0, exactly one extension header, hop-by-hop, holding a Router
+//    Alert for MLD and only padding besides; link-local source (fe80::/10), or the
+//    unspecified source :: for a v2 report; destination link-scope multicast ff02::/16.
+// Fragments never qualify: they carry a fragment header.
+bool is_link_control(const uint8_t* ip, const Ipv6Chain& c, const uint8_t* icmp, size_t len) {
+  const uint8_t hop_limit = ip[7], type = icmp[0];
+  const uint8_t* src = ip + 8;
+  const uint8_t* dst = ip + 24;
+  if (icmp[1] != 0) return false;
+  if (type >= 133 && type <= 137) {
+    if (hop_limit != 255 || c.ext_count != 0) return false;
+    constexpr size_t kFixed[] = {8, 16, 24, 24, 40};  // RS, RA, NS, NA, Redirect
+    const size_t fixed = kFixed[type - 133];
+    if (len < fixed) return false;
+    for (size_t i = fixed; i < len;) {  // options: type, length in units of 8 bytes
+      if (len - i < 2) return false;
+      const size_t olen = static_cast<size_t>(icmp[i + 1]) * 8;
+      if (olen == 0 || olen > len - i) return false;
+      i += olen;
+    }
+    return true;
+  }
+  if (type == 130 || type == 131 || type == 132 || type == 143) {
+    constexpr uint8_t kUnspecified[16] = {};
+    const bool link_local = src[0] == 0xfe && (src[1] & 0xc0) == 0x80;
+    const bool unspecified = type == 143 && std::memcmp(src, kUnspecified, 16) == 0;
+    const size_t fixed = type == 143 ? 8 : 24;
+    return hop_limit == 1 && c.ext_count == 1 && c.mld_alert && (link_local || unspecified) &&
+           dst[0] == 0xff && dst[1] == 0x02 && len >= fixed;
+  }
+  return false;
 }
 
 ParseResult parse_ipv4(const uint8_t* d, size_t len, size_t l3, ParsedPacket* out) {
@@ -299,8 +381,13 @@ ParseResult parse_ipv4(const uint8_t* d, size_t len, size_t l3, ParsedPacket* ou
     return drop(DropReason::bad_ipv4_header);
   }
   if (inet_checksum(ip, hl) != 0) return drop(DropReason::bad_ipv4_checksum);
-  if (!ipv4_options_valid(ip + kIpv4MinHeader, hl - kIpv4MinHeader)) {
-    return drop(DropReason::bad_ipv4_options);
+  switch (check_ipv4_options(ip + kIpv4MinHeader, hl - kIpv4MinHeader)) {
+    case Ipv4Options::ok:
+      break;
+    case Ipv4Options::malformed:
+      return drop(DropReason::bad_ipv4_options);
+    case Ipv4Options::source_route:
+      return drop(DropReason::source_route);
   }
   const uint16_t frag = rd16(ip + 6);
   const size_t frag_off = static_cast<size_t>(frag & 0x1fff) * 8;
@@ -354,7 +441,13 @@ ParseResult parse_ipv6(const uint8_t* d, size_t len, size_t l3, ParsedPacket* ou
     out->frag_payload_len = static_cast<uint16_t>(c.frag_payload);
     if (c.l4_off == 0) return kOk;  // non-first fragment
   }
-  return parse_l4(d, c.l4_off, end, out->is_fragment, out);
+  const ParseResult r = parse_l4(d, c.l4_off, end, out->is_fragment, out);
+  // parse_l4 checked that the whole 8-byte ICMPv6 header is present.
+  if (r.status == ParseStatus::ok && c.proto == kProtoIcmpv6 && !out->icmp_is_error &&
+      is_link_control(ip, c, d + c.l4_off, end - c.l4_off)) {
+    out->kind = FrameKind::ndp;
+  }
+  return r;
 }
 
 }  // namespace

@@ -21,7 +21,8 @@ constexpr uint8_t kTcpFin = 0x01, kTcpSyn = 0x02, kTcpRst = 0x04, kTcpPsh = 0x08
 enum class FrameKind : uint8_t {
   ip,        // IPv4 or IPv6 packet: see the rest of ParsedPacket
   arp,       // ARP: bridged both ways
-  ndp,       // IPv6 neighbour discovery (ICMPv6 133..137): bridged both ways
+  ndp,       // link control bridged both ways: RFC 4861 ND (133..137, hop limit 255) and
+             // MLD (130..132, 143: hop limit 1, link-local source, ff02::/16)
 };
 
 // L3/L4 header fields of one IP packet (the outer one, or the packet quoted inside

@@ -3,6 +3,7 @@
 // No locks, no allocation (mbufs for RST/ICMP come from the mempool), no syscalls.
 #include "dataplane/worker.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "dataplane/synth.h"
@@ -80,8 +81,13 @@ class Burst {
   void handle_new(BurstState& s);
   void handle_flow(BurstState& s, FlowEntry& e);
   void decide(FlowEntry& e);
-  void frag_decided(const BurstState& s, bool passed) {
-    if (s.p.is_fragment) w_.frags.decide(s.p, passed, w_.now_ns);
+  bool may_answer(const ParsedPacket& p);
+  // Forwards a packet of an allowed flow; a first fragment records its datagram so
+  // the later fragments follow (fail closed when that is impossible).
+  void pass(BurstState& s) {
+    if (s.p.is_fragment && !w_.frags.decide(s.p, from_, true, w_.now_ns))
+      return drop(s.m, DropReason::frag_table_full);
+    forward(s.m);
   }
 
   WorkerCtx& w_;
@@ -91,32 +97,68 @@ class Burst {
 
 const uint8_t* frame_of(rte_mbuf* m) { return rte_pktmbuf_mtod(m, const uint8_t*); }
 
+bool is_multicast_or_broadcast(uint8_t family, const uint8_t* a) {
+  if (family == 6) return a[0] == 0xff;
+  return (a[0] & 0xf0) == 0xe0 || (a[0] == 255 && a[1] == 255 && a[2] == 255 && a[3] == 255);
+}
+bool is_unspecified(uint8_t family, const uint8_t* a) {
+  static const uint8_t zero[16] = {};
+  return std::memcmp(a, zero, family == 6 ? 16 : 4) == 0;
+}
+
+// Whether an error may answer p (RFC 1122 3.2.2, RFC 4443 2.4 (e), (f)): never to or
+// from multicast/broadcast/unspecified addresses, and at most kSynthPerSecond per
+// worker (a token bucket on the burst clock), so reject cannot be made a flood.
+bool Burst::may_answer(const ParsedPacket& p) {
+  const L34& l = p.l34;
+  if (is_multicast_or_broadcast(l.family, l.dst) || is_multicast_or_broadcast(l.family, l.src) ||
+      is_unspecified(l.family, l.src)) {
+    return false;
+  }
+  SynthLimiter& b = w_.synth_limit;
+  const uint64_t elapsed = w_.now_ns - b.last_ns;
+  if (elapsed >= 1000000000ull / SynthLimiter::kPerSecond) {
+    const uint64_t add = elapsed / (1000000000ull / SynthLimiter::kPerSecond);
+    b.tokens = static_cast<uint32_t>(std::min<uint64_t>(SynthLimiter::kBurst, b.tokens + add));
+    b.last_ns = w_.now_ns;
+  }
+  if (b.tokens == 0) {
+    ++w_.counters.synth_limited;
+    return false;
+  }
+  --b.tokens;
+  return true;
+}
+
 // Synthesizes the reject answer: RST (TCP) or ICMP unreachable, back to the sender;
-// a RST onward too when the flow had already carried traffic.
+// a RST onward too when the flow had already carried traffic. Failures to build an
+// answer are counted (synth_failed), not as drops: the packet itself was dropped.
 void Burst::reject(BurstState& s, FlowEntry* e) {
   const ParsedPacket& p = s.p;
+  if (p.l34.proto == kProtoTcp ? (p.tcp_flags & kTcpRst) != 0 : p.icmp_is_error) {
+    return;  // never answer a RST or an ICMP error
+  }
+  if (!may_answer(p)) return;
   rte_mbuf* r;
   if (p.l34.proto == kProtoTcp) {
-    if (p.tcp_flags & kTcpRst) return;  // never answer a RST
     r = synth_rst_reply(w_.pool, frame_of(s.m), p);
     if (r != nullptr) ++w_.counters.synth_rst;
     if (e != nullptr && e->tcp_state >= TcpState::established) {
       const int dir = from_ == kInside ? 0 : 1;
       rte_mbuf* fwd = synth_rst_forward(w_.pool, frame_of(s.m), p, e->tcp[dir].end);
       if (fwd == nullptr) {
-        w_.counters.drop(DropReason::mbuf_alloc);
+        ++w_.counters.synth_failed;
       } else {
         ++w_.counters.synth_rst;
         forward(fwd);
       }
     }
   } else {
-    if (p.icmp_is_error) return;  // never answer an ICMP error with one
     r = synth_icmp_unreachable(w_.pool, frame_of(s.m), p);
     if (r != nullptr) ++w_.counters.synth_icmp;
   }
   if (r == nullptr) {
-    w_.counters.drop(DropReason::mbuf_alloc);
+    ++w_.counters.synth_failed;
     return;
   }
   send(r, from_);
@@ -130,47 +172,53 @@ void Burst::decide(FlowEntry& e) {
   e.policy_version = static_cast<uint32_t>(w_.policy_version);
 }
 
-// An ICMP error passes only when the packet it quotes belongs to an allowed flow.
+// An ICMP error passes only when the packet it quotes belongs to an allowed flow and
+// its own addresses are those of that flow: inbound, it must be addressed to the
+// inside host that sent the quoted packet; outbound, it must come from the inside
+// host that received the quoted packet and go to that packet's sender. It may not
+// be fragmented or longer than an error ever needs (RFC 1812 4.3.2.3, RFC 4443
+// 2.4 (c)), and redirects never pass. Otherwise it would be a channel through egw.
 void Burst::handle_icmp_error(BurstState& s) {
   const ParsedPacket& p = s.p;
-  // The quoted packet travelled the other way: inbound errors quote outbound packets.
-  FlowKey k;
-  make_key(p.inner, p.vlan, from_ == kInside ? false : true, &k);
-  FlowEntry* e = w_.flows.lookup(k, w_.flows.hash(k), w_.now_ns);
-  if (e == nullptr || e->verdict != Verdict::allow) {
-    frag_decided(s, false);
+  const L34& o = p.l34;
+  const L34& q = p.inner;
+  const bool inbound = from_ == kOutside;
+  const size_t alen = o.family == 6 ? 16 : 4;
+  const bool addressed =
+      inbound ? std::memcmp(o.dst, q.src, alen) == 0
+              : std::memcmp(o.src, q.dst, alen) == 0 && std::memcmp(o.dst, q.src, alen) == 0;
+  const bool redirect = o.family == 4 && p.icmp_type == 5;
+  const size_t max_len = o.family == 6 ? 1280 : 576;
+  if (!addressed || redirect || p.is_fragment || p.l3_len > max_len || q.family != o.family) {
     return drop(s.m, DropReason::icmp_error_no_flow);
   }
-  const int dir = from_ == kInside ? 0 : 1;
+  // The quoted packet travelled the other way: inbound errors quote outbound packets.
+  FlowKey k;
+  make_key(q, p.vlan, inbound, &k);
+  FlowEntry* e = w_.flows.lookup(k, w_.flows.hash(k), w_.now_ns);
+  if (e == nullptr || e->verdict != Verdict::allow) {
+    return drop(s.m, DropReason::icmp_error_no_flow);
+  }
+  const int dir = inbound ? 1 : 0;
   ++e->pkts[dir];
   e->bytes[dir] += rte_pktmbuf_pkt_len(s.m);
-  frag_decided(s, true);
   forward(s.m);
 }
 
 // No flow yet: only outbound packets may create one, and only the policy decides.
 void Burst::handle_new(BurstState& s) {
   const ParsedPacket& p = s.p;
-  if (from_ == kOutside) {
-    frag_decided(s, false);
-    return drop(s.m, DropReason::inbound_no_flow);
-  }
+  if (from_ == kOutside) return drop(s.m, DropReason::inbound_no_flow);
   if (p.l34.proto == kProtoTcp) {
     const uint8_t f = p.tcp_flags & (kTcpSyn | kTcpAck | kTcpRst | kTcpFin);
     if (f != kTcpSyn) {
-      frag_decided(s, false);
       return drop(s.m, (f & kTcpSyn) ? DropReason::tcp_invalid : DropReason::midstream_no_flow);
     }
   }
-  if (w_.policy == nullptr) {
-    frag_decided(s, false);
-    return drop(s.m, DropReason::no_policy);
-  }
+  if (w_.policy == nullptr) return drop(s.m, DropReason::no_policy);
+  if (p.l34.proto == kProtoTcp && p.is_fragment) return drop(s.m, DropReason::frag_tcp);
   FlowEntry* e = w_.flows.insert(s.key, s.hash, w_.now_ns);
-  if (e == nullptr) {
-    frag_decided(s, false);
-    return drop(s.m, DropReason::flow_table_full);  // fail closed
-  }
+  if (e == nullptr) return drop(s.m, DropReason::flow_table_full);  // fail closed
   ++w_.counters.flows_created;
   e->start_ns = w_.now_ns;
   e->flow_id = (static_cast<uint64_t>(w_.id) << 48) | ++w_.next_flow_id;
@@ -200,7 +248,6 @@ void Burst::handle_flow(BurstState& s, FlowEntry& e) {
   e.bytes[dir] += rte_pktmbuf_pkt_len(s.m);
   e.last_seen_ns = w_.now_ns;
   if (e.verdict != Verdict::allow) {
-    frag_decided(s, false);
     if (e.verdict == Verdict::reject && dir == 0) {
       reject(s, &e);
       return drop(s.m, DropReason::policy_reject);
@@ -208,21 +255,19 @@ void Burst::handle_flow(BurstState& s, FlowEntry& e) {
     return drop(s.m, DropReason::policy_deny);
   }
   if (is_icmp(p.l34.proto) && dir == 1 && !is_echo_reply(p.l34, p.icmp_type)) {
-    frag_decided(s, false);
     return drop(s.m, DropReason::inbound_no_flow);
   }
-  if (p.l34.proto == kProtoTcp && p.l4_offset != 0) {
+  if (p.l34.proto == kProtoTcp) {
+    // A fragmented segment's length is unknown until its last fragment: tracking it
+    // would corrupt the window; stacks with path-MTU discovery never send one.
+    if (p.is_fragment) return drop(s.m, DropReason::frag_tcp);
     DropReason why;
-    if (!tcp_track(e, dir, p, w_.now_ns, &why)) {
-      frag_decided(s, false);
-      return drop(s.m, why);
-    }
+    if (!tcp_track(e, dir, p, w_.now_ns, &why)) return drop(s.m, why);
     if (e.tcp_state >= TcpState::established) w_.flows.set_embryonic(&e, false);
   } else if (dir == 1) {
     w_.flows.set_embryonic(&e, false);  // a reply: no longer embryonic
   }
-  frag_decided(s, true);
-  forward(s.m);
+  pass(s);
 }
 
 void Burst::handle(BurstState& s) {
@@ -262,6 +307,7 @@ void worker_refresh_policy(WorkerCtx& w) {
 
 void worker_process_burst(WorkerCtx& w, rte_mbuf** pkts, uint16_t n, Side from, uint64_t now_ns,
                           TxBatch out[2]) {
+  RTE_VERIFY(n <= kBurst);
   // The clock never goes back (capture timestamps may): ages are differences.
   if (now_ns < w.now_ns) now_ns = w.now_ns;
   w.now_ns = now_ns;
@@ -307,7 +353,7 @@ void worker_process_burst(WorkerCtx& w, rte_mbuf** pkts, uint16_t n, Side from, 
     BurstState& s = st[i];
     if (s.p.is_fragment) {
       DropReason why;
-      const FragTable::Outcome o = w.frags.track(s.p, now_ns, &why);
+      const FragTable::Outcome o = w.frags.track(s.p, from, now_ns, &why);
       if (o == FragTable::Outcome::drop) {
         burst.drop(s.m, why);
         continue;

@@ -36,6 +36,14 @@ struct WorkerConfig {
   rte_mempool* pool = nullptr;  // for synthesized packets (RST, ICMP errors)
 };
 
+// Token bucket for synthesized answers (RST, ICMP errors), on the burst clock.
+struct SynthLimiter {
+  static constexpr uint32_t kPerSecond = 1000;
+  static constexpr uint32_t kBurst = 100;
+  uint32_t tokens = kBurst;
+  uint64_t last_ns = 0;
+};
+
 struct alignas(64) WorkerCtx {
   unsigned id = 0;
   FlowTable flows;
@@ -48,6 +56,7 @@ struct alignas(64) WorkerCtx {
   const RuntimePolicy* policy = nullptr;  // the one this burst uses
   uint64_t policy_version = 0;
   FlowRecordRing* records = nullptr;  // may be null: records are then not kept
+  SynthLimiter synth_limit;
   uint64_t now_ns = 0;                // clock of the current burst
 };
 

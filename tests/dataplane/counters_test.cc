@@ -19,7 +19,7 @@ TEST(Counters, DropReasonNames) {
       {DropReason::vlan_too_deep, "vlan_too_deep"},
       {DropReason::ipv6_routing_type0, "ipv6_routing_type0"},
       {DropReason::policy_deny, "policy_deny"},
-      {DropReason::mbuf_alloc, "mbuf_alloc"},
+      {DropReason::tx_full, "tx_full"},
       {DropReason::count, "unknown"},
   };
   for (const auto& c : cases) EXPECT_STREQ(drop_reason_name(c.r), c.name);
@@ -37,7 +37,7 @@ TEST(Counters, TotalAndAdd) {
   EXPECT_EQ(a.total_drops(), 0u);
   a.drop(DropReason::truncated);
   a.drop(DropReason::truncated);
-  a.drop(DropReason::mbuf_alloc);
+  a.drop(DropReason::tx_full);
   a.rx_packets = 10;
   a.flow_records_lost = 1;
   b.drop(DropReason::truncated);
@@ -49,7 +49,7 @@ TEST(Counters, TotalAndAdd) {
   EXPECT_EQ(a.total_drops(), 5u);
   EXPECT_EQ(a.drop_count(DropReason::truncated), 3u);
   EXPECT_EQ(a.drop_count(DropReason::policy_deny), 1u);
-  EXPECT_EQ(a.drop_count(DropReason::mbuf_alloc), 1u);
+  EXPECT_EQ(a.drop_count(DropReason::tx_full), 1u);
   EXPECT_EQ(a.rx_packets, 15u);
   EXPECT_EQ(a.tx_packets, 3u);
   EXPECT_EQ(a.flow_records_lost, 1u);

@@ -373,8 +373,6 @@ std::vector<Case> basic_cases() {
       {"NDP neighbour solicitation",
        test::build_ndp_ns("fe80::1", "fe80::2"),
        {.kind = FrameKind::ndp}},
-      {"NDP router solicitation", build_frame(nd_type(133)), {.kind = FrameKind::ndp}},
-      {"NDP redirect", build_frame(nd_type(137)), {.kind = FrameKind::ndp}},
       {"ICMPv6 138 is not NDP", build_frame(nd_type(138)), {.kind = FrameKind::ip}},
       {"LLDP ethertype", lldp, dropped(DropReason::non_ip)},
       {"empty frame", {}, dropped(DropReason::truncated)},
@@ -418,6 +416,78 @@ std::vector<Case> ipv4_header_cases() {
       {"option length past header", opts({1, 7, 9, 4}), dropped(DropReason::bad_ipv4_options)},
       {"option length byte missing", opts({1, 1, 1, 7}), dropped(DropReason::bad_ipv4_options)},
       {"40 bytes of options", opts(Bytes(40, 1)), {.sport = 1, .payload_len = 0}},
+  };
+}
+
+// Source routing: the destination field is a waypoint, not what the policy must judge.
+std::vector<Case> source_route_cases() {
+  auto opts = [](Bytes o) {
+    return build_frame(with(v4(kProtoTcp), [&](FrameSpec& s) {
+      s.ip_options = o;
+      s.payload = payload(40);
+    }));
+  };
+  const Bytes lsrr = {131, 7, 4, 198, 51, 100, 9}, ssrr = {137, 7, 4, 198, 51, 100, 9};
+  const Bytes lsrr_done = {131, 7, 8, 198, 51, 100, 9};  // pointer past the last hop
+  auto chain = [](std::vector<test::Ipv6Ext> e) {
+    return build_frame(with(v6(kProtoTcp), [&](FrameSpec& s) {
+      s.v6_ext = e;
+      s.payload = payload(16);
+    }));
+  };
+  auto rt = [](uint8_t type, uint8_t segments_left) {
+    return test::Ipv6Ext{43, {type, segments_left, 0, 0, 0, 0}};
+  };
+  const test::Ipv6Ext hbh = {0, {1, 2, 0, 0}}, dst = {60, {}};
+  FrameSpec e6 = v6(kProtoIcmpv6);
+  e6.icmp_type = 1;
+  return {
+      {"v4 LSRR", opts(lsrr), dropped(DropReason::source_route)},
+      {"v4 SSRR", opts(ssrr), dropped(DropReason::source_route)},
+      {"v4 LSRR after NOPs and record route",
+       opts({1, 1, 7, 7, 4, 0, 0, 0, 0, 131, 7, 4, 1, 2, 3, 4}), dropped(DropReason::source_route)},
+      {"v4 LSRR with the route used up", opts(lsrr_done), dropped(DropReason::source_route)},
+      {"v4 LSRR in a non-first fragment (options are copied)",
+       at(test::fragment_ipv4(opts(lsrr), 24), 1), dropped(DropReason::source_route)},
+      {"v4 LSRR after EOL is not an option", opts({0, 131, 7, 4, 1, 2, 3, 4}), {.sport = 40000}},
+      {"v4 LSRR with length 1 is malformed", opts({131, 1, 0, 0}),
+       dropped(DropReason::bad_ipv4_options)},
+      {"v4 LSRR then a malformed option", opts({131, 7, 4, 1, 2, 3, 4, 7, 0}),
+       dropped(DropReason::bad_ipv4_options)},
+      {"v4 SSRR longer than the header", opts({137, 11, 4, 1, 2, 3, 4, 0}),
+       dropped(DropReason::bad_ipv4_options)},
+      {"v4 record route is not source routing",
+       opts({7, 7, 4, 0, 0, 0, 0}),
+       {.proto = 6, .sport = 40000, .dport = 443}},
+      {"v6 routing type 0, segments left 0", chain({rt(0, 0)}),
+       dropped(DropReason::ipv6_routing_type0)},
+      {"v6 routing type 0, segments left 1", chain({rt(0, 1)}),
+       dropped(DropReason::ipv6_routing_type0)},
+      {"v6 routing type 2 (MIPv6), segments left 1",
+       chain({rt(2, 1)}),
+       {.proto = 6, .dst = "2001:db8::7", .sport = 40000}},
+      {"v6 routing type 2, segments left 0", chain({rt(2, 0)}), {.proto = 6, .sport = 40000}},
+      {"v6 routing type 2, segments left 2", chain({rt(2, 2)}), dropped(DropReason::source_route)},
+      {"v6 routing type 1 (Nimrod), segments left 1", chain({rt(1, 1)}),
+       dropped(DropReason::source_route)},
+      {"v6 routing type 3 (RPL), segments left 1", chain({rt(3, 1)}),
+       dropped(DropReason::source_route)},
+      {"v6 segment routing (type 4), segments left 2", chain({rt(4, 2)}),
+       dropped(DropReason::source_route)},
+      {"v6 segment routing, segments left 255", chain({rt(4, 255)}),
+       dropped(DropReason::source_route)},
+      {"v6 segment routing, segments left 0: at its final destination",
+       chain({rt(4, 0)}),
+       {.proto = 6, .sport = 40000, .dport = 443}},
+      {"v6 routing type 253 (experimental), segments left 1", chain({rt(253, 1)}),
+       dropped(DropReason::source_route)},
+      {"v6 routing type 255, segments left 0", chain({rt(255, 0)}), {.proto = 6}},
+      {"v6 segment routing behind hop-by-hop and dest opts", chain({hbh, dst, rt(4, 1)}),
+       dropped(DropReason::source_route)},
+      {"v6 segment routing in a first fragment", at(test::fragment_ipv6(chain({rt(4, 1)}), 40), 0),
+       dropped(DropReason::source_route)},
+      {"v6 ICMP error quoting a source-routed packet",
+       test::build_icmp_error(e6, chain({rt(4, 1)})), dropped(DropReason::bad_l4_header)},
   };
 }
 
@@ -758,6 +828,253 @@ std::vector<Case> icmp_error_cases() {
   };
 }
 
+// ---- link-scope control: neighbour discovery and MLD ----
+
+// ICMPv6 message of type t with body bytes after the 4-byte checksum word's follower
+// (the reserved/flags word is zero), from src to dst with the given hop limit.
+FrameSpec icmp6(uint8_t t, Bytes body, uint8_t hop_limit, const char* src, const char* dst) {
+  FrameSpec s = v6(kProtoIcmpv6);
+  s.icmp_type = t;
+  s.icmp_seq = 0;
+  s.payload = std::move(body);
+  s.ttl = hop_limit;
+  s.src = src;
+  s.dst = dst;
+  return s;
+}
+Bytes cat(Bytes a, const Bytes& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+std::vector<Case> neighbour_discovery_cases() {
+  const Bytes target = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x66};
+  const Bytes slla = {1, 1, 2, 0, 0, 0, 0, 1};  // source link-layer address option
+  const Bytes prefix = cat({3, 4, 64, 0xc0}, Bytes(28, 0));
+  const auto ns = icmp6(135, cat(target, slla), 255, "fe80::1", "ff02::1:ff00:66");
+  const auto rs = icmp6(133, {}, 255, "fe80::1", "ff02::2");
+  const auto ra =
+      icmp6(134, cat(cat({0, 0, 0, 0, 0, 0, 0, 0}, prefix), slla), 255, "fe80::fe", "ff02::1");
+  const auto na = icmp6(136, target, 255, "2001:db8::66", "fe80::1");
+  const auto redirect = icmp6(137, cat(target, target), 255, "fe80::fe", "2001:db8::5");
+  // The reported bypass: a 1200-byte "NS" that a router forwards, both ways.
+  const auto exfil = icmp6(135, payload(1200), 64, "fd00::1", "2001:db8::66");
+  const Expect ndp = {.kind = FrameKind::ndp, .family = 6, .proto = 58};
+  auto icmp_ip = [](uint8_t type) {
+    return Expect{.kind = FrameKind::ip, .family = 6, .proto = 58, .sport = 0, .icmp_type = type};
+  };
+  auto mod = [](FrameSpec s, auto f) {
+    f(s);
+    return build_frame(s);
+  };
+  return {
+      {"NS built like a host does", test::build_ndp_ns("fe80::1", "fe80::2"), ndp},
+      {"NS with target and SLLA option",
+       build_frame(ns),
+       {.kind = FrameKind::ndp, .icmp_type = 135}},
+      {"NS from :: (duplicate address detection)", mod(ns, [](FrameSpec& s) { s.src = "::"; }),
+       ndp},
+      {"NS unicast to a global address", mod(ns, [](FrameSpec& s) { s.dst = "2001:db8::66"; }),
+       ndp},
+      {"RS, fixed part only", build_frame(rs), ndp},
+      {"RA with prefix and SLLA options", build_frame(ra), ndp},
+      {"NA", build_frame(na), ndp},
+      {"redirect", build_frame(redirect), ndp},
+      {"NS in QinQ",
+       mod(ns,
+           [](FrameSpec& s) {
+             s.vlans = {3, 4};
+           }),
+       {.kind = FrameKind::ndp, .vlan = (3u << 12) | 4u}},
+      {"1200-byte NS, hop limit 64, to a global address", build_frame(exfil), icmp_ip(135)},
+      {"NS hop limit 254 (was forwarded)", mod(ns, [](FrameSpec& s) { s.ttl = 254; }),
+       icmp_ip(135)},
+      {"NS hop limit 1", mod(ns, [](FrameSpec& s) { s.ttl = 1; }), icmp_ip(135)},
+      {"RS hop limit 64", mod(rs, [](FrameSpec& s) { s.ttl = 64; }), icmp_ip(133)},
+      {"RA hop limit 0", mod(ra, [](FrameSpec& s) { s.ttl = 0; }), icmp_ip(134)},
+      {"NA hop limit 128", mod(na, [](FrameSpec& s) { s.ttl = 128; }), icmp_ip(136)},
+      {"redirect hop limit 64", mod(redirect, [](FrameSpec& s) { s.ttl = 64; }), icmp_ip(137)},
+      {"NS code 1", mod(ns, [](FrameSpec& s) { s.icmp_code = 1; }), icmp_ip(135)},
+      {"RA code 255", mod(ra, [](FrameSpec& s) { s.icmp_code = 255; }), icmp_ip(134)},
+      {"NS behind a destination options header",
+       mod(ns,
+           [](FrameSpec& s) {
+             s.v6_ext = {{60, {}}};
+           }),
+       icmp_ip(135)},
+      {"NS behind a hop-by-hop router alert",
+       mod(ns,
+           [](FrameSpec& s) {
+             s.v6_ext = {{0, {5, 2, 0, 0}}};
+           }),
+       icmp_ip(135)},
+      {"NS behind a routing header with segments left 0",
+       mod(ns,
+           [](FrameSpec& s) {
+             s.v6_ext = {{43, {4, 0}}};
+           }),
+       icmp_ip(135)},
+      {"NS as an atomic fragment",
+       mod(ns,
+           [](FrameSpec& s) {
+             s.v6_ext = {{44, {0, 0, 0, 0, 0, 1}}};
+           }),
+       {.kind = FrameKind::ip, .proto = 58, .is_fragment = false, .icmp_type = 135}},
+      {"NS first fragment",
+       at(test::fragment_ipv6(build_frame(ns), 16), 0),
+       {.kind = FrameKind::ip, .is_fragment = true, .icmp_type = 135}},
+      {"NS last fragment",
+       test::fragment_ipv6(build_frame(ns), 16).back(),
+       {.kind = FrameKind::ip, .has_l4 = false, .is_fragment = true}},
+      {"NS without the target (8 bytes)", mod(ns, [](FrameSpec& s) { s.payload.clear(); }),
+       icmp_ip(135)},
+      {"NS with 20 bytes", mod(ns, [](FrameSpec& s) { s.payload = Bytes(12, 0); }), icmp_ip(135)},
+      {"RA shorter than 16 bytes", mod(ra, [](FrameSpec& s) { s.payload = Bytes(7, 0); }),
+       icmp_ip(134)},
+      {"NA shorter than 24 bytes", mod(na, [](FrameSpec& s) { s.payload.resize(15); }),
+       icmp_ip(136)},
+      {"redirect shorter than 40 bytes", mod(redirect, [](FrameSpec& s) { s.payload.resize(31); }),
+       icmp_ip(137)},
+      {"NS option of length 0",
+       mod(ns,
+           [&](FrameSpec& s) {
+             s.payload = cat(target, {1, 0});
+           }),
+       icmp_ip(135)},
+      {"NS option running past the message",
+       mod(ns,
+           [&](FrameSpec& s) {
+             s.payload = cat(target, {1, 2, 0, 0, 0, 0, 0, 0});
+           }),
+       icmp_ip(135)},
+      {"NS with one stray byte after its options",
+       mod(ns, [&](FrameSpec& s) { s.payload = cat(cat(target, slla), {1}); }), icmp_ip(135)},
+      {"NS option length counted in the Ethernet padding",
+       test::pad_ethernet(
+           build_frame(icmp6(133, {1, 2, 0, 0, 0, 0, 0, 0}, 255, "fe80::1", "ff02::2")), 120),
+       icmp_ip(133)},
+      {"ICMPv6 echo with hop limit 255 stays ip",
+       mod(ns, [](FrameSpec& s) { s.icmp_type = 128; }),
+       {.kind = FrameKind::ip, .icmp_type = 128}},
+  };
+}
+
+std::vector<Case> mld_cases() {
+  const test::Ipv6Ext alert = {0, {5, 2, 0, 0, 1, 0}};  // Router Alert (MLD) + PadN
+  const Bytes record = {4, 0, 0, 0, 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xfb};
+  auto mld = [&](uint8_t t, Bytes body, const char* src, const char* dst) {
+    FrameSpec s = icmp6(t, std::move(body), 1, src, dst);
+    s.v6_ext = {alert};
+    return s;
+  };
+  const Bytes group = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 3};
+  const auto report2 = mld(143, record, "fe80::223:55ff:fe9c:7326", "ff02::16");
+  auto report2_with_count = report2;
+  report2_with_count.icmp_seq = 1;  // number of group records
+  const auto query = mld(130, cat(group, {0, 0, 0, 0}), "fe80::fe", "ff02::1");
+  const auto report1 = mld(131, group, "fe80::1", "ff02::1:3");
+  const auto done = mld(132, group, "fe80::1", "ff02::2");
+  const Expect link = {.kind = FrameKind::ndp, .family = 6, .proto = 58};
+  auto icmp_ip = [](uint8_t type) {
+    return Expect{.kind = FrameKind::ip, .family = 6, .proto = 58, .icmp_type = type};
+  };
+  auto mod = [](FrameSpec s, auto f) {
+    f(s);
+    return build_frame(s);
+  };
+  return {
+      {"MLDv2 report", build_frame(report2_with_count), {.kind = FrameKind::ndp, .icmp_type = 143}},
+      {"MLDv2 report from ::", mod(report2, [](FrameSpec& s) { s.src = "::"; }), link},
+      {"MLDv2 report with no group record", mod(report2, [](FrameSpec& s) { s.payload.clear(); }),
+       link},
+      {"MLDv2 query", build_frame(query), link},
+      {"MLDv1 general query", mod(query, [](FrameSpec& s) { s.payload.resize(16); }), link},
+      {"MLDv1 report", build_frame(report1), link},
+      {"MLDv1 done", build_frame(done), link},
+      {"MLD in a VLAN",
+       mod(report1, [](FrameSpec& s) { s.vlans = {12}; }),
+       {.kind = FrameKind::ndp, .vlan = 12}},
+      {"MLD router alert padded with Pad1",
+       mod(done,
+           [](FrameSpec& s) {
+             s.v6_ext = {{0, {5, 2, 0, 0}}};
+           }),
+       link},
+      {"MLDv1 report from ::", mod(report1, [](FrameSpec& s) { s.src = "::"; }), icmp_ip(131)},
+      {"MLD from a global source", mod(report2, [](FrameSpec& s) { s.src = "2001:db8::1"; }),
+       icmp_ip(143)},
+      {"MLD from a ULA source", mod(query, [](FrameSpec& s) { s.src = "fd00::1"; }), icmp_ip(130)},
+      {"MLD from fec0::/10 (not link-local)", mod(done, [](FrameSpec& s) { s.src = "fec0::1"; }),
+       icmp_ip(132)},
+      {"MLD from febf:: (last of fe80::/10)", mod(done, [](FrameSpec& s) { s.src = "febf::1"; }),
+       link},
+      {"MLD to a site-scope group", mod(report1, [](FrameSpec& s) { s.dst = "ff05::1:3"; }),
+       icmp_ip(131)},
+      {"MLD to a unicast address", mod(query, [](FrameSpec& s) { s.dst = "fe80::2"; }),
+       icmp_ip(130)},
+      {"MLD to a global unicast address",
+       mod(report2, [](FrameSpec& s) { s.dst = "2001:db8::66"; }), icmp_ip(143)},
+      {"MLD hop limit 2", mod(report2, [](FrameSpec& s) { s.ttl = 2; }), icmp_ip(143)},
+      {"MLD hop limit 255", mod(report1, [](FrameSpec& s) { s.ttl = 255; }), icmp_ip(131)},
+      {"MLD hop limit 0", mod(report1, [](FrameSpec& s) { s.ttl = 0; }), icmp_ip(131)},
+      {"MLD code 1", mod(report2, [](FrameSpec& s) { s.icmp_code = 1; }), icmp_ip(143)},
+      {"MLD without hop-by-hop", mod(report2, [](FrameSpec& s) { s.v6_ext.clear(); }),
+       icmp_ip(143)},
+      {"MLD hop-by-hop without router alert",
+       mod(report2,
+           [](FrameSpec& s) {
+             s.v6_ext = {{0, {1, 2, 0, 0}}};
+           }),
+       icmp_ip(143)},
+      {"MLD router alert for RSVP (value 1)",
+       mod(report2,
+           [](FrameSpec& s) {
+             s.v6_ext = {{0, {5, 2, 0, 1}}};
+           }),
+       icmp_ip(143)},
+      {"MLD router alert of length 4",
+       mod(report2,
+           [](FrameSpec& s) {
+             s.v6_ext = {{0, {5, 4, 0, 0, 0, 0}}};
+           }),
+       icmp_ip(143)},
+      {"MLD two router alerts",
+       mod(report2,
+           [](FrameSpec& s) {
+             s.v6_ext = {{0, {5, 2, 0, 0, 5, 2, 0, 0, 1, 0}}};
+           }),
+       icmp_ip(143)},
+      {"MLD hop-by-hop with another option besides the alert",
+       mod(report2,
+           [](FrameSpec& s) {
+             s.v6_ext = {{0, {5, 2, 0, 0, 0x1e, 4, 'l', 'e', 'a', 'k'}}};
+           }),
+       icmp_ip(143)},
+      {"MLD with a destination options header after hop-by-hop",
+       mod(report2,
+           [&](FrameSpec& s) {
+             s.v6_ext = {alert, {60, {}}};
+           }),
+       icmp_ip(143)},
+      {"MLD with a destination options header instead of hop-by-hop",
+       mod(report2,
+           [](FrameSpec& s) {
+             s.v6_ext = {{60, {5, 2, 0, 0}}};
+           }),
+       icmp_ip(143)},
+      {"MLD atomic fragment",
+       mod(report2,
+           [&](FrameSpec& s) {
+             s.v6_ext = {alert, {44, {0, 0, 0, 0, 0, 1}}};
+           }),
+       icmp_ip(143)},
+      {"MLDv1 report shorter than 24 bytes",
+       mod(report1, [](FrameSpec& s) { s.payload.resize(8); }), icmp_ip(131)},
+      {"MLD to ff02:: with NS type 135 stays ip (hop limit 1)",
+       mod(report1, [](FrameSpec& s) { s.icmp_type = 135; }), icmp_ip(135)},
+  };
+}
+
 void run_table(const std::vector<Case>& cases) {
   for (const Case& c : cases) check(c);
 }
@@ -779,6 +1096,15 @@ TEST(Parse, TunnelsAndL4) {
 }
 TEST(Parse, IcmpErrors) {
   run_table(icmp_error_cases());
+}
+TEST(Parse, SourceRouting) {
+  run_table(source_route_cases());
+}
+TEST(Parse, NeighbourDiscovery) {
+  run_table(neighbour_discovery_cases());
+}
+TEST(Parse, Mld) {
+  run_table(mld_cases());
 }
 
 // Every prefix of a valid frame is dropped (never parsed past its end); the full frame
@@ -815,6 +1141,14 @@ TEST(Parse, TruncatedAtEveryLength) {
           0)},
       {"ARP", test::build_arp_request("10.0.0.1", "10.0.0.2")},
       {"NDP NS", test::build_ndp_ns("fe80::1", "fe80::2")},
+      {"MLDv2 report", build_frame(with(v6(kProtoIcmpv6),
+                                        [](FrameSpec& s) {
+                                          s.icmp_type = 143;
+                                          s.ttl = 1;
+                                          s.src = "fe80::1";
+                                          s.dst = "ff02::16";
+                                          s.v6_ext = {{0, {5, 2, 0, 0, 1, 0}}};
+                                        }))},
   };
   for (const Full& full : frames) {
     ParsedPacket p;
@@ -921,7 +1255,7 @@ TEST(ParsePcap, Ipv6MalformedFragments) {
   check_pcap("ipv6-evasion_ipv6-malformed-fragments-1_frag-1.pcap", 13,
              {{0, {.family = 6, .proto = 58, .sport = 64206, .is_fragment = false}},
               {2, ndp},
-              {3, {.kind = FrameKind::ip, .proto = 58, .icmp_type = 143}},
+              {3, {.kind = FrameKind::ndp, .proto = 58, .icmp_type = 143}},  // MLDv2 report
               {4,
                {.proto = 58,
                 .sport = 64206,
@@ -933,6 +1267,7 @@ TEST(ParsePcap, Ipv6MalformedFragments) {
                 .icmp_type = 128}},
               {5, {.proto = 58, .has_l4 = false, .is_fragment = true, .frag_offset = 408}},
               {7, {.has_l4 = false, .is_fragment = true, .frag_offset = 408}},
+              {6, {.kind = FrameKind::ndp, .icmp_type = 143}},
               {8, {.has_l4 = false, .is_fragment = true, .frag_offset = 808}},
               {11, ndp},
               {12, ndp}});

@@ -33,6 +33,8 @@ constexpr const char* kPolicy = R"({
       "action": "reject" },
     { "id": "rej-udp", "from": ["any"], "proto": "udp", "to": { "cidrs": ["198.19.2.0/24"] },
       "action": "reject" },
+    { "id": "rej-mcast", "from": ["any"], "proto": "udp", "to": { "cidrs": ["224.0.0.0/4"] },
+      "action": "reject" },
     { "id": "tunnels", "from": ["any"], "proto": "any", "to": { "cidrs": ["198.19.3.0/24"] },
       "action": "allow" } ] } ],
   "limits": { "udp_s": 2, "tcp_syn_s": 5 }
@@ -221,6 +223,41 @@ std::vector<Case> cases() {
                   {"unreachable quoting another port", icmp_error("198.19.1.1", kCli, 3, 1, forged),
                    kOutside, Expect::drop, DropReason::icmp_error_no_flow}}});
   }
+  // ICMP errors must be addressed as the flow they quote, or they are a channel.
+  {
+    Frame query = udp(kCli, kSrv, 5353, 53);
+    Frame reply = udp(kSrv, kCli, 53, 5353);
+    v.push_back(
+        {"ICMP errors: addresses must match the quoted flow",
+         {{"query out", query, kInside, Expect::forward},
+          {"inbound error to another inside host",
+           icmp_error("198.19.1.1", "198.18.1.3", 3, 3, query), kOutside, Expect::drop,
+           DropReason::icmp_error_no_flow},
+          {"outbound error to an unrelated outside host (exfiltration)",
+           icmp_error(kCli, "198.19.9.9", 3, 3, reply), kInside, Expect::drop,
+           DropReason::icmp_error_no_flow},
+          {"outbound error from another inside host", icmp_error("198.18.1.3", kSrv, 3, 3, reply),
+           kInside, Expect::drop, DropReason::icmp_error_no_flow},
+          {"inbound redirect", icmp_error("198.19.1.1", kCli, 5, 1, query), kOutside,
+           Expect::drop, DropReason::icmp_error_no_flow},
+          {"genuine outbound port unreachable for the reply", icmp_error(kCli, kSrv, 3, 3, reply),
+           kInside, Expect::forward},
+          {"genuine inbound unreachable", icmp_error("198.19.1.1", kCli, 3, 1, query), kOutside,
+           Expect::forward}}});
+  }
+  v.push_back({"reject never answers multicast or broadcast",
+               {{"UDP to 224.0.0.251", udp(kCli, "224.0.0.251", 5353, 5353), kInside, Expect::drop,
+                 DropReason::policy_reject}}});
+  {
+    FrameSpec big = tcp4(kCli, kSrv, 44000, 80, SYN, 1, 0);
+    big.payload.assign(600, 'f');  // TCP Fast Open data on the SYN
+    auto tf = test::fragment_ipv4(test::build_frame(big), 256);
+    v.push_back({"fragmented TCP is refused, before any state",
+                 {{"first fragment of a SYN", tf[0], kInside, Expect::drop, DropReason::frag_tcp},
+                  {"its second fragment", tf[1], kInside, Expect::drop, DropReason::frag_orphan},
+                  {"no flow was made", tcp(kSrv, kCli, 80, 44000, SA, 9, 2), kOutside,
+                   Expect::drop, DropReason::inbound_no_flow}}});
+  }
   v.push_back({"ICMP echo: reply passes, inbound echo request does not",
                {{"echo request out", icmp_echo(kCli, kSrv, 8, 77), kInside, Expect::forward},
                 {"echo reply in", icmp_echo(kSrv, kCli, 0, 77), kOutside, Expect::forward},
@@ -294,11 +331,11 @@ std::vector<Case> cases() {
     o.steps.push_back({"second", frags2[1], kInside, Expect::forward});
     o.steps.push_back({"second again", frags2[1], kInside, Expect::drop, DropReason::frag_overlap});
     o.steps.push_back({"third", frags2[2], kInside, Expect::drop, DropReason::frag_denied});
-    v.push_back(c);
+    v.push_back(o);
     auto denied = test::fragment_ipv4(udp(kCli, kSrv, 5000, 54, 600), 200);
     v.push_back({"fragments of a denied datagram are dropped",
                  {{"first", denied[0], kInside, Expect::drop, DropReason::policy_deny},
-                  {"second", denied[1], kInside, Expect::drop, DropReason::frag_denied}}});
+                  {"second", denied[1], kInside, Expect::drop, DropReason::frag_orphan}}});
     v.push_back({"a later fragment without its first is dropped",
                  {{"second alone", denied[1], kInside, Expect::drop, DropReason::frag_orphan}}});
     auto tiny = test::fragment_ipv4(tcp(kCli, kSrv, 40000, 80, SYN, 1, 0), 8);
@@ -407,7 +444,7 @@ TEST_P(WorkerTest, Steps) {
     const Side other = s.from == kInside ? kOutside : kInside;
     switch (s.expect) {
       case Expect::forward:
-        ASSERT_EQ(out[other].n, 1) << "not forwarded";
+        ASSERT_EQ(out[other].n, 1) << "not forwarded: " << changed_reasons(before, w->counters);
         EXPECT_EQ(out[s.from].n, 0);
         EXPECT_EQ(rte_pktmbuf_pkt_len(out[other].pkts[0]), s.frame.size());
         EXPECT_EQ(0, memcmp(rte_pktmbuf_mtod(out[other].pkts[0], void*), s.frame.data(),
@@ -493,6 +530,37 @@ TEST_F(WorkerTest, FragmentsInOneBurst) {
       for (unsigned i = 0; i < b.n; ++i) rte_pktmbuf_free(b.pkts[i]);
   }
   EXPECT_EQ(w->counters.total_drops(), 0u);
+}
+
+// Reject answers are rate limited per worker: a burst of kBurst, then kPerSecond.
+TEST_F(WorkerTest, RejectAnswersAreRateLimited) {
+  auto w = std::make_unique<WorkerCtx>();
+  WorkerConfig cfg;
+  cfg.pool = pool_;
+  ASSERT_TRUE(worker_init(*w, cfg, nullptr));
+  w->published.store(policy_);
+  worker_refresh_policy(*w);
+  uint64_t now = 1'800'000'000'000'000'000ull;
+  auto send_syns = [&](uint16_t first_port, unsigned count) {
+    unsigned answers = 0;
+    for (unsigned i = 0; i < count; ++i) {
+      Frame f = tcp(kCli, kRej, static_cast<uint16_t>(first_port + i), 443, SYN, 1, 0);
+      rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+      EXPECT_NE(m, nullptr);
+      memcpy(rte_pktmbuf_append(m, f.size()), f.data(), f.size());
+      TxBatch out[2];
+      worker_process_burst(*w, &m, 1, kInside, now, out);
+      answers += out[kInside].n;
+      for (auto& b : out)
+        for (unsigned j = 0; j < b.n; ++j) rte_pktmbuf_free(b.pkts[j]);
+    }
+    return answers;
+  };
+  EXPECT_EQ(send_syns(20000, SynthLimiter::kBurst + 50), SynthLimiter::kBurst);
+  EXPECT_EQ(w->counters.synth_limited, 50u);
+  EXPECT_EQ(w->counters.drop_count(DropReason::policy_reject), SynthLimiter::kBurst + 50);
+  now += 10'000'000;  // 10 ms: 10 more tokens at 1000/s
+  EXPECT_EQ(send_syns(30000, 20), 10u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, WorkerTest, testing::ValuesIn(cases()),

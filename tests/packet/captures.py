@@ -41,7 +41,7 @@ def cases(pcap_dir):
         {'description': 'capture ipv4frags: denied echo, its fragment and the reply dropped',
          'pcap_file': v4frags, 'policy': _policy(['2.1.1.2/32'], []),
          'records': [_rec('2.1.1.2', '2.1.1.1', 5058, 0, 'ICMP', 'deny', None, (1, 1))],
-         'drops': {'policy_deny': 2, 'frag_denied': 1}, 'summary': {'passed': 0}},
+         'drops': {'policy_deny': 2, 'frag_orphan': 1}, 'summary': {'passed': 0}},
         # 2001:db8:1::2 pings 2001:db8:1::1; a fragmented echo request repeats its second
         # fragment (an exact overlap: the datagram's last fragment is then denied too); ND passes; MLD between link-local addresses is
         # neither inside nor ND, so it is skipped.

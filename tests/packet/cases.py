@@ -280,7 +280,7 @@ CASES = [
      'policy': POLICY,
      'packets': frags4(IP(src=C, dst=S, id=43) / UDP(sport=5353, dport=9999) / (b'd' * 2000), 800),
      'records': [rec(C, S, 5353, 9999, 'UDP', 'deny', None, (1, 0))],
-     'pass': [], 'drops': {'policy_deny': 1, 'frag_denied': 2}},
+     'pass': [], 'drops': {'policy_deny': 1, 'frag_orphan': 2}},
     {'description': 'IPv6 fragments of an allowed datagram pass',
      'policy': POLICY, 'packets': frags6(C6, DNS6, UDP(sport=5353, dport=53) / (b'd' * 2000), 800),
      'records': [rec(C6, DNS6, 5353, 53, 'UDP', 'allow', 'dns', (1, 0))],
