@@ -36,9 +36,10 @@ run_suite() {
   rm -f "$log"
 }
 
-run_suite unit "$B/tests/unit_tests" --gtest_brief=1
-run_suite packet /usr/bin/python3 tests/packet/run_packet_tests.py --build "$B"
-run_suite e2e bash tests/e2e/run.sh "$B"
+# Each suite has a time limit, so a hang fails the run instead of stalling CI.
+run_suite unit timeout 600 "$B/tests/unit_tests" --gtest_brief=1
+run_suite packet timeout 900 /usr/bin/python3 tests/packet/run_packet_tests.py --build "$B"
+run_suite e2e timeout -s INT 600 bash tests/e2e/run.sh "$B"
 
 [ ${#broken[@]} -gt 0 ] && echo "suites with a non-zero exit: ${broken[*]}"
 echo "$passed passed, $failed failed"

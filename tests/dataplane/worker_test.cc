@@ -411,6 +411,31 @@ class WorkerTest : public testing::TestWithParam<Case> {
     delete policy_;
     rte_mempool_free(pool_);
   }
+  // A worker on the test pool running `policy` (nullptr: none), recording into ring.
+  static std::unique_ptr<WorkerCtx> make_worker(FlowRecordRing* ring, const RuntimePolicy* policy,
+                                                uint32_t flows = 65536) {
+    auto w = std::make_unique<WorkerCtx>();
+    WorkerConfig cfg;
+    cfg.flow_capacity = flows;
+    cfg.frag_capacity = 64;
+    cfg.hash_seed[0] = 0x1234;
+    cfg.hash_seed[1] = 0x5678;
+    cfg.pool = pool_;
+    EXPECT_TRUE(worker_init(*w, cfg, ring));
+    w->published.store(policy);
+    worker_refresh_policy(*w);
+    return w;
+  }
+  static rte_mbuf* mbuf_of(const Frame& f) {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+    EXPECT_NE(m, nullptr);
+    if (m != nullptr) memcpy(rte_pktmbuf_append(m, f.size()), f.data(), f.size());
+    return m;
+  }
+  static void free_out(TxBatch out[2]) {
+    for (int o = 0; o < 2; ++o)
+      for (unsigned i = 0; i < out[o].n; ++i) rte_pktmbuf_free(out[o].pkts[i]);
+  }
   static rte_mempool* pool_;
   static RuntimePolicy* policy_;
 };
@@ -420,24 +445,14 @@ RuntimePolicy* WorkerTest::policy_ = nullptr;
 TEST_P(WorkerTest, Steps) {
   const Case& c = GetParam();
   auto ring = std::make_unique<FlowRecordRing>();
-  auto w = std::make_unique<WorkerCtx>();
-  WorkerConfig cfg;
-  cfg.flow_capacity = c.flow_capacity;
-  cfg.frag_capacity = 64;
-  cfg.hash_seed[0] = 0x1234;
-  cfg.hash_seed[1] = 0x5678;
-  cfg.pool = pool_;
-  ASSERT_TRUE(worker_init(*w, cfg, ring.get()));
-  w->published.store(c.with_policy ? policy_ : nullptr);
-  worker_refresh_policy(*w);
+  auto w = make_worker(ring.get(), c.with_policy ? policy_ : nullptr, c.flow_capacity);
   const uint64_t t0 = 1'800'000'000'000'000'000ull;
   const unsigned pool_free = rte_mempool_avail_count(pool_);
 
   for (const Step& s : c.steps) {
     SCOPED_TRACE(s.what);
-    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+    rte_mbuf* m = mbuf_of(s.frame);
     ASSERT_NE(m, nullptr);
-    memcpy(rte_pktmbuf_append(m, s.frame.size()), s.frame.data(), s.frame.size());
     const WorkerCounters before = w->counters;
     TxBatch out[2];
     worker_process_burst(*w, &m, 1, s.from, t0 + s.at_ms * 1'000'000ull, out);
@@ -483,8 +498,7 @@ TEST_P(WorkerTest, Steps) {
         EXPECT_EQ(ans.inner.dport, orig.l34.dport);
       }
     }
-    for (int o = 0; o < 2; ++o)
-      for (unsigned i = 0; i < out[o].n; ++i) rte_pktmbuf_free(out[o].pkts[i]);
+    free_out(out);
   }
   EXPECT_EQ(w->counters.rx_packets, c.steps.size());
   // Every flow ends with exactly one record; counters stay exact.
@@ -499,12 +513,7 @@ TEST_P(WorkerTest, Steps) {
 // fragment got earlier in that same burst; the reply's fragments too.
 TEST_F(WorkerTest, FragmentsInOneBurst) {
   auto ring = std::make_unique<FlowRecordRing>();
-  auto w = std::make_unique<WorkerCtx>();
-  WorkerConfig cfg;
-  cfg.pool = pool_;
-  ASSERT_TRUE(worker_init(*w, cfg, ring.get()));
-  w->published.store(policy_);
-  worker_refresh_policy(*w);
+  auto w = make_worker(ring.get(), policy_);
   struct Run {
     std::vector<Frame> frames;
     Side from;
@@ -516,43 +525,31 @@ TEST_F(WorkerTest, FragmentsInOneBurst) {
     ASSERT_GE(r.frames.size(), 3u);
     std::vector<rte_mbuf*> ms;
     for (const Frame& f : r.frames) {
-      rte_mbuf* m = rte_pktmbuf_alloc(pool_);
-      ASSERT_NE(m, nullptr);
-      memcpy(rte_pktmbuf_append(m, f.size()), f.data(), f.size());
-      ms.push_back(m);
+      ms.push_back(mbuf_of(f));
     }
     TxBatch out[2];
     worker_process_burst(*w, ms.data(), static_cast<uint16_t>(ms.size()), r.from,
                          1'800'000'000'000'000'000ull, out);
     const Side other = r.from == kInside ? kOutside : kInside;
     EXPECT_EQ(out[other].n, r.frames.size()) << changed_reasons(WorkerCounters{}, w->counters);
-    for (auto& b : out)
-      for (unsigned i = 0; i < b.n; ++i) rte_pktmbuf_free(b.pkts[i]);
+    free_out(out);
   }
   EXPECT_EQ(w->counters.total_drops(), 0u);
 }
 
 // Reject answers are rate limited per worker: a burst of kBurst, then kPerSecond.
 TEST_F(WorkerTest, RejectAnswersAreRateLimited) {
-  auto w = std::make_unique<WorkerCtx>();
-  WorkerConfig cfg;
-  cfg.pool = pool_;
-  ASSERT_TRUE(worker_init(*w, cfg, nullptr));
-  w->published.store(policy_);
-  worker_refresh_policy(*w);
+  auto w = make_worker(nullptr, policy_);
   uint64_t now = 1'800'000'000'000'000'000ull;
   auto send_syns = [&](uint16_t first_port, unsigned count) {
     unsigned answers = 0;
     for (unsigned i = 0; i < count; ++i) {
       Frame f = tcp(kCli, kRej, static_cast<uint16_t>(first_port + i), 443, SYN, 1, 0);
-      rte_mbuf* m = rte_pktmbuf_alloc(pool_);
-      EXPECT_NE(m, nullptr);
-      memcpy(rte_pktmbuf_append(m, f.size()), f.data(), f.size());
+      rte_mbuf* m = mbuf_of(f);
       TxBatch out[2];
       worker_process_burst(*w, &m, 1, kInside, now, out);
       answers += out[kInside].n;
-      for (auto& b : out)
-        for (unsigned j = 0; j < b.n; ++j) rte_pktmbuf_free(b.pkts[j]);
+      free_out(out);
     }
     return answers;
   };
@@ -571,24 +568,17 @@ INSTANTIATE_TEST_SUITE_P(Table, WorkerTest, testing::ValuesIn(cases()),
 // A flow record carries the decision, the rule and the counts of both directions.
 TEST_F(WorkerTest, SessionRecord) {
   auto ring = std::make_unique<FlowRecordRing>();
-  auto w = std::make_unique<WorkerCtx>();
-  WorkerConfig cfg;
-  cfg.pool = pool_;
-  ASSERT_TRUE(worker_init(*w, cfg, ring.get()));
-  w->published.store(policy_);
-  worker_refresh_policy(*w);
+  auto w = make_worker(ring.get(), policy_);
   uint64_t now = 1'800'000'000'000'000'000ull;
   uint64_t bytes[2] = {0, 0};
   for (const Step& s : tcp_session(kCli, kSrv, 40000)) {
-    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+    rte_mbuf* m = mbuf_of(s.frame);
     ASSERT_NE(m, nullptr);
-    memcpy(rte_pktmbuf_append(m, s.frame.size()), s.frame.data(), s.frame.size());
     bytes[s.from] += s.frame.size();
     TxBatch out[2];
     now += 1000;
     worker_process_burst(*w, &m, 1, s.from, now, out);
-    for (auto& b : out)
-      for (unsigned i = 0; i < b.n; ++i) rte_pktmbuf_free(b.pkts[i]);
+    free_out(out);
   }
   worker_flush(*w);
   FlowRecord r;
