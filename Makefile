@@ -15,19 +15,20 @@ PKGS := libdpdk jsoncpp openssl libpcap
 ARCH := $(if $(filter 1,$(NATIVE)),-march=native,)
 DPDK_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags libdpdk 2>/dev/null))
 CXXFLAGS := -std=c++20 -O2 -g -Wall -Wextra -Wno-missing-field-initializers -I. \
-            $(DPDK_CFLAGS) $(shell pkg-config --cflags jsoncpp openssl libpcap 2>/dev/null) \
+            $(DPDK_CFLAGS) $(shell pkg-config --cflags jsoncpp openssl libpcap cpp-httplib 2>/dev/null) \
             $(ARCH) $(SANFLAGS) $(EXTRA_CXXFLAGS)
 LDFLAGS := $(SANFLAGS)
 DPDK_LIBS := $(shell pkg-config --libs libdpdk 2>/dev/null)
 JSON_LIBS := $(shell pkg-config --libs jsoncpp 2>/dev/null)
 SSL_LIBS := $(shell pkg-config --libs openssl 2>/dev/null)
 PCAP_LIBS := $(shell pkg-config --libs libpcap 2>/dev/null)
+HTTP_LIBS := $(shell pkg-config --libs cpp-httplib 2>/dev/null)
 
 # Sources: every .cc of a component except its program entry points.
 RULES_SRCS := $(wildcard rules/*.cc)
 DP_MAINS := dataplane/main.cc dataplane/replay/main.cc
 DP_SRCS := $(filter-out $(DP_MAINS),$(wildcard dataplane/*.cc dataplane/replay/*.cc))
-MGMT_MAINS := mgmt/egwctl.cc
+MGMT_MAINS := mgmt/egwctl.cc mgmt/egw_mgmt.cc
 MGMT_SRCS := $(filter-out $(MGMT_MAINS),$(wildcard mgmt/*.cc))
 UNIT_SRCS ?= $(shell find tests -name '*_test.cc' | sort)
 
@@ -35,7 +36,7 @@ obj = $(patsubst %.cc,$(B)/obj/%.o,$(1))
 LIB_RULES := $(B)/lib/libegw_rules.a
 LIB_DP := $(B)/lib/libegw_dp.a
 LIB_MGMT := $(B)/lib/libegw_mgmt.a
-BINS := $(B)/egw-dataplane $(B)/egw-replay $(B)/egwctl
+BINS := $(B)/egw-dataplane $(B)/egw-replay $(B)/egwctl $(B)/egw-mgmt
 
 .PHONY: all deps test unit unit-one packet e2e run demo fuzz fuzz-run fmt clean perf print-flags
 all: $(BINS) $(B)/tests/unit_tests
@@ -60,10 +61,12 @@ $(B)/egw-dataplane: $(call obj,dataplane/main.cc) $(LIB_DP)
 $(B)/egw-replay: $(call obj,dataplane/replay/main.cc) $(LIB_MGMT) $(LIB_RULES) $(LIB_DP)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(DPDK_LIBS) $(JSON_LIBS) $(SSL_LIBS) $(PCAP_LIBS) -lpthread
 $(B)/egwctl: $(call obj,mgmt/egwctl.cc) $(LIB_MGMT) $(LIB_RULES)
-	$(CXX) $(LDFLAGS) $^ -o $@ $(JSON_LIBS) $(SSL_LIBS)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(HTTP_LIBS) $(JSON_LIBS) $(SSL_LIBS) -lpthread
+$(B)/egw-mgmt: $(call obj,mgmt/egw_mgmt.cc) $(LIB_MGMT) $(LIB_RULES)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(HTTP_LIBS) $(JSON_LIBS) $(SSL_LIBS) -lpthread
 
 TEST_LIBS = $(LIB_MGMT) $(LIB_RULES) $(LIB_DP)
-TEST_LDLIBS = $(DPDK_LIBS) $(JSON_LIBS) $(SSL_LIBS) $(PCAP_LIBS) -lgtest -lpthread
+TEST_LDLIBS = $(DPDK_LIBS) $(HTTP_LIBS) $(JSON_LIBS) $(SSL_LIBS) $(PCAP_LIBS) -lgtest -lpthread
 $(B)/tests/unit_tests: $(call obj,$(UNIT_SRCS) tests/test_main.cc) $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(TEST_LDLIBS)

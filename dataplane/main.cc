@@ -23,8 +23,11 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_random.h>
+#include <rte_rcu_qsbr.h>
 
 #include "dataplane/clock.h"
+#include "dataplane/control.h"
+#include "dataplane/policy_swap.h"
 #include "dataplane/worker.h"
 
 namespace egw {
@@ -112,7 +115,8 @@ Options parse_options(int argc, char** argv) {
 // One worker lcore: its queue id on both ports, its context and its records ring.
 struct Worker {
   unsigned lcore = 0;
-  uint16_t queue = 0;
+  uint16_t queue = 0;  // also its QSBR thread id
+  rte_rcu_qsbr* qsv = nullptr;
   WorkerCtx* ctx = nullptr;
   FlowRecordRing* records = nullptr;
 };
@@ -203,8 +207,10 @@ int worker_main(void* arg) {
   TxBatch out[2];
   unsigned iter = 0;
 
+  rte_rcu_qsbr_thread_register(self.qsv, q);
+  rte_rcu_qsbr_thread_online(self.qsv, q);
   while (!g_quit.load(std::memory_order_relaxed)) {
-    worker_refresh_policy(w);
+    worker_refresh_policy(w);  // one policy for the whole iteration
     const uint64_t now = rt.clock.now_ns();
     for (int side = 0; side < 2; ++side) {
       const uint16_t n = rte_eth_rx_burst(port[side], q, pkts, kBurst);
@@ -223,7 +229,12 @@ int worker_main(void* arg) {
       }
     }
     if (++iter % kHousekeepingEvery == 0) worker_housekeeping(w, now);
+    // Holds no policy reference past this point: an idle worker reports too, so a
+    // swap completes on an idle system.
+    rte_rcu_qsbr_quiescent(self.qsv, q);
   }
+  rte_rcu_qsbr_thread_offline(self.qsv, q);
+  rte_rcu_qsbr_thread_unregister(self.qsv, q);
   return 0;
 }
 
@@ -231,6 +242,7 @@ int worker_main(void* arg) {
 struct FlowLogWriter {
   FILE* f = nullptr;
   bool owned = false;
+  const PolicySwap* swap = nullptr;  // resolves rule ids of earlier policy versions
   unsigned drain(std::vector<Worker>& workers) {
     unsigned n = 0;
     FlowRecord r;
@@ -238,6 +250,7 @@ struct FlowLogWriter {
       while (wk.records->pop(&r)) {
         ++n;
         if (f != nullptr) {
+          if (r.rule_id[0] == '\0' && swap != nullptr) swap->fill_rule_id(&r);
           std::string line = flow_record_json(r);
           fputs(line.c_str(), f);
           fputc('\n', f);
@@ -277,6 +290,64 @@ void print_final_counters(const Runtime& rt) {
   s += ",\"workers\":" + std::to_string(rt.workers.size()) + "}";
   printf("%s\n", s.c_str());
   fflush(stdout);
+}
+
+// Sums the workers' counters and the ports' statistics for egw-mgmt.
+shm::CounterSnapshot take_snapshot(const Runtime& rt) {
+  shm::CounterSnapshot c{};
+  c.taken_ns = monotonic_ns();
+  c.workers = static_cast<uint32_t>(rt.workers.size());
+  for (const Worker& wk : rt.workers) {
+    c.total.add(wk.ctx->counters);
+    c.flows_active += wk.ctx->flows.size();
+  }
+  for (int side = 0; side < 2; ++side) {
+    rte_eth_stats st{};
+    rte_eth_stats_get(rt.port[side], &st);
+    c.port_rx_packets[side] = st.ipackets;
+    c.port_tx_packets[side] = st.opackets;
+    c.port_rx_bytes[side] = st.ibytes;
+    c.port_tx_bytes[side] = st.obytes;
+    c.port_rx_missed[side] = st.imissed;
+  }
+  return c;
+}
+
+// The control thread's loop: flow records, heartbeat and counters for egw-mgmt,
+// policy activations, and freeing retired policies. Polls every millisecond when idle.
+void control_loop(Runtime& rt, ControlChannel& channel, PolicySwap& swap, FlowLogWriter& log) {
+  shm::CtlSegment& seg = *channel.segment();
+  uint64_t last_beat = 0;
+  while (!g_quit.load(std::memory_order_relaxed)) {
+    const unsigned records = log.drain(rt.workers);
+    const uint64_t now = monotonic_ns();
+    if (now - last_beat >= shm::kHeartbeatPeriodNs) {
+      channel.beat(now);
+      channel.publish_counters(take_snapshot(rt));
+      last_beat = now;
+    }
+    shm::Msg m, answer;
+    bool busy = false;
+    while (channel.next_request(&m)) {
+      busy = true;
+      if (m.type != shm::MsgType::activate) continue;  // unknown: ignored (newer mgmt)
+      swap.activate(m, &answer);
+      channel.beat(monotonic_ns());  // a long activation must not look like a dead dataplane
+      if (answer.status == 0) {
+        seg.state.active_version.store(swap.version(), std::memory_order_release);
+        seg.state.activations.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        seg.state.activation_failures.fetch_add(1, std::memory_order_relaxed);
+        fprintf(stderr, "egw-dataplane: policy version %" PRIu64 " not activated: %s\n",
+                m.version, answer.error);
+      }
+      if (!channel.respond(answer)) {
+        fprintf(stderr, "egw-dataplane: response ring full: egw-mgmt is not reading\n");
+      }
+    }
+    swap.reclaim();
+    if (records == 0 && !busy) usleep(1000);
+  }
 }
 
 int run(int argc, char** argv) {
@@ -341,13 +412,25 @@ int run(int argc, char** argv) {
       fatal("cannot allocate a flow table of %s flows (lower --flows)",
             std::to_string(flows).c_str());
     }
-    wk.ctx->published.store(policy.get(), std::memory_order_release);
   }
+  std::vector<WorkerCtx*> ctxs;
+  for (Worker& wk : rt.workers) ctxs.push_back(wk.ctx);
+  // Owns every policy and the QSBR variable: freed before the EAL is cleaned up.
+  auto swap_owner = std::make_unique<PolicySwap>();
+  PolicySwap& swap = *swap_owner;
+  std::string err;
+  if (!swap.init(ctxs, &err)) fatal("%s", err.c_str());
+  for (Worker& wk : rt.workers) wk.qsv = swap.qsbr();
+  swap.install_boot(std::move(policy));
+  ControlChannel channel;
+  if (!channel.open(rt.opt.instance, &err)) fatal("%s", err.c_str());
+  channel.segment()->state.active_version.store(swap.version());
 
   port_setup(rt.port[kInside], nq, pool);
   port_setup(rt.port[kOutside], nq, pool);
 
   FlowLogWriter log;
+  log.swap = &swap;
   if (rt.opt.flow_log == "-") {
     log.f = stdout;
   } else if (!rt.opt.flow_log.empty()) {
@@ -371,17 +454,18 @@ int run(int argc, char** argv) {
     }
   }
 
-  printf("egw-dataplane: forwarding on %u worker(s), inside port %u, outside port %u, %s\n", nq,
-         rt.port[kInside], rt.port[kOutside],
-         policy ? ("policy version " + std::to_string(policy->version()) + " with " +
-                   std::to_string(policy->rule_count()) + " rules")
-                      .c_str()
-                : "no policy: every IP packet is denied");
+  const RuntimePolicy* boot = swap.current();
+  printf("egw-dataplane: forwarding on %u worker(s), inside port %u, outside port %u, %s; "
+         "control channel %s\n",
+         nq, rt.port[kInside], rt.port[kOutside],
+         boot ? ("policy version " + std::to_string(boot->version()) + " with " +
+                 std::to_string(boot->rule_count()) + " rules")
+                    .c_str()
+              : "no policy: every IP packet is denied",
+         shm::ctl_name(rt.opt.instance).c_str());
   fflush(stdout);
 
-  while (!g_quit.load(std::memory_order_relaxed)) {
-    if (log.drain(rt.workers) == 0) usleep(50 * 1000);
-  }
+  control_loop(rt, channel, swap, log);
   rte_eal_mp_wait_lcore();
   // Workers have stopped: ending their flows here is race free. Slices of half a
   // records ring, drained in between, lose no record.
@@ -401,7 +485,8 @@ int run(int argc, char** argv) {
     wk.records->~FlowRecordRing();
     operator delete(wk.records, std::align_val_t(64));
   }
-  policy.reset();
+  channel.close();
+  swap_owner.reset();
   rte_mempool_free(pool);
   rte_eal_cleanup();
   return 0;

@@ -1,28 +1,50 @@
 // egwctl: the operator's command line. Offline commands (validate, compile) work on
 // files; server commands talk to egw-mgmt. Single-threaded CLI.
 #include <fcntl.h>
+#include <poll.h>
+#include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
+#include "mgmt/client.h"
 #include "mgmt/compiler.h"
+#include "mgmt/policy_diff.h"
 
 namespace {
 
 constexpr size_t kMaxDocument = 64u << 20;  // refuse policy files over 64 MiB
 
 constexpr const char* kUsage =
-    "usage: egwctl [--server URL] [--token-file F] COMMAND [ARGS]\n"
-    "offline commands:\n"
-    "  validate FILE          check a policy document (FILE or - for stdin); exit 1 if invalid\n"
-    "  compile FILE -o OUT    compile a policy document into a blob for egw-dataplane --policy\n"
-    "server commands (egw-mgmt):\n"
-    "  apply FILE [--if-match N], diff FILE, get, history, rollback N, stats, flows, top\n";
+    "usage: egwctl [OPTIONS] COMMAND [ARGS]\n"
+    "options: --server URL  --token-file F  --cacert F  --cert F --key F  --timeout SECONDS\n"
+    "  (server: --server, $EGW_SERVER, ~/.config/egw/server, else http://127.0.0.1:8600;\n"
+    "   token: --token-file, $EGW_TOKEN, ~/.config/egw/token)\n"
+    "commands:\n"
+    "  validate FILE [--offline]   check a policy (on the server when one is configured)\n"
+    "  apply FILE [--if-match N] [--comment TEXT]   commit and activate a policy\n"
+    "  diff FILE                   rule-level diff against the active policy (exit 0 same,\n"
+    "                              1 changed, 2 error)\n"
+    "  get [--raw]                 the active policy, pretty or as stored (version on stderr)\n"
+    "  history [--limit N]         committed versions, oldest first\n"
+    "  rollback N                  commit version N again as a new version\n"
+    "  stats                       dataplane counters\n"
+    "  flows [--limit N]           active flows\n"
+    "  top [--interval S]          live rates per port and drops per reason (q to quit)\n"
+    "  compile FILE -o OUT         compile offline into a blob for egw-dataplane --policy\n"
+    "FILE may be - for stdin. Exit: 0 ok, 1 refused/invalid/HTTP error, 2 usage or\n"
+    "unreachable server.\n";
 
 int usage_error(const std::string& msg) {
   fprintf(stderr, "egwctl: %s\n%s", msg.c_str(), kUsage);
@@ -100,21 +122,566 @@ void print_errors(const std::string& file, const std::vector<egw::rules::Error>&
           errors.size() >= egw::rules::kMaxErrors ? " (stopped at the limit)" : "");
 }
 
-int cmd_validate(const std::vector<std::string>& args) {
-  if (args.size() != 1) return usage_error("validate needs exactly one FILE");
-  std::string doc, err;
-  if (!read_document(args[0], &doc, &err)) {
-    fprintf(stderr, "egwctl: %s\n", err.c_str());
-    return 2;
+using egw::mgmt::ApiResponse;
+using egw::mgmt::Client;
+using egw::mgmt::printable;
+
+// What every command gets: the resolved settings, whether a server was named
+// explicitly, and the client (created on first use).
+struct Context {
+  egw::mgmt::ClientFlags flags;
+  egw::mgmt::ClientConfig config;
+  bool config_ok = false;
+  std::string config_error;
+  std::unique_ptr<Client> client;
+  bool server_configured() const { return config_ok && config.server_origin != "default"; }
+};
+
+// Exit codes of the server commands.
+constexpr int kExitOk = 0;
+constexpr int kExitRefused = 1;  // HTTP error, invalid policy, changes found (diff)
+constexpr int kExitFailed = 2;   // usage, local file, unreachable server, diff error
+
+int fail(const std::string& msg, int code = kExitFailed) {
+  fprintf(stderr, "egwctl: %s\n", msg.c_str());
+  return code;
+}
+
+// One call; on a transport failure prints it and returns false with *exit_code = 2.
+bool call(Context& ctx, const std::string& method, const std::string& path, const std::string& body,
+          const std::map<std::string, std::string>& headers, ApiResponse* res, int* exit_code) {
+  if (!ctx.config_ok) {
+    *exit_code = fail(ctx.config_error);
+    return false;
   }
+  if (!ctx.client) ctx.client = std::make_unique<Client>(ctx.config);
+  std::string err;
+  if (!ctx.client->call(method, path, body, headers, res, &err)) {
+    *exit_code = fail(err);
+    return false;
+  }
+  return true;
+}
+
+bool ok_status(const ApiResponse& r) {
+  return r.status >= 200 && r.status < 300;
+}
+
+// Prints an HTTP error the contract's way and returns exit_code; adds a hint for the
+// statuses an operator can act on.
+int http_error(const ApiResponse& r, int exit_code = kExitRefused) {
+  fprintf(stderr, "egwctl: %s\n", egw::mgmt::format_api_error(r).c_str());
+  if (r.status == 401)
+    fprintf(stderr,
+            "egwctl: give a valid token (--token-file, EGW_TOKEN or ~/.config/egw/token)\n");
+  else if (r.status == 403)
+    fprintf(stderr, "egwctl: this token's role may not do that (an admin token is needed)\n");
+  else if (r.status == 412 || r.status == 409)
+    fprintf(stderr,
+            "egwctl: the policy changed meanwhile: run `egwctl diff` and retry with "
+            "--if-match set to the new version\n");
+  return exit_code;
+}
+
+std::string json_number_text(const Json::Value& v) {
+  if (v.isUInt64()) return std::to_string(v.asUInt64());
+  if (v.isInt64()) return std::to_string(v.asInt64());
+  if (v.isDouble()) {
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%.3g", v.asDouble());
+    return buf;
+  }
+  return "";
+}
+
+std::string scalar_text(const Json::Value& v) {
+  if (v.isString()) return printable(v.asString());
+  if (v.isBool()) return v.asBool() ? "true" : "false";
+  if (v.isNull()) return "-";
+  if (v.isNumeric()) return json_number_text(v);
+  Json::StreamWriterBuilder w;
+  w["indentation"] = "";
+  return printable(Json::writeString(w, v));
+}
+
+// "committed version 7: ..." from the answer of PUT /v1/policy or a rollback.
+void print_commit(const Json::Value& j, const char* verb) {
+  std::string version = j["version"].isNumeric() ? json_number_text(j["version"]) : "?";
+  if (j["active"].isBool() && j["active"].asBool()) {
+    std::string ms = j["activation_ms"].isNumeric() ? json_number_text(j["activation_ms"]) : "?";
+    printf("%s version %s: active in %s ms\n", verb, version.c_str(), ms.c_str());
+  } else {
+    printf(
+        "committed version %s: no dataplane connected, it will be published when one "
+        "connects\n",
+        version.c_str());
+  }
+}
+
+int read_file_arg(const std::string& path, std::string* doc) {
+  std::string err;
+  if (!read_document(path, doc, &err)) return fail(err);
+  return kExitOk;
+}
+
+int cmd_validate_offline(const std::string& file) {
+  std::string doc;
+  if (int rc = read_file_arg(file, &doc)) return rc;
   egw::mgmt::CompileResult res = egw::mgmt::compile_document(doc, 0);
   if (!res.errors.empty()) {
-    print_errors(args[0] == "-" ? "<stdin>" : args[0], res.errors);
-    return 1;
+    print_errors(file == "-" ? "<stdin>" : file, res.errors);
+    return kExitRefused;
   }
   printf("valid: %zu services, %zu rulesets, %zu rules, %zu bytes compiled\n", res.stats.services,
          res.stats.rulesets, res.stats.rules, res.blob.size());
+  return kExitOk;
+}
+
+int cmd_validate(Context& ctx, const std::vector<std::string>& args) {
+  std::string file;
+  bool offline = false;
+  for (const auto& a : args) {
+    if (a == "--offline")
+      offline = true;
+    else if (file.empty())
+      file = a;
+    else
+      return usage_error("validate takes one FILE (unexpected '" + a + "')");
+  }
+  if (file.empty()) return usage_error("validate needs a FILE");
+  if (!offline && !ctx.config_ok) return fail(ctx.config_error + " (or use validate --offline)");
+  if (offline || !ctx.server_configured()) return cmd_validate_offline(file);
+  std::string doc;
+  if (int rc = read_file_arg(file, &doc)) return rc;
+  ApiResponse r;
+  int rc = kExitOk;
+  if (!call(ctx, "POST", "/v1/policy/validate", doc, {}, &r, &rc)) return rc;
+  if (r.status == 400) {
+    egw::mgmt::ApiError e = egw::mgmt::api_error(r);
+    for (const auto& [path, msg] : e.details)
+      fprintf(stderr, "%s: %s\n", path.empty() ? "(document)" : printable(path).c_str(),
+              printable(msg).c_str());
+    if (e.details.empty()) fprintf(stderr, "%s\n", egw::mgmt::format_api_error(r).c_str());
+    fprintf(stderr, "%s: invalid (%zu error%s, checked by %s)\n", file.c_str(), e.details.size(),
+            e.details.size() == 1 ? "" : "s", ctx.config.server.c_str());
+    return kExitRefused;
+  }
+  if (!ok_status(r)) return http_error(r);
+  std::string stats;
+  for (const auto& name : r.json["stats"].getMemberNames())
+    stats +=
+        (stats.empty() ? "" : ", ") + printable(name) + " " + scalar_text(r.json["stats"][name]);
+  printf("valid (checked by %s)%s%s\n", ctx.config.server.c_str(), stats.empty() ? "" : ": ",
+         stats.c_str());
+  return kExitOk;
+}
+
+bool parse_uint(const std::string& s, uint64_t* out) {
+  if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  *out = std::stoull(s);
+  return true;
+}
+
+int cmd_apply(Context& ctx, const std::vector<std::string>& args) {
+  std::string file, comment;
+  uint64_t if_match = 0;
+  bool has_if_match = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--if-match" || args[i] == "--comment") {
+      if (i + 1 == args.size()) return usage_error(args[i] + " needs a value");
+      if (args[i] == "--comment") {
+        comment = args[++i];
+      } else if (!parse_uint(args[++i], &if_match)) {
+        return usage_error("--if-match needs a version number");
+      } else {
+        has_if_match = true;
+      }
+    } else if (file.empty()) {
+      file = args[i];
+    } else {
+      return usage_error("apply takes one FILE (unexpected '" + args[i] + "')");
+    }
+  }
+  if (file.empty()) return usage_error("apply needs a FILE");
+  if (comment.size() > 1024) return usage_error("--comment is limited to 1024 bytes");
+  std::string doc;
+  if (int rc = read_file_arg(file, &doc)) return rc;
+  std::map<std::string, std::string> headers;
+  if (has_if_match) headers["If-Match"] = "\"" + std::to_string(if_match) + "\"";
+  std::string path = "/v1/policy";
+  if (!comment.empty()) path += "?comment=" + egw::mgmt::url_encode(comment);
+  ApiResponse r;
+  int rc = kExitOk;
+  if (!call(ctx, "PUT", path, doc, headers, &r, &rc)) return rc;
+  if (!ok_status(r)) return http_error(r);
+  print_commit(r.json, "applied");
+  return kExitOk;
+}
+
+// Reads and validates the local document of `diff`; prints its errors.
+bool load_policy(const std::string& file, egw::rules::Policy* out) {
+  std::string doc, err;
+  if (!read_document(file, &doc, &err)) {
+    fail(err);
+    return false;
+  }
+  egw::rules::ParseResult p = egw::rules::parse_policy(doc);
+  if (!p.policy) {
+    print_errors(file == "-" ? "<stdin>" : file, p.errors);
+    return false;
+  }
+  *out = std::move(*p.policy);
+  return true;
+}
+
+int cmd_diff(Context& ctx, const std::vector<std::string>& args) {
+  if (args.size() != 1) return usage_error("diff needs exactly one FILE");
+  egw::rules::Policy candidate;
+  if (!load_policy(args[0], &candidate)) return kExitFailed;
+  ApiResponse r;
+  int rc = kExitOk;
+  if (!call(ctx, "GET", "/v1/policy", "", {}, &r, &rc)) return rc;
+  egw::rules::Policy active;
+  std::string version = r.etag_version();
+  if (r.status == 404 && r.json_ok) {
+    version = "none";
+    fprintf(stderr, "egwctl: no policy committed yet: everything in %s is new\n", args[0].c_str());
+  } else if (!ok_status(r)) {
+    return http_error(r, kExitFailed);
+  } else {
+    egw::rules::ParseResult p = egw::rules::parse_policy(r.body);
+    if (!p.policy) {
+      fprintf(stderr,
+              "egwctl: the active policy from %s does not parse here (egwctl older "
+              "than egw-mgmt?):\n",
+              ctx.config.server.c_str());
+      print_errors("active policy", p.errors);
+      return kExitFailed;
+    }
+    active = std::move(*p.policy);
+  }
+  std::vector<egw::mgmt::DiffLine> lines = egw::mgmt::diff_policies(active, candidate);
+  if (lines.empty()) {
+    printf("no change: %s is the active policy (version %s)\n", args[0].c_str(),
+           version.empty() ? "?" : version.c_str());
+    return kExitOk;
+  }
+  bool color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+  printf("--- active (version %s, %s)\n+++ %s\n", version.empty() ? "?" : version.c_str(),
+         ctx.config.server.c_str(), args[0].c_str());
+  for (const auto& l : lines) {
+    const char* on = !color          ? ""
+                     : l.kind == '+' ? "\033[32m"
+                     : l.kind == '-' ? "\033[31m"
+                                     : "\033[33m";
+    printf("%s%s%s\n", on, egw::mgmt::format_diff_line(l).c_str(), color ? "\033[0m" : "");
+  }
+  printf("%zu change%s\n", lines.size(), lines.size() == 1 ? "" : "s");
+  return kExitRefused;
+}
+
+int cmd_get(Context& ctx, const std::vector<std::string>& args) {
+  bool raw = args.size() == 1 && args[0] == "--raw";
+  if (!args.empty() && !raw) return usage_error("get takes only --raw");
+  ApiResponse r;
+  int rc = kExitOk;
+  if (!call(ctx, "GET", "/v1/policy", "", {}, &r, &rc)) return rc;
+  if (!ok_status(r)) return http_error(r);
+  if (r.json_ok && !raw)
+    printf("%s\n", egw::mgmt::to_pretty_json(r.json).c_str());
+  else
+    fwrite(r.body.data(), 1, r.body.size(), stdout);
+  std::string v = r.etag_version();
+  fprintf(stderr, "version %s\n", v.empty() ? "? (no ETag)" : printable(v).c_str());
+  return kExitOk;
+}
+
+int cmd_history(Context& ctx, const std::vector<std::string>& args) {
+  uint64_t limit = 0;
+  if (!args.empty() && (args.size() != 2 || args[0] != "--limit" || !parse_uint(args[1], &limit)))
+    return usage_error("history takes only --limit N (the newest N versions)");
+  ApiResponse r;
+  int rc = kExitOk;
+  std::string path = "/v1/policy/history" + (limit ? "?limit=" + std::to_string(limit) : "");
+  if (!call(ctx, "GET", path, "", {}, &r, &rc)) return rc;
+  if (!ok_status(r)) return http_error(r);
+  const Json::Value& list = r.json.isObject() ? r.json["versions"] : r.json;
+  if (!r.json_ok || !list.isArray())
+    return fail("unexpected history answer: " + printable(r.body.substr(0, 200)));
+  std::vector<std::vector<std::string>> rows = {
+      {"VERSION", "CREATED_AT", "AUTHOR", "SHA256", "COMMENT"}};
+  for (const Json::Value& v : list) {
+    if (!v.isObject()) continue;
+    std::string sha = scalar_text(v["sha256"]);
+    rows.push_back({scalar_text(v["version"]), scalar_text(v["created_at"]),
+                    scalar_text(v["author"]), sha.substr(0, 12),
+                    v["comment"].isString() ? printable(v["comment"].asString()) : ""});
+  }
+  std::vector<size_t> width(5, 0);
+  for (const auto& row : rows)
+    for (size_t c = 0; c < 4; ++c) width[c] = std::max(width[c], row[c].size());
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < 4; ++c) line += row[c] + std::string(width[c] - row[c].size() + 2, ' ');
+    printf("%s%s\n", line.c_str(), row[4].c_str());
+  }
+  if (rows.size() == 1) printf("(no version committed yet)\n");
+  return kExitOk;
+}
+
+int cmd_rollback(Context& ctx, const std::vector<std::string>& args) {
+  uint64_t version = 0;
+  if (args.size() != 1 || !parse_uint(args[0], &version) || version == 0)
+    return usage_error("rollback needs one version number (see egwctl history)");
+  Json::Value body;
+  body["version"] = Json::UInt64(version);
+  ApiResponse r;
+  int rc = kExitOk;
+  if (!call(ctx, "POST", "/v1/policy/rollback",
+            Json::writeString(Json::StreamWriterBuilder(), body), {}, &r, &rc))
+    return rc;
+  if (!ok_status(r)) return http_error(r);
+  std::string verb = "rolled back to version " + std::to_string(version) + " as";
+  print_commit(r.json, verb.c_str());
+  return kExitOk;
+}
+
+// Prints a JSON tree as "a.b.c: value" lines, skipping what the caller already showed.
+void print_flat(const Json::Value& v, const std::string& prefix) {
+  if (v.isObject()) {
+    for (const auto& name : v.getMemberNames())
+      print_flat(v[name], prefix.empty() ? printable(name) : prefix + "." + printable(name));
+  } else if (v.isArray()) {
+    for (Json::ArrayIndex i = 0; i < v.size(); ++i)
+      print_flat(v[i], prefix + "[" + std::to_string(i) + "]");
+  } else {
+    printf("  %s: %s\n", prefix.c_str(), scalar_text(v).c_str());
+  }
+}
+
+uint64_t as_count(const Json::Value& v) {
+  if (v.isUInt64()) return v.asUInt64();
+  if (v.isInt64() && v.asInt64() > 0) return static_cast<uint64_t>(v.asInt64());
+  if (v.isDouble() && v.asDouble() > 0) return static_cast<uint64_t>(v.asDouble());
   return 0;
+}
+
+std::string port_name(const Json::Value& p, Json::ArrayIndex i) {
+  if (p["port"].isNumeric()) return json_number_text(p["port"]);
+  if (p["name"].isString()) return printable(p["name"].asString());
+  return std::to_string(i);
+}
+
+int cmd_stats(Context& ctx, const std::vector<std::string>& args) {
+  if (!args.empty()) return usage_error("stats takes no arguments");
+  ApiResponse r;
+  int rc = kExitOk;
+  if (!call(ctx, "GET", "/v1/stats", "", {}, &r, &rc)) return rc;
+  if (!ok_status(r)) return http_error(r);
+  if (!r.json_ok || !r.json.isObject())
+    return fail("unexpected stats answer: " + printable(r.body.substr(0, 200)));
+  Json::Value rest = r.json;
+  const Json::Value& ports = r.json["ports"];
+  if (ports.isArray()) {
+    printf("%-6s %14s %14s %16s %16s %12s\n", "PORT", "RX_PACKETS", "TX_PACKETS", "RX_BYTES",
+           "TX_BYTES", "RX_MISSED");
+    for (Json::ArrayIndex i = 0; i < ports.size(); ++i) {
+      const Json::Value& p = ports[i];
+      printf("%-6s %14s %14s %16s %16s %12s\n", port_name(p, i).c_str(),
+             scalar_text(p["rx_packets"]).c_str(), scalar_text(p["tx_packets"]).c_str(),
+             scalar_text(p["rx_bytes"]).c_str(), scalar_text(p["tx_bytes"]).c_str(),
+             scalar_text(p["rx_missed"]).c_str());
+    }
+    rest.removeMember("ports");
+  }
+  const Json::Value& drops = r.json["drops"];
+  if (drops.isObject()) {
+    std::vector<std::pair<uint64_t, std::string>> sorted;
+    for (const auto& name : drops.getMemberNames())
+      sorted.emplace_back(as_count(drops[name]), name);
+    std::sort(sorted.rbegin(), sorted.rend());
+    printf("drops:%s\n", sorted.empty() || sorted[0].first == 0 ? " none" : "");
+    for (const auto& [n, name] : sorted)
+      if (n) printf("  %-22s %llu\n", printable(name).c_str(), static_cast<unsigned long long>(n));
+    rest.removeMember("drops");
+  }
+  if (!rest.empty()) {
+    printf("other:\n");
+    print_flat(rest, "");
+  }
+  return kExitOk;
+}
+
+int cmd_flows(Context& ctx, const std::vector<std::string>& args) {
+  uint64_t limit = 0;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--limit" && i + 1 < args.size() && parse_uint(args[i + 1], &limit))
+      ++i;
+    else
+      return usage_error("flows takes only --limit N");
+  }
+  ApiResponse r;
+  int rc = kExitOk;
+  std::string path = "/v1/flows" + (limit ? "?limit=" + std::to_string(limit) : std::string());
+  if (!call(ctx, "GET", path, "", {}, &r, &rc)) return rc;
+  if (!ok_status(r)) return http_error(r);
+  const Json::Value& flows = r.json.isObject() ? r.json["flows"] : r.json;
+  if (!r.json_ok || !flows.isArray()) {
+    fwrite(r.body.data(), 1, r.body.size(), stdout);
+    return kExitOk;
+  }
+  Json::StreamWriterBuilder w;
+  w["indentation"] = "";
+  for (const Json::Value& f : flows) printf("%s\n", Json::writeString(w, f).c_str());
+  fprintf(stderr, "%u flow%s\n", flows.size(), flows.size() == 1 ? "" : "s");
+  return kExitOk;
+}
+
+volatile sig_atomic_t g_stop = 0;
+void on_signal(int) {
+  g_stop = 1;
+}
+
+// The terminal in non-canonical mode for `top`, restored on scope exit.
+class RawTerminal {
+ public:
+  RawTerminal() {
+    if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_) != 0) return;
+    termios raw = saved_;
+    raw.c_lflag &= static_cast<tcflag_t>(~(ICANON | ECHO));
+    raw.c_cc[VMIN] = 0;
+    raw.c_cc[VTIME] = 0;
+    active_ = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
+  }
+  ~RawTerminal() {
+    if (active_) tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+  }
+
+ private:
+  termios saved_{};
+  bool active_ = false;
+};
+
+// Waits up to ms for a key; true when the user asked to quit (q, Q, Ctrl-C).
+bool wait_for_quit(int ms) {
+  static bool stdin_done = !isatty(STDIN_FILENO);  // not a terminal, or closed: no keys
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (!g_stop) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    end - std::chrono::steady_clock::now())
+                    .count();
+    if (left <= 0) return false;
+    pollfd pfd{STDIN_FILENO, POLLIN, 0};
+    int n = poll(&pfd, stdin_done ? 0 : 1, static_cast<int>(left));
+    if (n > 0) {
+      char c = 0;
+      ssize_t got = read(STDIN_FILENO, &c, 1);
+      if (got == 1 && (c == 'q' || c == 'Q' || c == 3)) return true;
+      if (got == 0) stdin_done = true;  // stdin closed: keep refreshing until Ctrl-C
+    }
+  }
+  return true;
+}
+
+std::string rate_text(double v) {
+  char buf[32];
+  if (v >= 1e9)
+    snprintf(buf, sizeof(buf), "%.2fG", v / 1e9);
+  else if (v >= 1e6)
+    snprintf(buf, sizeof(buf), "%.2fM", v / 1e6);
+  else if (v >= 1e3)
+    snprintf(buf, sizeof(buf), "%.1fk", v / 1e3);
+  else
+    snprintf(buf, sizeof(buf), "%.0f", v);
+  return buf;
+}
+
+int cmd_top(Context& ctx, const std::vector<std::string>& args) {
+  uint64_t interval = 1;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--interval" && i + 1 < args.size() && parse_uint(args[i + 1], &interval) &&
+        interval >= 1 && interval <= 3600)
+      ++i;
+    else
+      return usage_error("top takes only --interval SECONDS (1 to 3600)");
+  }
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  RawTerminal term;
+  Json::Value prev;
+  auto prev_time = std::chrono::steady_clock::now();
+  while (!g_stop) {
+    ApiResponse r;
+    std::string err;
+    if (!ctx.config_ok) return fail(ctx.config_error);
+    if (!ctx.client) ctx.client = std::make_unique<Client>(ctx.config);
+    bool reached = ctx.client->call("GET", "/v1/stats", "", {}, &r, &err);
+    auto now = std::chrono::steady_clock::now();
+    double dt = std::chrono::duration<double>(now - prev_time).count();
+    if (reached && (r.status == 401 || r.status == 403)) return http_error(r);
+    std::string screen = "\033[H\033[2J";
+    char line[256];
+    snprintf(line, sizeof(line), "egw top: %s, every %llu s (q to quit)\n\n",
+             ctx.config.server.c_str(), static_cast<unsigned long long>(interval));
+    screen += line;
+    if (!reached) {
+      screen += printable(err) + "\n";
+    } else if (!ok_status(r) || !r.json_ok || !r.json.isObject()) {
+      screen += egw::mgmt::format_api_error(r) + "\n";
+    } else {
+      const Json::Value& ports = r.json["ports"];
+      const Json::Value& pports = prev["ports"];
+      bool have_prev = prev.isObject() && dt > 0;
+      snprintf(line, sizeof(line), "%-6s %12s %12s %12s %12s\n", "PORT", "RX pps", "TX pps",
+               "RX bit/s", "TX bit/s");
+      screen += line;
+      for (Json::ArrayIndex i = 0; ports.isArray() && i < ports.size(); ++i) {
+        const Json::Value& p = ports[i];
+        auto rate = [&](const char* f, double scale) -> std::string {
+          if (!have_prev || !pports.isArray() || i >= pports.size()) return "-";
+          uint64_t a = as_count(p[f]), b = as_count(pports[i][f]);
+          return a >= b ? rate_text(static_cast<double>(a - b) * scale / dt) : "-";
+        };
+        snprintf(line, sizeof(line), "%-6s %12s %12s %12s %12s\n", port_name(p, i).c_str(),
+                 rate("rx_packets", 1).c_str(), rate("tx_packets", 1).c_str(),
+                 rate("rx_bytes", 8).c_str(), rate("tx_bytes", 8).c_str());
+        screen += line;
+      }
+      const Json::Value& drops = r.json["drops"];
+      std::vector<std::tuple<double, uint64_t, std::string>> rows;
+      for (const auto& name :
+           drops.isObject() ? drops.getMemberNames() : std::vector<std::string>{}) {
+        uint64_t now_n = as_count(drops[name]);
+        uint64_t before = have_prev ? as_count(prev["drops"][name]) : now_n;
+        double per_s = have_prev && now_n >= before ? static_cast<double>(now_n - before) / dt : 0;
+        if (now_n) rows.emplace_back(per_s, now_n, name);
+      }
+      std::sort(rows.rbegin(), rows.rend());
+      snprintf(line, sizeof(line), "\n%-24s %12s %16s\n", "DROP REASON", "per s", "total");
+      screen += line;
+      for (const auto& [per_s, total, name] : rows) {
+        snprintf(line, sizeof(line), "%-24s %12s %16llu\n", printable(name).substr(0, 24).c_str(),
+                 rate_text(per_s).c_str(), static_cast<unsigned long long>(total));
+        screen += line;
+      }
+      if (rows.empty()) screen += "(no drops)\n";
+      for (const char* key : {"flows_active", "flows_created", "policy_version"}) {
+        const Json::Value* v = &r.json[key];
+        if (v->isNull() && r.json["flows"].isObject()) v = &r.json["flows"][key];
+        if (!v->isNull()) screen += std::string("\n") + key + ": " + scalar_text(*v);
+      }
+      screen += "\n";
+      prev = r.json;
+      prev_time = now;
+    }
+    fwrite(screen.data(), 1, screen.size(), stdout);
+    fflush(stdout);
+    if (wait_for_quit(static_cast<int>(interval * 1000))) break;
+  }
+  return kExitOk;
 }
 
 int cmd_compile(const std::vector<std::string>& args) {
@@ -131,28 +698,31 @@ int cmd_compile(const std::vector<std::string>& args) {
   }
   if (in.empty() || out.empty()) return usage_error("compile needs FILE and -o OUT");
   std::string doc, err;
-  if (!read_document(in, &doc, &err)) {
-    fprintf(stderr, "egwctl: %s\n", err.c_str());
-    return 2;
-  }
+  if (!read_document(in, &doc, &err)) return fail(err);
   egw::mgmt::CompileResult res = egw::mgmt::compile_document(doc, 0);
   if (!res.errors.empty()) {
     print_errors(in, res.errors);
-    return 1;
+    return kExitRefused;
   }
-  if (!write_atomic(out, res.blob, &err)) {
-    fprintf(stderr, "egwctl: %s\n", err.c_str());
-    return 2;
-  }
+  if (!write_atomic(out, res.blob, &err)) return fail(err);
   printf("compiled %s: %zu services, %zu rules, %zu bytes -> %s\n", in.c_str(), res.stats.services,
          res.stats.rules, res.blob.size(), out.c_str());
-  return 0;
+  return kExitOk;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  Context ctx;
+  struct Opt {
+    const char* name;
+    std::string* dest;
+  };
+  std::string timeout;
+  const Opt opts[] = {{"--server", &ctx.flags.server}, {"--token-file", &ctx.flags.token_file},
+                      {"--cacert", &ctx.flags.cacert}, {"--cert", &ctx.flags.cert},
+                      {"--key", &ctx.flags.key},       {"--timeout", &timeout}};
   size_t i = 0;
   for (; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -160,28 +730,41 @@ int main(int argc, char** argv) {
       fputs(kUsage, stdout);
       return 0;
     }
-    if (a == "--server" || a == "--token-file") {
-      if (i + 1 == args.size()) return usage_error(a + " needs a value");
-      ++i;  // used by the server commands
-      continue;
+    if (a.size() < 2 || a[0] != '-') break;
+    bool known = false;
+    for (const Opt& o : opts) {
+      std::string eq = std::string(o.name) + "=";
+      if (a == o.name) {
+        if (i + 1 == args.size()) return usage_error(a + " needs a value");
+        *o.dest = args[++i];
+        known = true;
+      } else if (a.rfind(eq, 0) == 0) {
+        *o.dest = a.substr(eq.size());
+        known = true;
+      }
     }
-    if (a.rfind("--server=", 0) == 0 || a.rfind("--token-file=", 0) == 0) continue;
-    if (a.size() > 1 && a[0] == '-') return usage_error("unknown option " + a);
-    break;
+    if (!known) return usage_error("unknown option " + a);
+  }
+  if (!timeout.empty()) {
+    uint64_t t = 0;
+    if (!parse_uint(timeout, &t) || t == 0 || t > 3600)
+      return usage_error("--timeout needs 1 to 3600 seconds");
+    ctx.flags.timeout_s = static_cast<int>(t);
   }
   if (i == args.size()) return usage_error("no command given");
   std::string cmd = args[i];
   std::vector<std::string> rest(args.begin() + static_cast<long>(i) + 1, args.end());
-  if (cmd == "validate") return cmd_validate(rest);
   if (cmd == "compile") return cmd_compile(rest);
-  static const char* const kServerCommands[] = {"apply",    "diff",  "get",   "history",
-                                                "rollback", "stats", "flows", "top"};
-  for (const char* s : kServerCommands) {
-    if (cmd == s) {
-      fprintf(stderr, "egwctl: %s needs egw-mgmt, which this build does not include yet\n",
-              cmd.c_str());
-      return 2;
-    }
-  }
+  ctx.config_ok = egw::mgmt::resolve_config(ctx.flags, egw::mgmt::ClientEnv::from_process(),
+                                            &ctx.config, &ctx.config_error);
+  if (cmd == "validate") return cmd_validate(ctx, rest);
+  if (cmd == "apply") return cmd_apply(ctx, rest);
+  if (cmd == "diff") return cmd_diff(ctx, rest);
+  if (cmd == "get") return cmd_get(ctx, rest);
+  if (cmd == "history") return cmd_history(ctx, rest);
+  if (cmd == "rollback") return cmd_rollback(ctx, rest);
+  if (cmd == "stats") return cmd_stats(ctx, rest);
+  if (cmd == "flows") return cmd_flows(ctx, rest);
+  if (cmd == "top") return cmd_top(ctx, rest);
   return usage_error("unknown command '" + cmd + "'");
 }

@@ -1,0 +1,224 @@
+// The policy swap over the real shared-memory channel, in one process: egw-mgmt's
+// Publisher on one side, the dataplane's ControlChannel + PolicySwap on the other,
+// and worker threads that pick up policies and report quiescence like lcores do.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dataplane/control.h"
+#include "dataplane/policy_swap.h"
+#include "mgmt/compiler.h"
+#include "mgmt/publisher.h"
+
+namespace egw {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string policy_json(int port) {
+  return R"({"schema":1,"default_action":"deny","services":{"web":{"cidrs":["198.18.1.0/24"]}},
+    "rulesets":[{"name":"r","rules":[{"id":"p)" + std::to_string(port) +
+         R"(","from":["web"],"proto":"tcp","ports":[)" + std::to_string(port) +
+         R"(],"to":{"cidrs":["198.19.1.0/24"]},"action":"allow"}]}]})";
+}
+
+std::string blob_for(uint64_t version, int port) {
+  auto r = mgmt::compile_document(policy_json(port), version);
+  EXPECT_TRUE(r.errors.empty());
+  return r.blob;
+}
+
+// A stand-in for a worker lcore: the same two calls per iteration as worker_main.
+struct FakeWorker {
+  WorkerCtx ctx;
+  std::atomic<bool> run{true};
+  std::atomic<bool> stalled{false};
+  std::atomic<uint64_t> seen_version{0};
+  std::thread t;
+  void start(rte_rcu_qsbr* qsv, unsigned id) {
+    t = std::thread([this, qsv, id] {
+      rte_rcu_qsbr_thread_register(qsv, id);
+      rte_rcu_qsbr_thread_online(qsv, id);
+      while (run.load()) {
+        if (stalled.load()) {
+          std::this_thread::sleep_for(1ms);
+          continue;
+        }
+        worker_refresh_policy(ctx);
+        seen_version.store(ctx.policy_version);
+        rte_rcu_qsbr_quiescent(qsv, id);
+        std::this_thread::sleep_for(50us);
+      }
+      rte_rcu_qsbr_thread_offline(qsv, id);
+      rte_rcu_qsbr_thread_unregister(qsv, id);
+    });
+  }
+  void stop() {
+    run.store(false);
+    if (t.joinable()) t.join();
+  }
+};
+
+// The dataplane's control thread, reduced to the channel and the swap.
+struct FakeDataplane {
+  ControlChannel channel;
+  PolicySwap swap;
+  std::atomic<bool> run{true};
+  std::thread t;
+  bool start(const std::string& instance, std::vector<WorkerCtx*> workers) {
+    std::string err;
+    if (!swap.init(std::move(workers), &err) || !channel.open(instance, &err)) {
+      ADD_FAILURE() << err;
+      return false;
+    }
+    t = std::thread([this] {
+      while (run.load()) {
+        channel.beat(monotonic_ns());
+        shm::Msg m, a;
+        while (channel.next_request(&m)) {
+          swap.activate(m, &a);
+          if (a.status == 0) channel.segment()->state.active_version.store(swap.version());
+          channel.respond(a);
+        }
+        swap.reclaim();
+        std::this_thread::sleep_for(200us);
+      }
+    });
+    return true;
+  }
+  void stop() {
+    run.store(false);
+    if (t.joinable()) t.join();
+    channel.close();
+  }
+};
+
+bool wait_for(const std::function<bool()>& cond, std::chrono::milliseconds limit = 3000ms) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(1ms);
+  }
+  return cond();
+}
+
+class PolicySwapTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    instance_ = "unit" + std::to_string(getpid());
+    for (auto& w : workers_) w = std::make_unique<FakeWorker>();
+    ASSERT_TRUE(dp_.start(instance_, {&workers_[0]->ctx, &workers_[1]->ctx}));
+    for (unsigned i = 0; i < 2; ++i) workers_[i]->start(dp_.swap.qsbr(), i);
+    pub_ = std::make_unique<mgmt::Publisher>(instance_);
+    pub_->start([this] { ++connects_; });
+    ASSERT_TRUE(wait_for([this] { return pub_->connected(); }));
+  }
+  void TearDown() override {
+    pub_->stop();
+    for (auto& w : workers_) w->stop();
+    dp_.stop();
+  }
+  std::string instance_;
+  std::unique_ptr<FakeWorker> workers_[2];
+  FakeDataplane dp_;
+  std::unique_ptr<mgmt::Publisher> pub_;
+  std::atomic<int> connects_{0};
+};
+
+TEST_F(PolicySwapTest, ManyVersionsEachSeenByEveryWorkerAndOldOnesFreed) {
+  EXPECT_EQ(connects_.load(), 1);
+  for (uint64_t v = 1; v <= 60; ++v) {
+    auto r = pub_->publish(v, blob_for(v, 1000 + static_cast<int>(v)), 2000ms);
+    ASSERT_TRUE(r.active) << "version " << v << ": " << r.error;
+    EXPECT_GE(r.activation_ms, 0.0);
+    // Acknowledged only after the grace period: every worker already uses v.
+    for (auto& w : workers_) EXPECT_EQ(w->seen_version.load(), v);
+    EXPECT_EQ(dp_.swap.retired(), 0u) << "the old policy is freed after the grace period";
+  }
+  EXPECT_EQ(pub_->dataplane_version(), 60u);
+  FlowRecord r{};
+  r.policy_version = 7;
+  r.rule_index = 0;
+  dp_.swap.fill_rule_id(&r);
+  EXPECT_STREQ(r.rule_id, "p1007") << "rule ids of earlier versions stay resolvable";
+}
+
+TEST_F(PolicySwapTest, CorruptOrMismatchedBlobRefusedOldPolicyStays) {
+  ASSERT_TRUE(pub_->publish(1, blob_for(1, 80), 2000ms).active);
+  std::string bad = blob_for(2, 81);
+  bad[bad.size() - 3] ^= 0x55;  // body changed: checksum mismatch
+  auto r = pub_->publish(2, bad, 2000ms);
+  EXPECT_FALSE(r.active);
+  EXPECT_NE(r.error.find("checksum"), std::string::npos) << r.error;
+  auto m = pub_->publish(3, blob_for(4, 81), 2000ms);  // header says 4
+  EXPECT_FALSE(m.active);
+  EXPECT_NE(m.error.find("version"), std::string::npos) << m.error;
+  EXPECT_EQ(dp_.swap.version(), 1u);
+  for (auto& w : workers_) EXPECT_EQ(w->seen_version.load(), 1u);
+}
+
+TEST_F(PolicySwapTest, IdleWorkersStillCompleteTheSwap) {
+  // Idle workers poll empty queues; they report quiescence every iteration anyway.
+  for (uint64_t v = 1; v <= 3; ++v) ASSERT_TRUE(pub_->publish(v, blob_for(v, 90), 2000ms).active);
+}
+
+TEST_F(PolicySwapTest, StalledWorkerDelaysOnlyTheFreeing) {
+  ASSERT_TRUE(pub_->publish(1, blob_for(1, 80), 2000ms).active);
+  workers_[1]->stalled.store(true);
+  auto r = pub_->publish(2, blob_for(2, 81), 5000ms);
+  EXPECT_FALSE(r.active);
+  EXPECT_NE(r.error.find("quiescent"), std::string::npos) << r.error;
+  EXPECT_EQ(dp_.swap.retired(), 1u) << "the old policy is kept while a worker may use it";
+  workers_[1]->stalled.store(false);
+  EXPECT_TRUE(wait_for([this] { return workers_[1]->seen_version.load() == 2; }));
+  EXPECT_TRUE(wait_for([this] { return dp_.swap.retired() == 0; }));
+}
+
+TEST_F(PolicySwapTest, DataplaneRestartIsNoticedAndTriggersRepublish) {
+  ASSERT_EQ(connects_.load(), 1);
+  dp_.stop();
+  EXPECT_TRUE(wait_for([this] { return !pub_->connected(); }));
+  auto r = pub_->publish(1, blob_for(1, 80), 200ms);
+  EXPECT_FALSE(r.active);
+  // A new dataplane process: a new segment and boot id.
+  dp_.run.store(true);
+  dp_.channel.close();
+  std::string err;
+  ASSERT_TRUE(dp_.channel.open(instance_, &err)) << err;
+  dp_.t = std::thread([this] {
+    while (dp_.run.load()) {
+      dp_.channel.beat(monotonic_ns());
+      shm::Msg m, a;
+      while (dp_.channel.next_request(&m)) {
+        dp_.swap.activate(m, &a);
+        dp_.channel.respond(a);
+      }
+      std::this_thread::sleep_for(200us);
+    }
+  });
+  EXPECT_TRUE(wait_for([this] { return connects_.load() == 2; }));
+  EXPECT_TRUE(pub_->publish(1, blob_for(1, 80), 2000ms).active);
+}
+
+TEST_F(PolicySwapTest, CountersSnapshotCrossesTheChannel) {
+  shm::CounterSnapshot c{};
+  c.workers = 2;
+  c.port_rx_packets[0] = 12345;
+  c.total.drop(DropReason::policy_deny);
+  dp_.channel.publish_counters(c);
+  shm::CounterSnapshot got{};
+  ASSERT_TRUE(pub_->counters(&got));
+  EXPECT_EQ(got.workers, 2u);
+  EXPECT_EQ(got.port_rx_packets[0], 12345u);
+  EXPECT_EQ(got.total.drop_count(DropReason::policy_deny), 1u);
+}
+
+}  // namespace
+}  // namespace egw
