@@ -62,7 +62,7 @@ $(B)/egw-replay: $(call obj,dataplane/replay/main.cc) $(LIB_MGMT) $(LIB_RULES) $
 	$(CXX) $(LDFLAGS) $^ -o $@ $(DPDK_LIBS) $(JSON_LIBS) $(SSL_LIBS) $(PCAP_LIBS) -lpthread
 $(B)/egwctl: $(call obj,mgmt/egwctl.cc) $(LIB_MGMT) $(LIB_RULES)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(HTTP_LIBS) $(JSON_LIBS) $(SSL_LIBS) -lpthread
-$(B)/egw-mgmt: $(call obj,mgmt/egw_mgmt.cc) $(LIB_MGMT) $(LIB_RULES)
+$(B)/egw-mgmt: $(call obj,mgmt/egw_mgmt.cc) $(LIB_MGMT) $(LIB_RULES) $(LIB_DP)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(HTTP_LIBS) $(JSON_LIBS) $(SSL_LIBS) -lpthread
 
 TEST_LIBS = $(LIB_MGMT) $(LIB_RULES) $(LIB_DP)

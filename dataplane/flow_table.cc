@@ -74,6 +74,8 @@ const char* end_reason_name(EndReason r) {
       return "evicted";
     case EndReason::shutdown:
       return "shutdown";
+    case EndReason::active:
+      return "active";
   }
   return "unknown";
 }

@@ -37,8 +37,8 @@ const char* tcp_state_name(TcpState s);
 
 enum class Verdict : uint8_t { allow = 0, deny = 1, reject = 2 };
 
-// Why a flow ended, as written in its flow record.
-enum class EndReason : uint8_t { timeout, closed, reset, evicted, shutdown };
+// Why a flow ended, as written in its flow record (`active`: a snapshot of a live flow).
+enum class EndReason : uint8_t { timeout, closed, reset, evicted, shutdown, active };
 const char* end_reason_name(EndReason r);
 
 // Per-direction TCP sequence tracking (after Rooij, "Real Stateful TCP Packet Filtering").

@@ -27,6 +27,7 @@
 
 #include "dataplane/clock.h"
 #include "dataplane/control.h"
+#include "dataplane/flow_snapshot.h"
 #include "dataplane/policy_swap.h"
 #include "dataplane/worker.h"
 
@@ -317,6 +318,8 @@ shm::CounterSnapshot take_snapshot(const Runtime& rt) {
 // policy activations, and freeing retired policies. Polls every millisecond when idle.
 void control_loop(Runtime& rt, ControlChannel& channel, PolicySwap& swap, FlowLogWriter& log) {
   shm::CtlSegment& seg = *channel.segment();
+  std::vector<WorkerCtx*> ctxs;
+  for (Worker& wk : rt.workers) ctxs.push_back(wk.ctx);
   uint64_t last_beat = 0;
   while (!g_quit.load(std::memory_order_relaxed)) {
     const unsigned records = log.drain(rt.workers);
@@ -330,6 +333,11 @@ void control_loop(Runtime& rt, ControlChannel& channel, PolicySwap& swap, FlowLo
     bool busy = false;
     while (channel.next_request(&m)) {
       busy = true;
+      if (m.type == shm::MsgType::flows) {
+        snapshot_flows(ctxs, swap, m, &answer);
+        channel.respond(answer);
+        continue;
+      }
       if (m.type != shm::MsgType::activate) continue;  // unknown: ignored (newer mgmt)
       swap.activate(m, &answer);
       channel.beat(monotonic_ns());  // a long activation must not look like a dead dataplane

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "dataplane/counters.h"
 #include "dataplane/flow_log.h"
@@ -28,6 +29,9 @@ inline std::string blob_name(const std::string& instance, uint64_t version, uint
 enum class MsgType : uint32_t {
   activate = 1,   // mgmt -> dataplane: load the blob named in `blob` and make it active
   activated = 2,  // dataplane -> mgmt: the result of one activate (same seq)
+  flows = 3,      // mgmt -> dataplane: copy up to blob_size active flows, as FlowRecords,
+                  // into the object named in `blob` (blob_size * sizeof(FlowRecord) bytes)
+  flows_done = 4, // dataplane -> mgmt: blob_size = records written (same seq)
 };
 
 // One message; both rings carry the same struct. Plain data, no pointers.
@@ -45,6 +49,8 @@ struct Msg {
   char error[160];
 };
 static_assert(sizeof(Msg) == 272);
+static_assert(sizeof(FlowRecord) == 192, "FlowRecord crosses the process boundary");
+static_assert(std::is_trivially_copyable_v<FlowRecord>);
 
 // One side's liveness, on its own cache line: written only by that side.
 struct alignas(64) Heartbeat {

@@ -1,10 +1,14 @@
 // REST resources for watching: /v1/health, /v1/stats, /v1/flows and /metrics
 // (Prometheus text format). Runs on the HTTP pool threads; reads the dataplane's
 // counter snapshot through the Publisher.
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <vector>
 #include <sstream>
 
 #include "dataplane/counters.h"
+#include "dataplane/flow_log.h"
 #include "mgmt/api.h"
 
 namespace egw::mgmt {
@@ -72,12 +76,37 @@ void stats(Api& api, const http::Request& req, http::Response& res) {
   json_response(res, 200, body);
 }
 
+// GET /v1/flows?limit=N (default 100, at most 100000): live flows, newest state as
+// the dataplane sees it, in flow-record form ("reason":"active").
 void flows(Api& api, const http::Request& req, http::Response& res) {
   Identity who;
   if (!api.authorize(req, Role::reader, &who, res)) return;
-  error_response(res, 501, "not_implemented",
-                 "active-flow snapshots need a snapshot channel the dataplane does not have yet; "
-                 "records of ended flows are in the flow log");
+  uint32_t limit = 100;
+  if (req.has_query("limit")) {
+    const std::string v = req.query_value("limit");
+    char* end = nullptr;
+    const unsigned long n = std::strtoul(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || n > 100000) {
+      error_response(res, 400, "bad_request", "limit must be a number from 0 to 100000");
+      return;
+    }
+    limit = static_cast<uint32_t>(n);
+  }
+  std::vector<FlowRecord> recs;
+  std::string err;
+  if (!api.publisher().flows(limit, &recs, &err, std::chrono::milliseconds(5000))) {
+    error_response(res, 503, "dataplane_disconnected", "no flow snapshot: " + err);
+    return;
+  }
+  std::string body = "{\"count\":" + std::to_string(recs.size()) + ",\"flows\":[";
+  for (size_t i = 0; i < recs.size(); ++i) {
+    if (i) body += ",";
+    body += flow_record_json(recs[i]);
+  }
+  body += "]}\n";
+  res.status = 200;
+  res.content_type = "application/json";
+  res.body = std::move(body);
 }
 
 void family(std::ostringstream& o, const char* name, const char* type, const char* help) {

@@ -50,6 +50,7 @@ using Handler = std::function<void(const Request&, Response&)>;
 using RefusalHandler = std::function<void(const Request&, int status, const std::string& message,
                                           Response&)>;
 
+// The request head (request line + headers) is capped at 64 KiB in mgmt/http.cc.
 struct Limits {
   size_t max_body = 16u << 20;   // bytes, checked against Content-Length and while reading
   int read_timeout_s = 5;         // per read

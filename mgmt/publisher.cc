@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -60,11 +61,55 @@ struct Publisher::Impl {
   std::atomic<bool> connected{false};
 
   std::mutex publish_mu;  // one publish at a time: single producer of the request ring
-  uint32_t seq = static_cast<uint32_t>(random64());
+  uint32_t seq = static_cast<uint32_t>(random64());  // under publish_mu
   uint64_t nonce = random64() >> 16;
 
   std::mutex wake_mu;
   std::condition_variable wake;
+
+  // Sends m (seq assigned here) and waits for the answer of type `want` with the same
+  // seq. Caller holds publish_mu (single producer, single consumer). Answers to
+  // requests of an earlier egw-mgmt run are dropped.
+  bool roundtrip(shm::CtlSegment* s, shm::Msg& m, shm::MsgType want, shm::Msg* answer,
+                 std::chrono::milliseconds timeout, std::string* err, bool* busy) {
+    m.seq = ++seq;
+    if (!s->requests.push(m)) {
+      *busy = true;
+      *err = "the dataplane's request ring is full: it is not taking requests";
+      return false;
+    }
+    const uint64_t deadline = mono_ns() + static_cast<uint64_t>(timeout.count()) * 1000000ull;
+    while (mono_ns() < deadline) {
+      while (s->responses.pop(answer)) {
+        if (answer->type == want && answer->seq == m.seq) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    *err = "the dataplane did not answer within " + std::to_string(timeout.count()) + " ms";
+    return false;
+  }
+
+  // Creates a shared-memory object of `size` bytes for one request; empty on error.
+  std::string make_object(uint64_t version, size_t size, std::string* err) {
+    const std::string name = shm::blob_name(instance, version, ++nonce);
+    if (name.size() >= shm::kMaxNameLen) {
+      *err = "instance name too long for a shared-memory object name";
+      return "";
+    }
+    const int fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) {
+      *err = "cannot create " + name + ": " + strerror(errno);
+      return "";
+    }
+    const bool ok = ftruncate(fd, static_cast<off_t>(size)) == 0;
+    close(fd);
+    if (!ok) {
+      *err = "cannot size " + name + ": " + strerror(errno);
+      shm_unlink(name.c_str());
+      return "";
+    }
+    return name;
+  }
 
   // The inode now behind the segment's name, 0 when there is none.
   ino_t named_inode() const {
@@ -188,19 +233,12 @@ Publisher::Result Publisher::publish(uint64_t version, const std::string& blob,
   std::memcpy(&hdr, blob.data(), sizeof hdr);
 
   // The blob travels in its own object, named in the message.
-  const std::string name = shm::blob_name(impl_->instance, version, ++impl_->nonce);
-  if (name.size() >= shm::kMaxNameLen) {
-    res.error = "instance name too long for a blob object name";
-    return res;
-  }
-  const int fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
-  if (fd < 0) {
-    res.error = "cannot create " + name + ": " + strerror(errno);
-    return res;
-  }
-  bool ok = ftruncate(fd, static_cast<off_t>(blob.size())) == 0;
-  void* p = ok ? mmap(nullptr, blob.size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
-  close(fd);
+  const std::string name = impl_->make_object(version, blob.size(), &res.error);
+  if (name.empty()) return res;
+  const int fd = shm_open(name.c_str(), O_RDWR, 0);
+  void* p = fd >= 0 ? mmap(nullptr, blob.size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+                    : MAP_FAILED;
+  if (fd >= 0) close(fd);
   if (p == MAP_FAILED) {
     res.error = "cannot write " + name + ": " + strerror(errno);
     shm_unlink(name.c_str());
@@ -211,34 +249,15 @@ Publisher::Result Publisher::publish(uint64_t version, const std::string& blob,
 
   shm::Msg m{};
   m.type = shm::MsgType::activate;
-  m.seq = ++impl_->seq;
   m.version = version;
   m.blob_size = blob.size();
   m.blob_checksum = hdr.checksum;
   std::memcpy(m.blob, name.c_str(), name.size() + 1);
-  if (!s->requests.push(m)) {
-    shm_unlink(name.c_str());
-    res.busy = true;
-    res.error = "the dataplane's request ring is full: it is not taking requests";
-    return res;
-  }
-  const uint64_t deadline = mono_ns() + static_cast<uint64_t>(timeout.count()) * 1000000ull;
   shm::Msg answer;
-  bool answered = false;
-  while (!answered && mono_ns() < deadline) {
-    while (s->responses.pop(&answer)) {
-      if (answer.type == shm::MsgType::activated && answer.seq == m.seq) {
-        answered = true;
-        break;
-      }  // else: an answer to a request of an earlier egw-mgmt run: dropped
-    }
-    if (!answered) std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
+  const bool answered =
+      impl_->roundtrip(s, m, shm::MsgType::activated, &answer, timeout, &res.error, &res.busy);
   shm_unlink(name.c_str());
-  if (!answered) {
-    res.error = "the dataplane did not answer within " + std::to_string(timeout.count()) + " ms";
-    return res;
-  }
+  if (!answered) return res;
   if (answer.status != 0) {
     answer.error[sizeof answer.error - 1] = '\0';
     res.error = answer.error;
@@ -247,6 +266,49 @@ Publisher::Result Publisher::publish(uint64_t version, const std::string& blob,
   res.active = true;
   res.activation_ms = static_cast<double>(answer.activation_ns) / 1e6;
   return res;
+}
+
+bool Publisher::flows(uint32_t limit, std::vector<FlowRecord>* out, std::string* err,
+                      std::chrono::milliseconds timeout) {
+  out->clear();
+  std::lock_guard<std::mutex> pg(impl_->publish_mu);
+  const std::shared_ptr<Mapping> mapping = impl_->current();
+  if (!mapping) {
+    *err = "no dataplane connected";
+    return false;
+  }
+  if (limit == 0) return true;
+  const size_t bytes = static_cast<size_t>(limit) * sizeof(FlowRecord);
+  const std::string name = impl_->make_object(0, bytes, err);
+  if (name.empty()) return false;
+  shm::Msg m{};
+  m.type = shm::MsgType::flows;
+  m.blob_size = limit;
+  std::memcpy(m.blob, name.c_str(), name.size() + 1);
+  shm::Msg answer;
+  bool busy = false;
+  bool ok = impl_->roundtrip(mapping->seg, m, shm::MsgType::flows_done, &answer, timeout, err, &busy);
+  if (ok && answer.status != 0) {
+    answer.error[sizeof answer.error - 1] = '\0';
+    *err = answer.error;
+    ok = false;
+  }
+  if (ok) {
+    const int fd = shm_open(name.c_str(), O_RDONLY, 0);
+    void* p = fd >= 0 ? mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+    if (fd >= 0) close(fd);
+    if (p == MAP_FAILED) {
+      *err = "cannot read " + name + ": " + strerror(errno);
+      ok = false;
+    } else {
+      const uint64_t n = std::min<uint64_t>(answer.blob_size, limit);
+      const auto* recs = static_cast<const FlowRecord*>(p);
+      out->assign(recs, recs + n);
+      munmap(p, bytes);
+    }
+  }
+  shm_unlink(name.c_str());
+  return ok;
 }
 
 bool Publisher::counters(shm::CounterSnapshot* out) const {

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dataplane/shm_abi.h"
 
@@ -35,6 +36,11 @@ class Publisher {
   // Hands `blob` (already stamped with `version`) to the dataplane and waits up to
   // `timeout` for its answer. Not connected: active=false, error says so. Serialized.
   Result publish(uint64_t version, const std::string& blob, std::chrono::milliseconds timeout);
+
+  // A snapshot of up to `limit` live flows (consistency: see dataplane/flow_snapshot.h).
+  // False with *err when not connected or the dataplane did not answer in `timeout`.
+  bool flows(uint32_t limit, std::vector<FlowRecord>* out, std::string* err,
+             std::chrono::milliseconds timeout);
 
   // A consistent copy of the dataplane's counters; false when not connected.
   bool counters(shm::CounterSnapshot* out) const;

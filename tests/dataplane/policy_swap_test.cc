@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "dataplane/control.h"
+#include "dataplane/flow_snapshot.h"
 #include "dataplane/policy_swap.h"
 #include "mgmt/compiler.h"
 #include "mgmt/publisher.h"
@@ -72,7 +73,9 @@ struct FakeDataplane {
   PolicySwap swap;
   std::atomic<bool> run{true};
   std::thread t;
+  std::vector<WorkerCtx*> ctxs;
   bool start(const std::string& instance, std::vector<WorkerCtx*> workers) {
+    ctxs = workers;
     std::string err;
     if (!swap.init(std::move(workers), &err) || !channel.open(instance, &err)) {
       ADD_FAILURE() << err;
@@ -83,8 +86,12 @@ struct FakeDataplane {
         channel.beat(monotonic_ns());
         shm::Msg m, a;
         while (channel.next_request(&m)) {
-          swap.activate(m, &a);
-          if (a.status == 0) channel.segment()->state.active_version.store(swap.version());
+          if (m.type == shm::MsgType::flows) {
+            snapshot_flows(ctxs, swap, m, &a);
+          } else {
+            swap.activate(m, &a);
+            if (a.status == 0) channel.segment()->state.active_version.store(swap.version());
+          }
           channel.respond(a);
         }
         swap.reclaim();
@@ -113,7 +120,12 @@ class PolicySwapTest : public testing::Test {
  protected:
   void SetUp() override {
     instance_ = "unit" + std::to_string(getpid());
-    for (auto& w : workers_) w = std::make_unique<FakeWorker>();
+    for (auto& w : workers_) {
+      w = std::make_unique<FakeWorker>();
+      WorkerConfig cfg;
+      cfg.flow_capacity = 64;
+      ASSERT_TRUE(worker_init(w->ctx, cfg, nullptr));
+    }
     ASSERT_TRUE(dp_.start(instance_, {&workers_[0]->ctx, &workers_[1]->ctx}));
     for (unsigned i = 0; i < 2; ++i) workers_[i]->start(dp_.swap.qsbr(), i);
     pub_ = std::make_unique<mgmt::Publisher>(instance_);
@@ -205,6 +217,38 @@ TEST_F(PolicySwapTest, DataplaneRestartIsNoticedAndTriggersRepublish) {
   });
   EXPECT_TRUE(wait_for([this] { return connects_.load() == 2; }));
   EXPECT_TRUE(pub_->publish(1, blob_for(1, 80), 2000ms).active);
+}
+
+TEST_F(PolicySwapTest, FlowSnapshotCopiesLiveFlowsOfEveryWorker) {
+  ASSERT_TRUE(pub_->publish(1, blob_for(1, 80), 2000ms).active);
+  // Flows as a worker would have made them (the table is the worker's; the fake
+  // worker thread only refreshes policies, so inserting here does not race).
+  for (unsigned wi = 0; wi < 2; ++wi) {
+    for (uint16_t i = 0; i < 3; ++i) {
+      FlowKey k{};
+      k.family = 4;
+      k.proto = 6;
+      k.inside_port = static_cast<uint16_t>(40000 + wi * 10 + i);
+      k.remote_port = 80;
+      FlowEntry* e = workers_[wi]->ctx.flows.insert(k, workers_[wi]->ctx.flows.hash(k), 1);
+      ASSERT_NE(e, nullptr);
+      e->verdict = Verdict::allow;
+      e->rule_index = 0;
+      e->policy_version = 1;
+      e->pkts[0] = 5;
+    }
+  }
+  std::vector<FlowRecord> recs;
+  std::string err;
+  ASSERT_TRUE(pub_->flows(100, &recs, &err, 2000ms)) << err;
+  ASSERT_EQ(recs.size(), 6u);
+  for (const FlowRecord& r : recs) {
+    EXPECT_EQ(r.reason, EndReason::active);
+    EXPECT_STREQ(r.rule_id, "p80");
+    EXPECT_EQ(r.pkts[0], 5u);
+  }
+  ASSERT_TRUE(pub_->flows(4, &recs, &err, 2000ms)) << err;
+  EXPECT_EQ(recs.size(), 4u) << "the limit holds";
 }
 
 TEST_F(PolicySwapTest, CountersSnapshotCrossesTheChannel) {
