@@ -59,7 +59,9 @@ TEST(TokensFile, Table) {
     std::string err;
     bool ok = t.load_file(d.write("tokens", c.text), &err);
     EXPECT_EQ(ok, c.ok) << c.description << ": " << err;
-    if (!c.ok) EXPECT_NE(err.find(c.error_part), std::string::npos) << c.description << ": " << err;
+    if (!c.ok) {
+      EXPECT_NE(err.find(c.error_part), std::string::npos) << c.description << ": " << err;
+    }
   }
   TokenTable none;
   std::string err;
