@@ -40,6 +40,11 @@ run_suite() {
 run_suite unit timeout 600 "$B/tests/unit_tests" --gtest_brief=1
 run_suite packet timeout 900 /usr/bin/python3 tests/packet/run_packet_tests.py --build "$B"
 run_suite e2e timeout -s INT 600 bash tests/e2e/run.sh "$B"
+# Management plane: REST contract, commit crash points, hitless swap, restarts.
+run_suite rest timeout 300 /usr/bin/python3 tests/mgmt/rest/run_rest_tests.py --build "$B"
+run_suite faults timeout -s INT 300 bash tests/e2e/faults.sh "$B"
+run_suite swap timeout -s INT 300 bash tests/e2e/swap.sh "$B"
+run_suite restart timeout -s INT 300 bash tests/e2e/restart.sh "$B"
 
 [ ${#broken[@]} -gt 0 ] && echo "suites with a non-zero exit: ${broken[*]}"
 echo "$passed passed, $failed failed"

@@ -1,6 +1,7 @@
-# Demo/e2e topology helpers, sourced by tests/e2e/run.sh and tests/e2e/topology.sh:
-# three network namespaces bridged by egw-dataplane over net_af_packet, the servers,
-# and a cleanup that removes only what this run created (namespaces, processes by PID).
+# Demo/e2e helpers, sourced by tests/e2e/{run,topology,swap,faults,restart}.sh: three
+# network namespaces bridged by egw-dataplane over net_af_packet, the servers, egw-mgmt
+# beside it, and a cleanup that removes only what this run created (namespaces,
+# processes by PID, shared memory).
 # shellcheck shell=bash disable=SC2034  # variables here are read by the sourcing scripts
 
 EGW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -176,8 +177,9 @@ egw_eal_args() {
 # debug the topology alone.
 egw_start_dataplane() {
   local build=$1 policy=$2
-  EGW_DP_OUT="$EGW_WORK/dataplane.out"
-  EGW_DP_ERR="$EGW_WORK/dataplane.err"
+  local tag=${EGW_DP_TAG:-dataplane}  # a restarted dataplane keeps the first one's logs
+  EGW_DP_OUT="$EGW_WORK/$tag.out"
+  EGW_DP_ERR="$EGW_WORK/$tag.err"
   EGW_DP_FLOWLOG="$EGW_WORK/flows.jsonl"
   local -a eal cmd
   read -r -a eal <<<"$(egw_eal_args)"
@@ -187,10 +189,11 @@ egw_start_dataplane() {
     ready='packet forwarding - ports='
   else
     [ -x "$build/egw-dataplane" ] || egw_die "$build/egw-dataplane not found: run 'make' first"
-    cmd=("$build/egw-dataplane" "${eal[@]}" -- --inside 0 --outside 1 --policy "$policy"
-         --instance "$EGW_INSTANCE" --flow-log "$EGW_DP_FLOWLOG")
+    # No policy file: fail-closed until egw-mgmt publishes one.
+    cmd=("$build/egw-dataplane" "${eal[@]}" -- --inside 0 --outside 1
+         ${policy:+--policy "$policy"} --instance "$EGW_INSTANCE" --flow-log "$EGW_DP_FLOWLOG")
   fi
-  echo "${cmd[*]}" >"$EGW_WORK/dataplane.cmd"
+  echo "${cmd[*]}" >"$EGW_WORK/$tag.cmd"
   ip netns exec "$NS_GW" "${cmd[@]}" >"$EGW_DP_OUT" 2>"$EGW_DP_ERR" </dev/null &
   EGW_DP_PID=$!
   EGW_PIDS+=("$EGW_DP_PID")
@@ -308,4 +311,128 @@ egw_leftovers() {
     left=1
   fi
   return $left
+}
+
+# ---------------------------------------------------------------- egw-mgmt
+# egw-mgmt runs in the host's namespace on 127.0.0.1 (shared memory is host-wide, so it
+# reaches the dataplane in the gateway namespace); its state dir is in the scratch dir.
+EGW_MGMT_PID=""
+EGW_MGMT_PORT=""
+EGW_MGMT_URL=""
+EGW_STATE=""       # --state-dir
+EGW_TOKEN_FILE=""  # the admin token egw-mgmt generated there
+EGW_MGMT_LOG=""
+EGW_TRAFFIC="$EGW_ROOT/tests/e2e/egw_traffic.py"
+
+# A TCP port on 127.0.0.1 nothing listens on right now.
+egw_free_port() {
+  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Starts egw-mgmt (build dir $1; env assignments such as EGW_MGMT_FAULT=x may follow)
+# and waits for its "listening" line. Keeps the port and state dir of an earlier start,
+# so a restart serves the same store at the same URL.
+egw_start_mgmt() {
+  local build=$1
+  shift
+  [ -x "$build/egw-mgmt" ] || egw_die "$build/egw-mgmt not found: run 'make' first"
+  [ -n "$EGW_STATE" ] || EGW_STATE="$EGW_WORK/state"
+  [ -n "$EGW_MGMT_PORT" ] || EGW_MGMT_PORT=$(egw_free_port)
+  EGW_MGMT_URL="http://127.0.0.1:$EGW_MGMT_PORT"
+  EGW_TOKEN_FILE="$EGW_STATE/admin.token"
+  mkdir -p "$EGW_STATE"
+  EGW_MGMT_LOG="$EGW_WORK/mgmt.log"
+  echo "== start $* $(date +%T.%N)" >>"$EGW_MGMT_LOG"
+  local n0 i
+  n0=$(grep -c 'egw-mgmt: listening on' "$EGW_MGMT_LOG")
+  env -u EGW_MGMT_FAULT "$@" "$build/egw-mgmt" --instance "${EGW_MGMT_INSTANCE:-$EGW_INSTANCE}" \
+    --listen "127.0.0.1:$EGW_MGMT_PORT" --state-dir "$EGW_STATE" >>"$EGW_MGMT_LOG" 2>&1 </dev/null &
+  EGW_MGMT_PID=$!
+  EGW_PIDS+=("$EGW_MGMT_PID")
+  EGW_PID_NAMES+=("egw-mgmt")
+  for ((i = 0; i < 150; i++)); do
+    [ "$(grep -c 'egw-mgmt: listening on' "$EGW_MGMT_LOG")" -gt "$n0" ] && return 0
+    kill -0 "$EGW_MGMT_PID" 2>/dev/null ||
+      { tail -n 5 "$EGW_MGMT_LOG" >&2; egw_die "egw-mgmt exited at start"; }
+    sleep 0.1
+  done
+  egw_die "egw-mgmt did not print its listening line within 15 s"
+}
+
+# Stops egw-mgmt with signal $1 (default TERM) and reaps it; its status in EGW_MGMT_RC.
+EGW_MGMT_RC=""
+egw_stop_mgmt() {
+  local sig=${1:-TERM}
+  [ -n "$EGW_MGMT_PID" ] || return 0
+  {  # silences bash's "Killed" notice
+    kill "-$sig" "$EGW_MGMT_PID"
+    egw_wait_gone "$EGW_MGMT_PID" 10 || kill -KILL "$EGW_MGMT_PID"
+    wait "$EGW_MGMT_PID"
+  } 2>/dev/null
+  EGW_MGMT_RC=$?
+  EGW_MGMT_PID=""
+}
+
+# One REST call as the admin: egw_rest METHOD PATH [BODY_FILE]. Prints the status on
+# the first line, the body on the second; returns 0 on 2xx.
+egw_rest() {
+  /usr/bin/python3 "$EGW_TRAFFIC" rest --url "$EGW_MGMT_URL" --token-file "$EGW_TOKEN_FILE" "$@"
+}
+
+# A field of GET /v1/health ("" when egw-mgmt does not answer).
+egw_health() {
+  /usr/bin/python3 "$EGW_TRAFFIC" rest --url "$EGW_MGMT_URL" GET /v1/health 2>/dev/null |
+    sed -n 2p | /usr/bin/python3 -c 'import json, sys
+try: print(json.load(sys.stdin).get(sys.argv[1], ""))
+except Exception: print("")' "$1"
+}
+
+# Waits up to $3 s until /v1/health says dataplane $1 and (if $2 is set) version $2.
+egw_wait_health() {
+  local want_dp=$1 want_v=$2 limit=${3:-15} i
+  for ((i = 0; i < limit * 5; i++)); do
+    if [ "$(egw_health dataplane)" = "$want_dp" ] &&
+       { [ -z "$want_v" ] || [ "$(egw_health policy_version)" = "$want_v" ]; }; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  return 1
+}
+
+# Applies a policy document through egwctl (the operator's way); prints its output.
+egw_apply() {
+  local build=$1 doc=$2
+  "$build/egwctl" --server "$EGW_MGMT_URL" --token-file "$EGW_TOKEN_FILE" apply "$doc"
+}
+
+# Starts egw-dataplane on two net_null ports in the host namespace (no network needed):
+# egw_null_dataplane BUILD INSTANCE FILE_PREFIX POLICY_OR_EMPTY OUT. Sets EGW_NULL_PID;
+# returns 1 (process reaped) if it exits before its ready line.
+EGW_NULL_PID=""
+egw_null_dataplane() {
+  local build=$1 instance=$2 prefix=$3 policy=$4 out=$5 i
+  "$build/egw-dataplane" -l 0,1 --no-huge --no-pci --no-shconf -m 512 --file-prefix "$prefix" \
+    --vdev=net_null0 --vdev=net_null1 -- --instance "$instance" ${policy:+--policy "$policy"} \
+    >"$out" 2>"$out.err" </dev/null &
+  EGW_NULL_PID=$!
+  EGW_PIDS+=("$EGW_NULL_PID")
+  EGW_PID_NAMES+=("dataplane $instance (net_null)")
+  for ((i = 0; i < 300; i++)); do
+    grep -q '^egw-dataplane: forwarding' "$out" 2>/dev/null && return 0
+    if ! kill -0 "$EGW_NULL_PID" 2>/dev/null; then
+      wait "$EGW_NULL_PID" 2>/dev/null
+      return 1
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# SIGTERM to PID $1 and reap it (KILL after 10 s); its exit status is returned.
+egw_stop_pid() {
+  local pid=$1
+  kill -TERM "$pid" 2>/dev/null
+  egw_wait_gone "$pid" 10 || kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
 }

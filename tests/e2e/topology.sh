@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make run` / `make demo`: egw-dataplane between a client and a server namespace,
-# policy rules/examples/demo.json. run: stays up until Ctrl-C; demo: sends allowed
-# and denied traffic with real clients, prints what happened, exits 0 if the policy held.
+# `make run` / `make demo`: egw-dataplane between a client and a server namespace and
+# egw-mgmt beside it; rules/examples/demo.json is loaded through REST (egwctl apply).
+# run: stays up until Ctrl-C; demo: sends allowed and denied traffic with real clients,
+# revokes a port live and rolls it back, prints what happened, exits 0 if the policy held.
 # Usage: bash tests/e2e/topology.sh run|demo BUILD_DIR   (root)
 set -uo pipefail
 
@@ -16,23 +17,42 @@ case "$MODE" in
   *) echo "usage: $0 run|demo BUILD_DIR" >&2; exit 2 ;;
 esac
 
-# Builds the topology and starts the servers and the dataplane with the demo policy.
-# The policy is compiled with `egwctl compile` and given to the dataplane at boot;
-# loading it through egw-mgmt's REST API comes with egw-mgmt (a later issue).
+# Builds the topology, starts the servers, egw-mgmt and the dataplane (fail-closed,
+# no policy file), then loads rules/examples/demo.json through egw-mgmt's REST API
+# with `egwctl apply`, as an operator would.
 bring_up() {
   egw_require
   egw_init
   echo "egw: creating namespaces $NS_CLI, $NS_GW, $NS_SRV"
   egw_topology_up
   egw_start_servers
-  egw_compile_policy "$BUILD" "$EGW_ROOT/rules/examples/demo.json"
-  echo "egw: starting egw-dataplane in $NS_GW (policy rules/examples/demo.json)"
-  egw_start_dataplane "$BUILD" "$EGW_POLICY"
+  egw_start_mgmt "$BUILD"
+  echo "egw: egw-mgmt listening on $EGW_MGMT_URL (state dir $EGW_STATE)"
+  echo "egw: starting egw-dataplane in $NS_GW (instance $EGW_INSTANCE, no policy yet: fail-closed)"
+  egw_start_dataplane "$BUILD" ""
+  egw_wait_health connected "" 15 || egw_die "egw-mgmt did not see the dataplane connect"
+  echo "egw: egwctl apply rules/examples/demo.json"
+  egwctl_show apply "$EGW_ROOT/rules/examples/demo.json" || egw_die "egwctl apply failed"
   egw_wait_path 10
 }
 
-# Stops the dataplane and shows its final counters (drops by reason).
+# Runs egwctl against this run's egw-mgmt, output indented; returns egwctl's status.
+egwctl_show() {
+  local out rc
+  out=$("$BUILD/egwctl" --server "$EGW_MGMT_URL" --token-file "$EGW_TOKEN_FILE" "$@" 2>&1)
+  rc=$?
+  echo "$out" | sed 's/^/    /'
+  return $rc
+}
+
+# Stops egw-mgmt, then the dataplane (its final counters shown).
 show_final_counters() {
+  egw_stop_mgmt TERM
+  show_dataplane_counters
+}
+
+# Stops the dataplane and shows its final counters (drops by reason).
+show_dataplane_counters() {
   egw_stop_dataplane
   local last
   last=$(egw_dp_last_line)
@@ -55,7 +75,8 @@ mode_run() {
   cat <<EOF
 
 egw is up: $NS_CLI ($CLI_V4, $CLI_V6) --[in0 | egw-dataplane | out0]-- $NS_SRV
-($SRV_V4_OK, $SRV_V4_REJ, $SRV_V6_OK, $SRV_V6_REJ). Policy: rules/examples/demo.json.
+($SRV_V4_OK, $SRV_V4_REJ, $SRV_V6_OK, $SRV_V6_REJ). Policy: rules/examples/demo.json,
+loaded through egw-mgmt's REST API as version 1.
 Send traffic from another terminal:
 
 EOF
@@ -69,6 +90,14 @@ EOF
     "$c curl -g -6 'http://[$SRV_V6_REJ]/'" "rejected (IPv6)" \
     "$s curl --max-time 3 http://$CLI_V4:8000/" "unsolicited inbound: dropped"
   cat <<EOF
+
+Manage the policy live through egw-mgmt ($EGW_MGMT_URL, admin token $EGW_TOKEN_FILE):
+
+  E="$BUILD/egwctl --server $EGW_MGMT_URL --token-file $EGW_TOKEN_FILE"
+  \$E get; \$E history; \$E stats        # the active policy, its versions, counters
+  \$E diff my.json; \$E apply my.json    # change it live, no restart
+  \$E rollback 1                          # back to the first version
+  curl -H "Authorization: Bearer \$(cat $EGW_TOKEN_FILE)" $EGW_MGMT_URL/v1/policy/history
 
 Flow records (a JSON line when a flow ends): tail -f $EGW_DP_FLOWLOG
 Dataplane output: $EGW_DP_OUT
@@ -103,12 +132,11 @@ demo_steps() {
   )
 }
 
-mode_demo() {
-  bring_up
-  echo
-  echo "egw demo: policy rules/examples/demo.json; each line: outcome, expected or not"
-  demo_steps
-  local step want what ns cmd seen held=0 broken=0
+# Runs STEPS; counts outcomes as expected (held) or not (broken).
+held=0
+broken=0
+run_steps() {
+  local step want what ns cmd seen
   for step in "${STEPS[@]}"; do
     IFS='|' read -r want what ns cmd <<<"$step"
     egw_exec_case "$ns" "$cmd"
@@ -125,6 +153,51 @@ mode_demo() {
       printf '  %-8s NOT AS EXPECTED  %s (expected %s, exit %s)\n' "$seen" "$what" "$want" "$CASE_RC"
     fi
   done
+}
+
+# The steps around the live change: tcp/8080 as $1 expects, tcp/80 always allowed.
+port_8080_steps() {
+  STEPS=(
+    "$1|client -> $SRV_V4_OK tcp/8080 (curl)|$NS_CLI|$CURL http://$SRV_V4_OK:8080/"
+    "ALLOWED|client -> $SRV_V4_OK tcp/80 (curl)|$NS_CLI|$CURL http://$SRV_V4_OK/"
+  )
+}
+
+# demo.json without tcp/8080 in rule http-allowed, on stdout.
+demo_without_8080() {
+  /usr/bin/python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+for rs in d["rulesets"]:
+    for r in rs["rules"]:
+        if r["id"] == "http-allowed":
+            r["ports"] = [p for p in r["ports"] if p != 8080]
+print(json.dumps(d, indent=2))' "$EGW_ROOT/rules/examples/demo.json"
+}
+
+mode_demo() {
+  bring_up
+  echo
+  echo "egw demo: policy rules/examples/demo.json (version 1); each line: outcome, expected or not"
+  demo_steps
+  run_steps
+
+  # A live change: revoke tcp/8080, then roll back; real clients show each version.
+  local revoked="$EGW_WORK/demo-no-8080.json"
+  demo_without_8080 >"$revoked"
+  echo
+  echo "egw demo: revoke tcp/8080 live: egwctl diff shows the change, egwctl apply makes it version 2"
+  egwctl_show diff "$revoked"
+  egwctl_show apply "$revoked" || broken=$((broken + 1))
+  port_8080_steps DENIED
+  run_steps
+  echo
+  echo "egw demo: egwctl rollback 1 restores tcp/8080 (version 3 = version 1)"
+  egwctl_show rollback 1 || broken=$((broken + 1))
+  port_8080_steps ALLOWED
+  run_steps
+  echo
+  echo "egw demo: egwctl history"
+  egwctl_show history
   echo
   show_final_counters
   if [ -s "$EGW_DP_FLOWLOG" ]; then
