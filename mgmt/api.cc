@@ -3,6 +3,8 @@
 // Runs on the HTTP pool threads; the republisher on its own thread.
 #include "mgmt/api.h"
 
+#include "rules/names.h"
+
 #include <time.h>
 
 #include <cmath>
@@ -16,44 +18,8 @@ namespace egw::mgmt {
 
 namespace {
 
-constexpr int kJsonDepthLimit = 64;
 constexpr size_t kMaxComment = 1024;
 
-bool valid_utf8(const std::string& s) {
-  size_t i = 0;
-  const size_t n = s.size();
-  while (i < n) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xe0) == 0xc0) {
-      len = 2;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      len = 3;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + len > n) return false;
-    for (size_t k = 1; k < len; ++k) {
-      unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-      return false;
-    i += len;
-  }
-  return true;
-}
 
 std::string utc_now_micros() {
   timespec ts{};
@@ -104,43 +70,11 @@ std::string to_json(const Json::Value& v) {
 }
 
 bool parse_json_strict(const std::string& text, Json::Value* out, std::string* err) {
-  if (!valid_utf8(text)) {
-    *err = "the body is not valid UTF-8";
-    return false;
-  }
-  Json::CharReaderBuilder builder;
-  Json::CharReaderBuilder::strictMode(&builder.settings_);
-  builder["allowComments"] = false;
-  builder["collectComments"] = false;
-  builder["strictRoot"] = true;
-  builder["rejectDupKeys"] = true;
-  builder["failIfExtra"] = true;
-  builder["allowSpecialFloats"] = false;
-  builder["stackLimit"] = kJsonDepthLimit;
-  std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
-  std::string errs;
-  try {
-    if (!reader->parse(text.data(), text.data() + text.size(), out, &errs)) {
-      // jsoncpp writes "* Line L, Column C\n  message\n" per problem.
-      std::string msg;
-      std::istringstream lines(errs);
-      for (std::string line; std::getline(lines, line);) {
-        while (!line.empty() && line.front() == ' ') line.erase(0, 1);
-        if (line.empty()) continue;
-        if (line.rfind("* ", 0) == 0) {
-          msg += (msg.empty() ? "" : "; ") + line.substr(2) + ": ";
-        } else {
-          msg += line;
-        }
-      }
-      *err = "malformed JSON: " + msg;
-      return false;
-    }
-  } catch (const std::exception&) {
-    *err = "JSON nested deeper than " + std::to_string(kJsonDepthLimit) + " levels";
-    return false;
-  }
-  return true;
+  std::vector<rules::Error> problems;
+  if (rules::read_json_strict(text, out, &problems)) return true;
+  err->clear();
+  for (const rules::Error& e : problems) *err += (err->empty() ? "" : "; ") + e.message;
+  return false;
 }
 
 void json_response(http::Response& res, int status, const Json::Value& body) {
@@ -340,7 +274,7 @@ void Api::commit_document(const std::string& document, const Identity& who,
   std::string comment = default_comment;
   if (req.has_header("X-Egw-Comment")) comment = req.header("X-Egw-Comment");
   else if (req.has_query("comment")) comment = req.query_value("comment");
-  if (comment.size() > kMaxComment || !valid_utf8(comment)) {
+  if (comment.size() > kMaxComment || !rules::valid_utf8(comment, nullptr)) {
     error_response(res, 400, "bad_request",
                    "the comment must be valid UTF-8 of at most " + std::to_string(kMaxComment) +
                        " bytes");

@@ -575,16 +575,17 @@ std::string lexical_problem(std::string_view text) {
   return {};
 }
 
-ParseResult validate(std::string_view text) {
-  ParseResult res;
+}  // namespace
+
+bool read_json_strict(std::string_view text, Json::Value* root, std::vector<Error>* errors) {
   size_t bad = 0;
   if (!valid_utf8(text, &bad)) {
-    res.errors.push_back({"", "invalid UTF-8 at byte " + std::to_string(bad)});
-    return res;
+    errors->push_back({"", "invalid UTF-8 at byte " + std::to_string(bad)});
+    return false;
   }
   if (std::string lex = lexical_problem(text); !lex.empty()) {
-    res.errors.push_back({"", lex});
-    return res;
+    errors->push_back({"", lex});
+    return false;
   }
   Json::CharReaderBuilder builder;
   Json::CharReaderBuilder::strictMode(&builder.settings_);
@@ -599,24 +600,32 @@ ParseResult validate(std::string_view text) {
   builder["allowDroppedNullPlaceholders"] = false;
   builder["stackLimit"] = kStackLimit;
   std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
-  Json::Value root;
   std::string errs;
   bool ok = false;
   try {
-    ok = reader->parse(text.data(), text.data() + text.size(), &root, &errs);
+    ok = reader->parse(text.data(), text.data() + text.size(), root, &errs);
   } catch (const std::exception& e) {
     std::string what = e.what();
     if (what.find("stackLimit") != std::string::npos)
       what = "JSON nested deeper than " + std::to_string(kStackLimit) + " levels";
-    res.errors.push_back({"", what});
-    return res;
+    errors->push_back({"", what});
+    return false;
   }
   if (!ok) {
     for (std::string& m : reader_messages(errs))
-      if (res.errors.size() < kMaxErrors) res.errors.push_back({"", "malformed JSON: " + m});
-    if (res.errors.empty()) res.errors.push_back({"", "malformed JSON"});
-    return res;
+      if (errors->size() < kMaxErrors) errors->push_back({"", "malformed JSON: " + m});
+    if (errors->empty()) errors->push_back({"", "malformed JSON"});
+    return false;
   }
+  return true;
+}
+
+namespace {
+
+ParseResult validate(std::string_view text) {
+  ParseResult res;
+  Json::Value root;
+  if (!read_json_strict(text, &root, &res.errors)) return res;
   Validator val;
   val.check_strings(root, "");
   if (!val.errors.empty()) {

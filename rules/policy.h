@@ -9,6 +9,10 @@
 #include <string_view>
 #include <vector>
 
+namespace Json {
+class Value;
+}
+
 namespace egw::rules {
 
 enum class Action : uint8_t { allow = 0, deny = 1, reject = 2 };
@@ -94,6 +98,11 @@ struct ParseResult {
 
 // Parses and validates a policy document. Never throws.
 ParseResult parse_policy(std::string_view json_text);
+
+// Reads JSON text the strict way every egw input is read: valid UTF-8, no comments
+// or raw control characters, no duplicate keys, nesting at most 64 deep, one root
+// value. On failure returns false and appends the problems (path "") to *errors.
+bool read_json_strict(std::string_view text, Json::Value* root, std::vector<Error>* errors);
 
 // Parses "198.18.1.0/24" or "2001:2::/48" (strict: host bits must be zero).
 // On failure returns nullopt and sets *why.
