@@ -20,6 +20,11 @@ namespace {
 
 constexpr size_t kMaxComment = 1024;
 
+bool valid_comment_utf8(const std::string& s) {
+  size_t bad = 0;
+  return rules::valid_utf8(s, &bad);
+}
+
 
 std::string utc_now_micros() {
   timespec ts{};
@@ -274,7 +279,7 @@ void Api::commit_document(const std::string& document, const Identity& who,
   std::string comment = default_comment;
   if (req.has_header("X-Egw-Comment")) comment = req.header("X-Egw-Comment");
   else if (req.has_query("comment")) comment = req.query_value("comment");
-  if (comment.size() > kMaxComment || !rules::valid_utf8(comment, nullptr)) {
+  if (comment.size() > kMaxComment || !valid_comment_utf8(comment)) {
     error_response(res, 400, "bad_request",
                    "the comment must be valid UTF-8 of at most " + std::to_string(kMaxComment) +
                        " bytes");
