@@ -27,7 +27,7 @@ HTTP_LIBS := $(shell pkg-config --libs cpp-httplib 2>/dev/null)
 # Sources: every .cc of a component except its program entry points.
 RULES_SRCS := $(wildcard rules/*.cc)
 DP_MAINS := dataplane/main.cc dataplane/replay/main.cc
-DP_SRCS := $(filter-out $(DP_MAINS),$(wildcard dataplane/*.cc dataplane/replay/*.cc))
+DP_SRCS := $(filter-out $(DP_MAINS),$(wildcard dataplane/*.cc dataplane/l7/*.cc dataplane/replay/*.cc))
 MGMT_MAINS := mgmt/egwctl.cc mgmt/egw_mgmt.cc
 MGMT_SRCS := $(filter-out $(MGMT_MAINS),$(wildcard mgmt/*.cc))
 UNIT_SRCS ?= $(shell find tests -name '*_test.cc' | sort)
@@ -115,7 +115,13 @@ FUZZ_BLOB_SRCS := tests/fuzz/fuzz_blob.cc dataplane/policy.cc
 $(B)/fuzz/fuzz_blob: $(FUZZ_BLOB_SRCS) $(wildcard dataplane/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_BLOB_SRCS) -o $@ $(DPDK_LIBS)
-fuzz: $(B)/fuzz/fuzz_parse $(B)/fuzz/fuzz_policy $(B)/fuzz/fuzz_blob
+# L7 parsers: one target per parser, each over the pure parsers of dataplane/l7/.
+L7_SRCS := $(wildcard dataplane/l7/*.cc)
+L7_FUZZERS := $(patsubst tests/fuzz/%.cc,$(B)/fuzz/%,$(wildcard tests/fuzz/fuzz_l7_*.cc))
+$(B)/fuzz/fuzz_l7_%: tests/fuzz/fuzz_l7_%.cc $(L7_SRCS) $(wildcard dataplane/l7/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) $< $(L7_SRCS) -o $@
+fuzz: $(B)/fuzz/fuzz_parse $(B)/fuzz/fuzz_policy $(B)/fuzz/fuzz_blob $(L7_FUZZERS)
 FUZZ_SECONDS ?= 60
 fuzz-run: fuzz
 	bash tests/fuzz/run.sh $(B) $(FUZZ_SECONDS)

@@ -1,0 +1,518 @@
+// Unit tests for dataplane/l7/dns.cc: tables of {description, message, expected status,
+// error and name}, truncation at every length, DNS over TCP framing, public captures.
+#include <gtest/gtest.h>
+#include <pcap/pcap.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/l7/l7.h"
+#include "dataplane/parse.h"
+
+namespace egw::l7 {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+// ---- message builder ------------------------------------------------------------
+void put16(Bytes* b, uint16_t v) {
+  b->push_back(static_cast<uint8_t>(v >> 8));
+  b->push_back(static_cast<uint8_t>(v));
+}
+
+Bytes header(uint16_t flags = 0x0100, uint16_t qd = 1, uint16_t an = 0, uint16_t ns = 0,
+             uint16_t ar = 0, uint16_t id = 0x1234) {
+  Bytes b;
+  for (uint16_t v : {id, flags, qd, an, ns, ar}) put16(&b, v);
+  return b;
+}
+
+// Wire labels of a dotted name, with the root byte.
+Bytes labels(const std::string& dotted) {
+  Bytes b;
+  size_t start = 0;
+  while (start < dotted.size()) {
+    size_t dot = dotted.find('.', start);
+    if (dot == std::string::npos) dot = dotted.size();
+    b.push_back(static_cast<uint8_t>(dot - start));
+    b.insert(b.end(), dotted.begin() + start, dotted.begin() + dot);
+    start = dot + 1;
+  }
+  b.push_back(0);
+  return b;
+}
+
+Bytes cat(std::initializer_list<Bytes> parts) {
+  Bytes out;
+  for (const Bytes& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
+Bytes be(uint16_t v) {
+  return {static_cast<uint8_t>(v >> 8), static_cast<uint8_t>(v)};
+}
+Bytes ptr(uint16_t off) {
+  return be(static_cast<uint16_t>(0xC000 | off));
+}
+Bytes qtail(uint16_t qtype = 1, uint16_t qclass = 1) {
+  return cat({be(qtype), be(qclass)});
+}
+
+// An EDNS0 OPT record whose rdata holds one option (code 65001) with `data` (none if
+// empty and `with_option` is false).
+Bytes opt(const Bytes& data = {}, bool with_option = false, uint16_t udp = 1232) {
+  Bytes b = {0};
+  put16(&b, 41);
+  put16(&b, udp);
+  put16(&b, 0);
+  put16(&b, 0);  // ttl: extended rcode, version, flags
+  const bool any = with_option || !data.empty();
+  put16(&b, static_cast<uint16_t>(any ? data.size() + 4 : 0));
+  if (any) {
+    put16(&b, 65001);
+    put16(&b, static_cast<uint16_t>(data.size()));
+    b.insert(b.end(), data.begin(), data.end());
+  }
+  return b;
+}
+constexpr uint16_t kOptData = 12 + 2 + 4 + 11 + 4;  // rdata of opt() after "ptr + qtail"
+
+Bytes query(const std::string& name, uint16_t qtype = 1) {
+  return cat({header(), labels(name), qtail(qtype)});
+}
+
+std::string label_of(size_t n, char c = 'a') {
+  return std::string(n, c);
+}
+
+// A record without its root owner byte.
+Bytes no_owner(Bytes b) {
+  b.erase(b.begin());
+  return b;
+}
+
+// Wire labels without the root byte: the name continues at a pointer.
+Bytes no_root(Bytes b) {
+  b.pop_back();
+  return b;
+}
+
+// ---- runner ----------------------------------------------------------------------
+struct Case {
+  const char* desc;
+  Bytes msg;
+  Status want;
+  Error err = Error::none;
+  std::string name = {};
+  uint16_t qtype = 1;
+};
+
+Case good(const char* desc, Bytes msg, std::string name, uint16_t qtype = 1) {
+  return {desc, std::move(msg), Status::ok, Error::none, std::move(name), qtype};
+}
+Case bad(const char* desc, Bytes msg, Error err) {
+  return {desc, std::move(msg), Status::bad, err};
+}
+
+// Parses an exact-size heap copy, so ASan sees any over-read.
+Status parse_exact(const Bytes& m, size_t len, DnsQuery* q, Error* err) {
+  std::unique_ptr<uint8_t[]> copy(new uint8_t[len]);
+  if (len != 0) std::memcpy(copy.get(), m.data(), len);
+  return parse_dns_query(copy.get(), len, q, err);
+}
+
+void check(const Case& c, const Bytes& msg) {
+  DnsQuery q;
+  Error err = Error::none;
+  const Status st = parse_exact(msg, msg.size(), &q, &err);
+  EXPECT_EQ(st, c.want) << c.desc;
+  EXPECT_EQ(err, c.err) << c.desc;
+  if (c.want == Status::ok && st == Status::ok) {
+    EXPECT_EQ(std::string(q.name.buf, q.name.len), c.name) << c.desc;
+    EXPECT_EQ(q.name.buf[q.name.len], '\0') << c.desc;
+    EXPECT_EQ(q.qtype, c.qtype) << c.desc;
+    EXPECT_EQ(q.qclass, 1) << c.desc;
+    EXPECT_EQ(q.id, (msg[0] << 8) | msg[1]) << c.desc;
+  }
+}
+
+// Frames a message for DNS over TCP.
+Bytes tcp_framed(const Bytes& msg) {
+  return cat({be(static_cast<uint16_t>(msg.size())), msg});
+}
+
+// ---- cases -----------------------------------------------------------------------
+std::vector<Case> good_cases() {
+  const std::string l63 = label_of(63), l61 = label_of(61);
+  // Forward chain of 16 pointers inside the OPT option data, ending on a name.
+  auto chain = [](size_t jumps) {
+    Bytes data;
+    for (size_t i = 1; i < jumps; ++i) {
+      Bytes p = ptr(static_cast<uint16_t>(kOptData + 2 * i));
+      data.insert(data.end(), p.begin(), p.end());
+    }
+    Bytes name = labels("chain.example");
+    data.insert(data.end(), name.begin(), name.end());
+    return cat({header(0x0100, 1, 0, 0, 1), ptr(kOptData), qtail(), opt(data)});
+  };
+  return {
+      good("A query", query("example.com"), "example.com"),
+      good("AAAA query", query("www.example.com", 28), "www.example.com", 28),
+      good("RD clear, AD and CD set (flags other than QR/opcode are free)",
+           cat({header(0x0030), labels("example.org"), qtail()}), "example.org"),
+      good("EDNS0 OPT without options",
+           cat({header(0x0100, 1, 0, 0, 1), labels("example.com"), qtail(), opt()}), "example.com"),
+      good("EDNS0 OPT with a cookie-sized option",
+           cat({header(0x0100, 1, 0, 0, 1), labels("example.com"), qtail(), opt(Bytes(8, 0xAB))}),
+           "example.com"),
+      good("EDNS0 OPT with an empty option",
+           cat({header(0x0100, 1, 0, 0, 1), labels("example.com"), qtail(), opt({}, true)}),
+           "example.com"),
+      good("mixed case is lowered", query("WwW.ExAmPlE.COM"), "www.example.com"),
+      good("underscore labels (SRV)", query("_sip._tcp.example.com", 33), "_sip._tcp.example.com",
+           33),
+      good("digits and hyphens", query("a-1.b2.example"), "a-1.b2.example"),
+      good("single label", query("localhost"), "localhost"),
+      good("63-byte label", query(l63 + ".com"), l63 + ".com"),
+      good("name of exactly 255 wire bytes (253 characters)",
+           query(l63 + "." + l63 + "." + l63 + "." + l61), l63 + "." + l63 + "." + l63 + "." + l61),
+      good("forward pointer into the OPT option data (as in the public capture)",
+           cat({header(0x0100, 1, 0, 0, 1), ptr(kOptData), qtail(), opt(labels("codemonkey.net"))}),
+           "codemonkey.net"),
+      good("labels then a forward pointer",
+           cat({header(0x0100, 1, 0, 0, 1), Bytes{3, 'w', 'w', 'w'}, ptr(kOptData + 4), qtail(),
+                opt(labels("example.net"))}),
+           "www.example.net"),
+      good("backward pointer into the header (id 0x0161, flags 0 spell the name \"a\")",
+           cat({header(0x0000, 1, 0, 0, 0, 0x0161), Bytes{3, 'w', 'w', 'w'}, ptr(0), qtail()}),
+           "www.a"),
+      good("chain of exactly 16 pointers", chain(16), "chain.example"),
+      good("qclass CH and qtype TXT are passed through",
+           cat({header(), labels("version.bind"), qtail(16, 1)}), "version.bind", 16),
+  };
+}
+
+std::vector<Case> bad_cases() {
+  const std::string l63 = label_of(63);
+  auto chain17 = [] {
+    Bytes data;
+    for (size_t i = 1; i < 17; ++i) {
+      Bytes p = ptr(static_cast<uint16_t>(kOptData + 2 * i));
+      data.insert(data.end(), p.begin(), p.end());
+    }
+    Bytes name = labels("chain.example");
+    data.insert(data.end(), name.begin(), name.end());
+    return cat({header(0x0100, 1, 0, 0, 1), ptr(kOptData), qtail(), opt(data)});
+  };
+  const Bytes name = labels("example.com");
+  return {
+      // Header.
+      bad("empty message", {}, Error::truncated_field),
+      bad("11-byte header", Bytes(11, 0), Error::truncated_field),
+      bad("response (QR=1) from inside", cat({header(0x8180), name, qtail()}), Error::bad_syntax),
+      bad("opcode 1 (IQUERY)", cat({header(0x0900), name, qtail()}), Error::bad_syntax),
+      bad("opcode 2 (STATUS)", cat({header(0x1100), name, qtail()}), Error::bad_syntax),
+      bad("opcode 4 (NOTIFY)", cat({header(0x2100), name, qtail()}), Error::bad_syntax),
+      bad("opcode 5 (UPDATE)", cat({header(0x2800), name, qtail()}), Error::bad_syntax),
+      bad("QDCOUNT 0", cat({header(0x0100, 0)}), Error::count_not_one),
+      bad("QDCOUNT 2", cat({header(0x0100, 2), name, qtail(), name, qtail()}),
+          Error::count_not_one),
+      bad("QDCOUNT 65535", cat({header(0x0100, 0xFFFF), name, qtail()}), Error::count_not_one),
+      bad("ANCOUNT 1 in a query", cat({header(0x0100, 1, 1), name, qtail()}), Error::bad_syntax),
+      bad("NSCOUNT 1 in a query", cat({header(0x0100, 1, 0, 1), name, qtail()}), Error::bad_syntax),
+      bad("ARCOUNT 2", cat({header(0x0100, 1, 0, 0, 2), name, qtail(), opt(), opt()}),
+          Error::bad_syntax),
+      // Bytes after the question.
+      bad("trailing byte without ARCOUNT", cat({header(), name, qtail(), Bytes{0}}),
+          Error::bad_syntax),
+      bad("OPT record not declared by ARCOUNT", cat({header(), name, qtail(), opt()}),
+          Error::bad_syntax),
+      bad("ARCOUNT 1 but nothing follows", cat({header(0x0100, 1, 0, 0, 1), name, qtail()}),
+          Error::truncated_field),
+      bad(
+          "additional record is not OPT (type A)",
+          [&] {
+            Bytes o = opt();
+            o[2] = 1;
+            return cat({header(0x0100, 1, 0, 0, 1), name, qtail(), o});
+          }(),
+          Error::bad_syntax),
+      bad("OPT owner is not the root",
+          cat({header(0x0100, 1, 0, 0, 1), name, qtail(), Bytes{1, 'x'}, opt()}),
+          Error::bad_syntax),
+      bad("OPT owner is a pointer",
+          cat({header(0x0100, 1, 0, 0, 1), name, qtail(), ptr(12), no_owner(opt())}),
+          Error::bad_syntax),
+      bad(
+          "OPT rdlength past the message",
+          [&] {
+            Bytes o = opt(Bytes(4, 0));
+            o[10] = 0x01;  // rdlength 256 + 8
+            return cat({header(0x0100, 1, 0, 0, 1), name, qtail(), o});
+          }(),
+          Error::truncated_field),
+      bad(
+          "EDNS option length past its rdata",
+          [&] {
+            Bytes o = opt(Bytes(4, 0));
+            o[14] = 5;  // option length 5 in 4 bytes of data
+            return cat({header(0x0100, 1, 0, 0, 1), name, qtail(), o});
+          }(),
+          Error::truncated_field),
+      bad(
+          "EDNS rdata shorter than an option header",
+          [&] {
+            Bytes o = opt();
+            o[10] = 2;  // rdlength 2
+            return cat({header(0x0100, 1, 0, 0, 1), name, qtail(), o, Bytes{0, 0}});
+          }(),
+          Error::truncated_field),
+      bad("trailing byte after OPT",
+          cat({header(0x0100, 1, 0, 0, 1), name, qtail(), opt(), Bytes{0}}), Error::bad_syntax),
+      // Compression pointers (checklist 19, 20).
+      bad("self-pointer", cat({header(), ptr(12), qtail()}), Error::pointer_loop),
+      bad("two pointers to each other", cat({header(), ptr(14), ptr(12), be(1)}),
+          Error::pointer_loop),
+      bad("label then a pointer back to it", cat({header(), Bytes{1, 'a'}, ptr(12), qtail()}),
+          Error::pointer_loop),
+      bad("63-byte label then a pointer back to it",
+          cat({header(), Bytes{63}, Bytes(63, 'a'), ptr(12), qtail()}), Error::pointer_loop),
+      bad("chain of 17 pointers (over the limit)", chain17(), Error::pointer_loop),
+      bad("pointer past the end", cat({header(), ptr(0xFF), qtail()}), Error::truncated_field),
+      bad("pointer to offset 0x3FFF", cat({header(), ptr(0x3FFF), qtail()}),
+          Error::truncated_field),
+      bad("pointer to its own length (one past the end)",
+          cat({header(), Bytes{3, 'w', 'w', 'w'}, ptr(23), qtail()}), Error::truncated_field),
+      // Labels.
+      bad("reserved label type 0x40 (extended label)",
+          cat({header(), Bytes{0x41, 1, 'a'}, Bytes{0}, qtail()}), Error::bad_name),
+      bad("reserved label type 0x80", cat({header(), Bytes{0x81, 'a', 0}, qtail()}),
+          Error::bad_name),
+      bad("label of 64 (length byte 0x40)",
+          cat({header(), Bytes{64}, Bytes(64, 'a'), Bytes{0}, qtail()}), Error::bad_name),
+      bad("name over 255 wire bytes", query(l63 + "." + l63 + "." + l63 + "." + label_of(62)),
+          Error::bad_name),
+      bad("name over 255 bytes across a pointer",
+          cat({header(0x0100, 1, 0, 0, 1), no_root(labels(l63 + "." + l63 + "." + l63)),
+               ptr(static_cast<uint16_t>(kOptData + 3 * 64)), qtail(), opt(labels(label_of(62)))}),
+          Error::bad_name),
+      bad("root name", cat({header(), Bytes{0}, qtail()}), Error::bad_name),
+      bad("NUL byte in a label",
+          cat({header(), Bytes{3, 'a', 0, 'b', 3, 'c', 'o', 'm', 0}, qtail()}), Error::bad_name),
+      bad("control bytes in a label",
+          query("www.allyourba\x04\x05\x06"
+                "arebelongto.cn"),
+          Error::bad_name),
+      bad("space in a label", query("ex ample.com"), Error::bad_name),
+      bad("wildcard label", query("*.example.com"), Error::bad_name),
+      bad("dot inside a label (\"evil.com\" as one label)",
+          cat({header(), Bytes{8, 'e', 'v', 'i', 'l', '.', 'c', 'o', 'm', 0}, qtail()}),
+          Error::bad_name),
+      bad("byte 0xFF in a label", cat({header(), Bytes{2, 'a', 0xFF, 0}, qtail()}),
+          Error::bad_name),
+      // Question tail.
+      bad("QTYPE/QCLASS missing", cat({header(), name}), Error::truncated_field),
+      bad("QCLASS cut", cat({header(), name, Bytes{0, 1, 0}}), Error::truncated_field),
+      bad("name without its root byte", cat({header(), Bytes{3, 'c', 'o', 'm'}}),
+          Error::truncated_field),
+  };
+}
+
+TEST(DnsQuery, WellFormed) {
+  for (const Case& c : good_cases()) check(c, c.msg);
+}
+
+TEST(DnsQuery, Malformed) {
+  for (const Case& c : bad_cases()) check(c, c.msg);
+}
+
+// Every proper prefix of a well-formed query is bad (truncated), never ok: a length
+// field never lets the parser read past the copy.
+TEST(DnsQuery, TruncatedAtEveryLength) {
+  for (const Case& c : good_cases()) {
+    for (size_t n = 0; n < c.msg.size(); ++n) {
+      DnsQuery q;
+      Error err = Error::none;
+      const Status st = parse_exact(c.msg, n, &q, &err);
+      EXPECT_EQ(st, Status::bad) << c.desc << " cut at " << n;
+      EXPECT_EQ(err, Error::truncated_field) << c.desc << " cut at " << n;
+    }
+  }
+  for (const Case& c : bad_cases()) {  // no over-read on the bad ones either
+    for (size_t n = 0; n < c.msg.size(); ++n) {
+      DnsQuery q;
+      Error err = Error::none;
+      EXPECT_NE(parse_exact(c.msg, n, &q, &err), Status::need_more) << c.desc;
+    }
+  }
+}
+
+// ---- DNS over TCP ----------------------------------------------------------------
+struct FrameCase {
+  const char* desc;
+  Bytes stream;
+  Status want;
+  size_t msg_len = 0;
+};
+
+TEST(DnsTcp, Frame) {
+  const std::vector<FrameCase> cases = {
+      {"nothing yet", {}, Status::need_more},
+      {"one byte of the prefix", {0}, Status::need_more},
+      {"length 0", {0, 0}, Status::bad},
+      {"length 0 with bytes after it", {0, 0, 1, 2}, Status::bad},
+      {"prefix only", {0, 3}, Status::need_more},
+      {"one byte short", {0, 3, 1, 2}, Status::need_more},
+      {"exactly one message", {0, 3, 1, 2, 3}, Status::ok, 3},
+      {"a message and the start of the next", {0, 1, 9, 0, 5}, Status::ok, 1},
+      {"largest length, incomplete", {0xFF, 0xFF, 1}, Status::need_more},
+  };
+  for (const FrameCase& c : cases) {
+    std::unique_ptr<uint8_t[]> copy(new uint8_t[c.stream.size()]);
+    if (!c.stream.empty()) std::memcpy(copy.get(), c.stream.data(), c.stream.size());
+    size_t off = 99, len = 99;
+    EXPECT_EQ(dns_tcp_frame(copy.get(), c.stream.size(), &off, &len), c.want) << c.desc;
+    if (c.want == Status::ok) {
+      EXPECT_EQ(off, 2u) << c.desc;
+      EXPECT_EQ(len, c.msg_len) << c.desc;
+    }
+  }
+}
+
+// Frames every message of `stream` in turn and parses it; stops at need_more/bad.
+std::vector<Case> run_stream(const Bytes& stream, Status* last) {
+  std::vector<Case> got;
+  size_t pos = 0;
+  for (;;) {
+    size_t off = 0, len = 0;
+    *last = dns_tcp_frame(stream.data() + pos, stream.size() - pos, &off, &len);
+    if (*last != Status::ok) return got;
+    Bytes msg(stream.begin() + pos + off, stream.begin() + pos + off + len);
+    DnsQuery q;
+    Case c{"", msg, Status::bad};
+    c.want = parse_exact(msg, msg.size(), &q, &c.err);
+    c.name.assign(q.name.buf, q.name.len);
+    got.push_back(c);
+    pos += off + len;
+  }
+}
+
+// Checklist 22: a query split over segments (the stream so far, one more byte at a
+// time) is need_more until complete, then gives the UDP verdict.
+TEST(DnsTcp, SplitAcrossSegmentsGivesTheUdpVerdict) {
+  std::vector<Case> all = good_cases();
+  for (Case& c : bad_cases()) {
+    if (!c.msg.empty()) all.push_back(c);
+  }
+  for (const Case& c : all) {
+    const Bytes stream = tcp_framed(c.msg);
+    for (size_t n = 0; n < stream.size(); ++n) {
+      Status last;
+      EXPECT_TRUE(run_stream(Bytes(stream.begin(), stream.begin() + n), &last).empty());
+      EXPECT_EQ(last, Status::need_more) << c.desc << " at " << n;
+    }
+    Status last;
+    const std::vector<Case> got = run_stream(stream, &last);
+    ASSERT_EQ(got.size(), 1u) << c.desc;
+    EXPECT_EQ(last, Status::need_more) << c.desc;  // nothing after the message
+    EXPECT_EQ(got[0].want, c.want) << c.desc;
+    EXPECT_EQ(got[0].err, c.err) << c.desc;
+    if (c.want == Status::ok) {
+      EXPECT_EQ(got[0].name, c.name) << c.desc;
+    }
+  }
+}
+
+TEST(DnsTcp, SeveralMessagesInOneSegment) {
+  const Bytes a = query("first.example"), b = query("second.example", 28);
+  const Bytes bad_msg = cat({header(0x8180), labels("third.example"), qtail()});
+  const Bytes stream = cat({tcp_framed(a), tcp_framed(b), tcp_framed(bad_msg)});
+  Status last;
+  const std::vector<Case> got = run_stream(stream, &last);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(last, Status::need_more);
+  EXPECT_EQ(got[0].want, Status::ok);
+  EXPECT_EQ(got[0].name, "first.example");
+  EXPECT_EQ(got[1].want, Status::ok);
+  EXPECT_EQ(got[1].name, "second.example");
+  EXPECT_EQ(got[2].want, Status::bad);
+  EXPECT_EQ(got[2].err, Error::bad_syntax);
+  // A zero length prefix after good messages stops the stream as bad.
+  const Bytes zero = cat({tcp_framed(a), Bytes{0, 0}});
+  EXPECT_EQ(run_stream(zero, &last).size(), 1u);
+  EXPECT_EQ(last, Status::bad);
+}
+
+// ---- public captures ---------------------------------------------------------------
+// UDP payloads of every frame of a capture in ../shared/pcaps.
+bool read_payloads(const std::string& name, std::vector<Bytes>* out) {
+  char errbuf[PCAP_ERRBUF_SIZE];
+  const std::string path = "../shared/pcaps/" + name;
+  pcap_t* p = pcap_open_offline(path.c_str(), errbuf);
+  if (p == nullptr) return false;
+  pcap_pkthdr* h;
+  const u_char* d;
+  while (pcap_next_ex(p, &h, &d) == 1) {
+    ParsedPacket pp;
+    if (parse_frame(d, h->caplen, &pp).status != ParseStatus::ok) continue;
+    out->emplace_back(d + pp.payload_offset, d + pp.payload_offset + pp.payload_len);
+  }
+  pcap_close(p);
+  return true;
+}
+
+struct PcapCase {
+  const char* desc;
+  size_t frame;
+  Status want;
+  Error err;
+  std::string name = {};
+};
+
+void check_pcap(const std::string& file, size_t frames, const std::vector<PcapCase>& cases) {
+  std::vector<Bytes> f;
+  if (!read_payloads(file, &f)) GTEST_SKIP() << "missing ../shared/pcaps/" << file;
+  ASSERT_EQ(f.size(), frames) << file;
+  for (const PcapCase& c : cases) {
+    DnsQuery q;
+    Error err = Error::none;
+    EXPECT_EQ(parse_exact(f.at(c.frame), f.at(c.frame).size(), &q, &err), c.want) << c.desc;
+    EXPECT_EQ(err, c.err) << c.desc;
+    if (c.want == Status::ok) {
+      EXPECT_EQ(std::string(q.name.buf, q.name.len), c.name) << c.desc;
+    }
+  }
+}
+
+// The query holds TWO questions (QDCOUNT 2), the first a forward pointer to the
+// second, both "codemonkey.net" in Wireshark. Checklist 21 denies QDCOUNT != 1; the
+// forward pointer itself is accepted (see "forward pointer into the OPT option data").
+TEST(DnsPcap, ForwardPointer) {
+  check_pcap("dns_dns-forward-pointer_input.pcap", 2,
+             {{"query: two questions", 0, Status::bad, Error::count_not_one},
+              {"response", 1, Status::bad, Error::bad_syntax}});
+  std::vector<Bytes> f;
+  if (!read_payloads("dns_dns-forward-pointer_input.pcap", &f) || f.empty()) return;
+  // The same bytes with the second question moved into an OPT record's option data:
+  // the first question's forward pointer is then followed to "codemonkey.net".
+  const Bytes& m = f[0];
+  ASSERT_EQ(m.size(), 38u);
+  ASSERT_EQ(m[12], 0xC0);
+  ASSERT_EQ(m[13], 18);
+  const Bytes second(m.begin() + 18, m.begin() + 34);  // 0a codemonkey 03 net 00
+  Bytes fixed = cat({Bytes(m.begin(), m.begin() + 12), ptr(kOptData), qtail(), opt(second)});
+  fixed[5] = 1;   // QDCOUNT 1
+  fixed[11] = 1;  // ARCOUNT 1
+  check(good("capture's query with one question", fixed, "codemonkey.net"), fixed);
+}
+
+TEST(DnsPcap, InvalidChars) {
+  check_pcap("dns-invalid-chars.pcap", 2,
+             {{"query: control bytes 04 05 06 in a label", 0, Status::bad, Error::bad_name},
+              {"response", 1, Status::bad, Error::bad_syntax}});
+}
+
+}  // namespace
+}  // namespace egw::l7
