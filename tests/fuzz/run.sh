@@ -7,6 +7,8 @@ SECONDS_EACH=${2:-60}
 cd "$(dirname "$0")/../.."
 for target in "$B"/fuzz/fuzz_*; do
   name=$(basename "$target")
+  # Only the fuzzers themselves: crash artifacts land beside them as NAME-crash-*.
+  [[ -x "$target" && "$name" != *-* ]] || continue
   seeds="tests/fuzz/corpus/${name#fuzz_}"
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
