@@ -96,7 +96,12 @@ run: deps all
 demo: deps all
 	@bash tests/e2e/topology.sh demo $(B)
 
-perf: deps all
+# Standalone benchmark programs (not tests): perf/*_bench.cc.
+$(B)/perf/%_bench: perf/%_bench.cc $(wildcard dataplane/l7/*.cc dataplane/l7/*.h)
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++20 -O2 -g -I. $< $(wildcard dataplane/l7/*.cc) -o $@
+
+perf: deps all $(B)/perf/domain_table_bench
 	@bash perf/run.sh $(B)
 
 # libFuzzer targets (clang): pure parsers, no EAL.

@@ -82,3 +82,7 @@ print("| io_ceiling (testpmd io) | %.2f | %.1f | 1 |" % (tp, cyc(tp)))
 print("| fast_path_64 (egw, UDP, 8192 flows) | %.2f | %.1f | %.3f |" % (egw, cyc(egw), egw / tp if tp else 0))
 print("cpu %.2f GHz (cycles/pkt = GHz*1000/Mpps, the whole wall time of one worker core); results in %s" % (ghz, out))
 EOF
+
+echo
+echo "domain table (literal to.domains matcher, dataplane/l7/domain_table.h):"
+"$B/perf/domain_table_bench"
