@@ -23,32 +23,9 @@ POINTS=(
   "after_publish|new"
 )
 
-PASSED=0
-FAILED=0
-report() {
-  local ok=$1 desc=$2 detail=${3:-}
-  if [ "$ok" -eq 1 ]; then
-    PASSED=$((PASSED + 1))
-    echo "PASS $desc${detail:+ ($detail)}"
-  else
-    FAILED=$((FAILED + 1))
-    EGW_KEEP_WORK=1
-    echo "FAIL $desc${detail:+: $detail}"
-  fi
-}
-egw_on_die() {
-  report 0 "faults set-up" "$1"
-  echo "$PASSED passed, $FAILED failed"
-}
-check() {
-  local desc=$1 out rc
-  shift
-  out=$("$@" 2>&1)
-  rc=$?
-  [ -d "$EGW_WORK" ] && printf '== %s\n%s\n' "$desc" "$out" >>"$EGW_WORK/checks.log"
-  if [ "$rc" -eq 0 ]; then report 1 "$desc" "$(echo "$out" | tail -n 1)"
-  else report 0 "$desc" "$(echo "$out" | tail -n 1)"; fi
-}
+EGW_SUITE=faults
+# shellcheck source=tests/e2e/cases.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cases.sh"
 
 # Policy document number $1 (each differs by one harmless rule), written to $2.
 write_doc() {

@@ -10,27 +10,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BUILD=${1:-build}
 case "$BUILD" in /*) ;; *) BUILD="$EGW_ROOT/$BUILD" ;; esac
 
-PASSED=0
-FAILED=0
-
-# Prints one PASS/FAIL line and counts it.
-report() {
-  local ok=$1 desc=$2 detail=${3:-}
-  if [ "$ok" -eq 1 ]; then
-    PASSED=$((PASSED + 1))
-    echo "PASS $desc${detail:+ ($detail)}"
-  else
-    FAILED=$((FAILED + 1))
-    EGW_KEEP_WORK=1
-    echo "FAIL $desc${detail:+: $detail}"
-  fi
-}
-
-# A set-up failure is one failed case: the summary line is still printed.
-egw_on_die() {
-  report 0 "e2e set-up" "$1"
-  echo "$PASSED passed, $FAILED failed"
-}
+EGW_SUITE=e2e
+# shellcheck source=tests/e2e/cases.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cases.sh"
 
 # Traffic cases: description | namespace | expected | command.
 # expected: "ok" (exit 0), "exit=N" (exactly N), optionally " within=S" seconds.
@@ -84,16 +66,6 @@ run_case() {
   else
     report 1 "$desc" "$detail"
   fi
-}
-
-# Runs a host-side check "$@"; its last output line is the detail on failure.
-check() {
-  local desc=$1 out rc
-  shift
-  out=$("$@" 2>&1)
-  rc=$?
-  [ -d "$EGW_WORK" ] && printf '== %s\n%s\n' "$desc" "$out" >>"$EGW_WORK/cases.log"
-  if [ "$rc" -eq 0 ]; then report 1 "$desc"; else report 0 "$desc" "$(echo "$out" | tail -n 1)"; fi
 }
 
 # The final counters line: the contract's keys, traffic on both ports.

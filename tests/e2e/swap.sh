@@ -19,34 +19,10 @@ SPORT_SWAP=40001                # UDP source port of the stream under swaps
 SPORT_REVOKE=40002              # ... of the stream that gets revoked
 IN_FLIGHT=2                     # packets allowed past a revoke (sent before it took effect)
 
-PASSED=0
-FAILED=0
-report() {
-  local ok=$1 desc=$2 detail=${3:-}
-  if [ "$ok" -eq 1 ]; then
-    PASSED=$((PASSED + 1))
-    echo "PASS $desc${detail:+ ($detail)}"
-  else
-    FAILED=$((FAILED + 1))
-    EGW_KEEP_WORK=1
-    echo "FAIL $desc${detail:+: $detail}"
-  fi
-}
-egw_on_die() {
-  report 0 "swap set-up" "$1"
-  echo "$PASSED passed, $FAILED failed"
-}
+EGW_SUITE=swap
+# shellcheck source=tests/e2e/cases.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cases.sh"
 
-# Runs a check "$@"; its last output line is the detail (PASS or FAIL).
-check() {
-  local desc=$1 out rc
-  shift
-  out=$("$@" 2>&1)
-  rc=$?
-  [ -d "$EGW_WORK" ] && printf '== %s\n%s\n' "$desc" "$out" >>"$EGW_WORK/checks.log"
-  if [ "$rc" -eq 0 ]; then report 1 "$desc" "$(echo "$out" | tail -n 1)"
-  else report 0 "$desc" "$(echo "$out" | tail -n 1)"; fi
-}
 
 # The policy of this test: web -> tcp/80, icmp, udp/7 to the server; $1 = 0 drops udp/7.
 write_policy() {
