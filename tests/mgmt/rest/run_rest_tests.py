@@ -619,7 +619,7 @@ def step_refuses_public_listen(ctx):
 
 def step_tls(ctx):
     if not shutil.which('openssl'):
-        return None
+        return 'the openssl command is missing (make deps installs it)'
     pair = H.self_signed(ctx.work)
     if not pair:
         return 'openssl could not make a certificate'
