@@ -2,6 +2,8 @@
 // Management side (egw-mgmt, egwctl); never throws, reports every error with its path.
 #include "rules/policy.h"
 
+#include <cstdio>
+
 #include <json/json.h>
 
 #include <algorithm>
@@ -523,6 +525,72 @@ void Validator::limits(const Json::Value& v, Policy& p) {
 }
 
 // Turns jsoncpp's "* Line 3, Column 5\n  Message\n" into "line 3, column 5: Message".
+// The JSON pointer of the value (or object key) at `offset` of `text`, found by a small
+// scanner, for jsoncpp errors that only give a line and column (duplicate keys).
+std::string json_pointer_at(std::string_view text, size_t offset) {
+  struct Frame {
+    bool object;
+    size_t index = 0;
+    std::string key;
+    bool want_key = true;
+  };
+  std::vector<Frame> stack;
+  auto read_string = [&](size_t& i) {  // i at the opening quote; leaves i at the closing one
+    std::string out;
+    for (++i; i < text.size() && text[i] != '"'; ++i) {
+      if (text[i] == '\\' && i + 1 < text.size()) ++i;
+      out += text[i];
+    }
+    return out;
+  };
+  for (size_t i = 0; i < text.size() && i <= offset; ++i) {
+    const char c = text[i];
+    if (c == '{' || c == '[') {
+      stack.push_back({c == '{'});
+    } else if ((c == '}' || c == ']') && !stack.empty() && i < offset) {
+      stack.pop_back();
+    } else if (c == ',' && !stack.empty()) {
+      if (stack.back().object) {
+        stack.back().want_key = true;
+      } else {
+        ++stack.back().index;
+      }
+    } else if (c == '"') {
+      const bool key = !stack.empty() && stack.back().object && stack.back().want_key;
+      std::string str = read_string(i);
+      if (key) {
+        stack.back().key = std::move(str);
+        stack.back().want_key = false;
+      }
+    }
+  }
+  std::string path;
+  for (const Frame& f : stack) {
+    if (!f.object) {
+      path += "/" + std::to_string(f.index);
+    } else if (!f.key.empty()) {
+      path += "/";
+      for (char ch : f.key) path += ch == '~' ? "~0" : ch == '/' ? "~1" : std::string(1, ch);
+    }
+  }
+  return path;
+}
+
+// The byte offset of jsoncpp's "Line L, Column C" in text, or npos.
+size_t offset_of(std::string_view text, const std::string& where) {
+  unsigned line = 0, column = 0;
+  if (sscanf(where.c_str(), "Line %u, Column %u", &line, &column) != 2 || line == 0 || column == 0)
+    return std::string::npos;
+  size_t off = 0;
+  for (unsigned l = 1; l < line; ++l) {
+    off = text.find('\n', off);
+    if (off == std::string_view::npos) return std::string::npos;
+    ++off;
+  }
+  off += column - 1;
+  return off < text.size() ? off : std::string::npos;
+}
+
 std::vector<std::string> reader_messages(const std::string& errs) {
   std::vector<std::string> out;
   std::istringstream in(errs);
@@ -612,8 +680,22 @@ bool read_json_strict(std::string_view text, Json::Value* root, std::vector<Erro
     return false;
   }
   if (!ok) {
-    for (std::string& m : reader_messages(errs))
-      if (errors->size() < kMaxErrors) errors->push_back({"", "malformed JSON: " + m});
+    // A duplicate key is named by its path; other syntax errors by line and column.
+    std::istringstream raw(errs);
+    std::string dup_path;
+    for (std::string line, where; std::getline(raw, line);) {
+      if (line.rfind("* ", 0) == 0) where = line.substr(2);
+      if (line.find("Duplicate key") != std::string::npos) {
+        const size_t off = offset_of(text, where);
+        if (off != std::string::npos) dup_path = json_pointer_at(text, off);
+        break;
+      }
+    }
+    for (std::string& m : reader_messages(errs)) {
+      const bool dup = m.find("Duplicate key") != std::string::npos;
+      if (errors->size() < kMaxErrors)
+        errors->push_back({dup ? dup_path : "", "malformed JSON: " + m});
+    }
     if (errors->empty()) errors->push_back({"", "malformed JSON"});
     return false;
   }
