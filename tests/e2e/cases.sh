@@ -38,3 +38,13 @@ check() {
     report 0 "$desc" "$(echo "$out" | tail -n 1)"
   fi
 }
+
+# egw_finish [WHAT]: removes everything the suite made (logs stay on failure), checks
+# nothing is left, prints the summary line; returns non-zero when any case failed.
+egw_finish() {
+  [ "$FAILED" -eq 0 ] || EGW_KEEP_WORK=1
+  egw_cleanup
+  check "cleanup leaves no ${1:-namespace, process or shm object}" egw_leftovers
+  echo "$PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ]
+}

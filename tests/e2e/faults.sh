@@ -9,8 +9,7 @@ set -uo pipefail
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-BUILD=${1:-build}
-case "$BUILD" in /*) ;; *) BUILD="$EGW_ROOT/$BUILD" ;; esac
+BUILD=$(egw_build_dir "${1:-build}")
 
 # Fault point | the version the store must hold after the crash: old, new or either.
 # Before the rename nothing is committed (old); once publishing starts the commit is
@@ -179,11 +178,7 @@ main() {
     IFS='|' read -r point want <<<"${POINTS[$i]}"
     run_point "$((i + 1))" "$point" "$want"
   done
-  [ "$FAILED" -eq 0 ] || EGW_KEEP_WORK=1
-  egw_cleanup
-  check "cleanup leaves no process or shm object" egw_leftovers
-  echo "$PASSED passed, $FAILED failed"
-  [ "$FAILED" -eq 0 ]
+  egw_finish "process or shm object"
 }
 
 main

@@ -6,6 +6,11 @@
 
 EGW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
+# egw_build_dir DIR: the build directory as an absolute path (relative to the repo).
+egw_build_dir() {
+  case "$1" in /*) echo "$1" ;; *) echo "$EGW_ROOT/$1" ;; esac
+}
+
 # Unique per run: parallel runs never share a namespace, instance or file prefix.
 EGW_RUN="egw-$$"
 NS_CLI="$EGW_RUN-cli"

@@ -8,8 +8,7 @@ set -uo pipefail
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-BUILD=${1:-build}
-case "$BUILD" in /*) ;; *) BUILD="$EGW_ROOT/$BUILD" ;; esac
+BUILD=$(egw_build_dir "${1:-build}")
 
 EGW_SUITE=restart
 # shellcheck source=tests/e2e/cases.sh
@@ -108,11 +107,7 @@ print(json.dumps(d))' "$EGW_ROOT/rules/examples/demo.json" >"$EGW_WORK/demo-v2.j
   egw_stop_dataplane
   check "the restarted dataplane never dropped for want of a policy" no_fail_closed_drops
 
-  [ "$FAILED" -eq 0 ] || EGW_KEEP_WORK=1
-  egw_cleanup
-  check "cleanup leaves no namespace, process or shm object" egw_leftovers
-  echo "$PASSED passed, $FAILED failed"
-  [ "$FAILED" -eq 0 ]
+  egw_finish
 }
 
 main

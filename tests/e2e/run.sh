@@ -7,8 +7,7 @@ set -uo pipefail
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-BUILD=${1:-build}
-case "$BUILD" in /*) ;; *) BUILD="$EGW_ROOT/$BUILD" ;; esac
+BUILD=$(egw_build_dir "${1:-build}")
 
 EGW_SUITE=e2e
 # shellcheck source=tests/e2e/cases.sh
@@ -137,13 +136,7 @@ main() {
   check "drop counts: policy_deny, policy_reject, inbound_no_flow > 0" check_drop_counts "$last"
   check "flow log: a record per verdict, none created from outside" check_flow_log "$EGW_DP_FLOWLOG"
 
-  # After cleanup: nothing of this run is left. Logs stay on failure.
-  [ "$FAILED" -eq 0 ] || EGW_KEEP_WORK=1
-  egw_cleanup
-  check "cleanup leaves no namespace, process or shm object" egw_leftovers
-
-  echo "$PASSED passed, $FAILED failed"
-  [ "$FAILED" -eq 0 ]
+  egw_finish
 }
 
 main

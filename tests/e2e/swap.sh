@@ -9,8 +9,7 @@ set -uo pipefail
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-BUILD=${1:-build}
-case "$BUILD" in /*) ;; *) BUILD="$EGW_ROOT/$BUILD" ;; esac
+BUILD=$(egw_build_dir "${1:-build}")
 
 SWAPS=${EGW_SWAPS:-60}          # policy versions applied under traffic
 UDP_RATE=2000                   # packets per second; the stream runs until the swaps end
@@ -277,11 +276,7 @@ main() {
     check_flow_records
   check "final counters: only the revoked stream (and chatter) dropped, no rx_missed" check_final_drops
 
-  [ "$FAILED" -eq 0 ] || EGW_KEEP_WORK=1
-  egw_cleanup
-  check "cleanup leaves no namespace, process or shm object" egw_leftovers
-  echo "$PASSED passed, $FAILED failed"
-  [ "$FAILED" -eq 0 ]
+  egw_finish
 }
 
 main

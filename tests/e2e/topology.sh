@@ -10,8 +10,7 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 MODE=${1:-}
-BUILD=${2:-build}
-case "$BUILD" in /*) ;; *) BUILD="$EGW_ROOT/$BUILD" ;; esac
+BUILD=$(egw_build_dir "${2:-build}")
 case "$MODE" in
   run | demo) ;;
   *) echo "usage: $0 run|demo BUILD_DIR" >&2; exit 2 ;;

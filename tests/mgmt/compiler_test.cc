@@ -1,5 +1,6 @@
 // Tests for mgmt/compiler.cc: the blob is walked with the dataplane/policy_abi.h structs
 // (header, checksum, section table, rule order and fields); unsupported parts are refused.
+#include "tests/support/files.h"
 #include "mgmt/compiler.h"
 
 #include <gtest/gtest.h>
@@ -14,13 +15,6 @@
 
 namespace egw::mgmt {
 namespace {
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::string dump(const std::vector<rules::Error>& errors) {
   std::string out;
@@ -80,7 +74,7 @@ std::string cidr_text(const abi::CidrRec& c) {
 }
 
 TEST(Compiler, HeaderAndChecksum) {
-  std::string doc = read_text("rules/examples/demo.json");
+  std::string doc = test::file_text("rules/examples/demo.json");
   CompileResult res = compile_document(doc, 42);
   ASSERT_TRUE(res.errors.empty()) << dump(res.errors);
   BlobView v(res.blob);
@@ -105,7 +99,7 @@ TEST(Compiler, HeaderAndChecksum) {
 }
 
 TEST(Compiler, DemoRulesInOrder) {
-  CompileResult res = compile_document(read_text("rules/examples/demo.json"), 0);
+  CompileResult res = compile_document(test::file_text("rules/examples/demo.json"), 0);
   ASSERT_TRUE(res.errors.empty()) << dump(res.errors);
   EXPECT_EQ(res.stats.services, 1u);
   EXPECT_EQ(res.stats.rules, 4u);
@@ -178,7 +172,7 @@ TEST(Compiler, DemoRulesInOrder) {
 }
 
 TEST(Compiler, ContractL34Example) {
-  CompileResult res = compile_document(read_text("rules/examples/contract-l34.json"), 7);
+  CompileResult res = compile_document(test::file_text("rules/examples/contract-l34.json"), 7);
   ASSERT_TRUE(res.errors.empty()) << dump(res.errors);
   BlobView v(res.blob);
   auto services = v.table<abi::ServiceRec>(abi::kSecServices);
@@ -237,7 +231,7 @@ TEST(Compiler, EmptyPolicyCompiles) {
 }
 
 TEST(Compiler, NameConditionsAndInspectAreRefusedWithPaths) {
-  CompileResult res = compile_document(read_text("rules/examples/contract.json"), 0);
+  CompileResult res = compile_document(test::file_text("rules/examples/contract.json"), 0);
   EXPECT_TRUE(res.blob.empty());
   struct Want {
     const char* path;
@@ -285,7 +279,7 @@ TEST(Compiler, TooManyRules) {
 
 TEST(Compiler, Deterministic) {
   for (const char* file : {"rules/examples/demo.json", "rules/examples/contract-l34.json"}) {
-    std::string doc = read_text(file);
+    std::string doc = test::file_text(file);
     CompileResult a = compile_document(doc, 3), b = compile_document(doc, 3);
     ASSERT_TRUE(a.errors.empty()) << file;
     EXPECT_EQ(a.blob, b.blob) << file;

@@ -1,5 +1,6 @@
 // Tests for mgmt/store.cc: commit round trip, recovery at open() from every crash state
 // of a commit (built by hand and by real SIGKILLs), corrupt state, the audit log, faults.
+#include "tests/support/files.h"
 #include "mgmt/store.h"
 
 #include <gtest/gtest.h>
@@ -43,13 +44,6 @@ class TempDir {
  private:
   std::string path_;
 };
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 void spit(const std::string& path, const std::string& data) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -110,10 +104,10 @@ void expect_whole(const std::string& dir, uint64_t want) {
     ASSERT_TRUE(s.read_blob(want, &b, &err)) << err;
     EXPECT_EQ(d, doc(want));
     EXPECT_EQ(b, blob(want));
-    std::string cur = slurp(dir + "/current");
+    std::string cur = test::file_text(dir + "/current");
     if (!cur.empty() && cur.back() == '\n') cur.pop_back();
     EXPECT_EQ(cur, std::to_string(want));
-    EXPECT_EQ(slurp(s.current_blob_path()), blob(want));
+    EXPECT_EQ(test::file_text(s.current_blob_path()), blob(want));
   }
   EXPECT_EQ(s.commit(doc(want + 1), blob(want + 1), "bob", "", &err), want + 1) << err;
 }
@@ -153,8 +147,8 @@ TEST(PolicyStore, CommitReadHistoryRoundTrip) {
       EXPECT_EQ(mode_of(vdir + "/" + f), 0600u) << f;
     EXPECT_EQ(mode_of(t.state() + "/current"), 0600u);
     EXPECT_EQ(mode_of(s.current_blob_path()), 0600u);
-    EXPECT_EQ(slurp(t.state() + "/current"), std::to_string(v) + "\n");
-    EXPECT_EQ(slurp(s.current_blob_path()), c.blob);
+    EXPECT_EQ(test::file_text(t.state() + "/current"), std::to_string(v) + "\n");
+    EXPECT_EQ(test::file_text(s.current_blob_path()), c.blob);
     ASSERT_TRUE(s.read_document(v, &out, &err)) << err;
     EXPECT_EQ(out, c.document);
     ASSERT_TRUE(s.read_blob(v, &out, &err)) << err;
@@ -170,7 +164,7 @@ TEST(PolicyStore, CommitReadHistoryRoundTrip) {
     EXPECT_EQ(info.created_at.back(), 'Z');
     // meta.json parses on its own and carries the same facts.
     Json::Value meta;
-    std::istringstream in(slurp(vdir + "/meta.json"));
+    std::istringstream in(test::file_text(vdir + "/meta.json"));
     ASSERT_TRUE(Json::parseFromStream(Json::CharReaderBuilder(), in, &meta, &err)) << err;
     EXPECT_EQ(meta["version"].asUInt64(), v);
     EXPECT_EQ(meta["sha256"].asString(), info.sha256);
@@ -300,28 +294,28 @@ TEST(PolicyStore, OpenRejectsCorruptState) {
        "not a JSON object", "versions/1/meta.json"},
       {"meta.json with the wrong version",
        [](const std::string& d) {
-         std::string m = slurp(d + "/versions/1/meta.json");
+         std::string m = test::file_text(d + "/versions/1/meta.json");
          m.replace(m.find("\"version\": 1"), 12, "\"version\": 7");
          spit(d + "/versions/1/meta.json", m);
        },
        "\"version\" is not 1", "versions/1/meta.json"},
       {"meta.json with a duplicate key",
        [](const std::string& d) {
-         std::string m = slurp(d + "/versions/2/meta.json");
+         std::string m = test::file_text(d + "/versions/2/meta.json");
          m.insert(1, "\"author\":\"mallory\",");
          spit(d + "/versions/2/meta.json", m);
        },
        "not valid JSON", "versions/2/meta.json"},
       {"meta.json sha256 not hex",
        [](const std::string& d) {
-         std::string m = slurp(d + "/versions/1/meta.json");
+         std::string m = test::file_text(d + "/versions/1/meta.json");
          m.replace(m.find("\"sha256\": \"") + 11, 4, "ZZZZ");
          spit(d + "/versions/1/meta.json", m);
        },
        "\"sha256\" is not 64", "versions/1/meta.json"},
       {"meta.json author not a string",
        [](const std::string& d) {
-         std::string m = slurp(d + "/versions/1/meta.json");
+         std::string m = test::file_text(d + "/versions/1/meta.json");
          m.replace(m.find("\"author\": \""), 11, "\"author\": 5, \"x\": \"");
          spit(d + "/versions/1/meta.json", m);
        },
@@ -431,7 +425,7 @@ TEST(PolicyStore, FailedCommitLeavesPreviousVersion) {
     if (c.committed == 0)
       EXPECT_FALSE(fs::exists(s.current_blob_path()));
     else
-      EXPECT_EQ(slurp(s.current_blob_path()), blob(c.committed));
+      EXPECT_EQ(test::file_text(s.current_blob_path()), blob(c.committed));
     fs::remove_all(t.state() + "/" + c.obstacle);
     // The same store commits once the obstacle is gone; a restart agrees.
     EXPECT_EQ(s.commit(doc(c.committed + 1), blob(c.committed + 1), "a", "", &err), c.committed + 1)
@@ -543,7 +537,7 @@ TEST(AuditLog, LinesHaveTheContractFieldsAndNulls) {
   };
   for (const auto& c : cases) ASSERT_TRUE(log.append(c.r, &err)) << c.description << ": " << err;
 
-  std::istringstream lines(slurp(path));
+  std::istringstream lines(test::file_text(path));
   std::string line;
   size_t i = 0;
   const std::set<std::string> keys = {"time",   "token",         "remote",       "method", "path",
@@ -598,7 +592,7 @@ TEST(AuditLog, LinesHaveTheContractFieldsAndNulls) {
   AuditLog again;
   ASSERT_TRUE(again.open(path, &err)) << err;
   ASSERT_TRUE(again.append(cases[0].r, &err)) << err;
-  std::string all = slurp(path);
+  std::string all = test::file_text(path);
   EXPECT_EQ(std::count(all.begin(), all.end(), '\n'), static_cast<long>(std::size(cases) + 1));
 }
 
@@ -634,7 +628,7 @@ TEST(AuditLog, FailuresAreReported) {
   ASSERT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 0);
   // Whatever reached the file is whole lines only, or a prefix cut by the limit.
-  EXPECT_LE(slurp(full).size(), 300u);
+  EXPECT_LE(test::file_text(full).size(), 300u);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Tests for rules/policy.cc (document parsing and validation) and rules/cidr.cc.
 // Tables of documents with the model or the (path, message) they must produce.
+#include "tests/support/files.h"
 #include "rules/policy.h"
 
 #include <gtest/gtest.h>
@@ -11,13 +12,6 @@
 
 namespace egw::rules {
 namespace {
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // A minimal valid document around one rule (JSON text of the rule object).
 std::string with_rule(const std::string& rule) {
@@ -35,7 +29,7 @@ std::string dump(const std::vector<Error>& errors) {
 TEST(PolicyParse, ExamplesParse) {
   for (const char* file : {"rules/examples/demo.json", "rules/examples/contract-l34.json",
                            "rules/examples/contract.json"}) {
-    std::string text = read_text(file);
+    std::string text = test::file_text(file);
     ASSERT_FALSE(text.empty()) << file;
     ParseResult r = parse_policy(text);
     EXPECT_TRUE(r.policy.has_value()) << file << "\n" << dump(r.errors);
@@ -43,7 +37,7 @@ TEST(PolicyParse, ExamplesParse) {
 }
 
 TEST(PolicyParse, ContractExampleModel) {
-  ParseResult r = parse_policy(read_text("rules/examples/contract.json"));
+  ParseResult r = parse_policy(test::file_text("rules/examples/contract.json"));
   ASSERT_TRUE(r.policy) << dump(r.errors);
   const Policy& p = *r.policy;
   EXPECT_EQ(p.default_action, Action::deny);
