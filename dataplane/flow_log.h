@@ -26,10 +26,12 @@ struct FlowRecord {
   TcpState tcp_state;
   EndReason reason;
   uint8_t pad[5];
-  char rule_id[64];  // NUL-terminated copy ("" when the default decided)
+  char rule_id[64];  // NUL-terminated; filled by the reader from rule_index and
+                     // policy_version ("" when the default decided)
 };
 
-// Fills a record from a flow entry leaving the table.
+// Fills a record from a flow entry leaving the table. rule_id may be nullptr (workers
+// pass nullptr: the reader names the rule, see PolicySwap::fill_rule_id).
 void make_flow_record(const FlowEntry& e, EndReason why, const char* rule_id,
                       FlowRecord* out);
 

@@ -48,7 +48,7 @@ void snapshot_flows(const std::vector<WorkerCtx*>& workers, const PolicySwap& sw
       FlowEntry e;
       std::memcpy(static_cast<void*>(&e), &live, sizeof e);  // racy by design: see header
       FlowRecord r;
-      make_flow_record(e, EndReason::active, "", &r);
+      make_flow_record(e, EndReason::active, nullptr, &r);
       swap.fill_rule_id(&r);
       out[n++] = r;
     });

@@ -251,7 +251,7 @@ struct FlowLogWriter {
       while (wk.records->pop(&r)) {
         ++n;
         if (f != nullptr) {
-          if (r.rule_id[0] == '\0' && swap != nullptr) swap->fill_rule_id(&r);
+          if (swap != nullptr) swap->fill_rule_id(&r);
           std::string line = flow_record_json(r);
           fputs(line.c_str(), f);
           fputc('\n', f);

@@ -42,12 +42,10 @@ void on_flow_end(void* ctx, const FlowEntry& e, EndReason why) {
   if (why == EndReason::timeout) ++w.counters.flows_expired;
   if (why == EndReason::evicted) ++w.counters.flows_evicted;
   if (w.records == nullptr) return;
-  // A rule index means something only in the policy version that decided the flow.
-  const char* rule_id = (w.policy != nullptr && e.policy_version == w.policy_version)
-                            ? w.policy->rule_id(e.rule_index)
-                            : "";
+  // The record carries the rule index and the policy version that decided the flow;
+  // the reader names the rule (PolicySwap::fill_rule_id keeps earlier versions' ids).
   FlowRecord r;
-  make_flow_record(e, why, rule_id, &r);
+  make_flow_record(e, why, nullptr, &r);
   if (!w.records->push(r)) ++w.counters.flow_records_lost;
 }
 

@@ -299,7 +299,11 @@ class Replay {
     while (ring_->pop(&r)) write_record(r);
   }
 
-  void write_record(const FlowRecord& r) {
+  void write_record(FlowRecord r) {
+    // One policy for the whole replay: it names the rule of every record.
+    const RuntimePolicy* p = w_->policy;
+    if (p != nullptr && r.rule_index != kNoRule && r.policy_version == p->version())
+      snprintf(r.rule_id, sizeof r.rule_id, "%s", p->rule_id(r.rule_index));
     std::string line = flow_record_json(r);
     line.push_back('\n');
     fwrite(line.data(), 1, line.size(), log_);
