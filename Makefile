@@ -15,7 +15,7 @@ PKGS := libdpdk jsoncpp openssl libpcap
 ARCH := $(if $(filter 1,$(NATIVE)),-march=native,)
 DPDK_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags libdpdk 2>/dev/null))
 CXXFLAGS := -std=c++20 -O2 -g -Wall -Wextra -Wno-missing-field-initializers -I. \
-            $(DPDK_CFLAGS) $(shell pkg-config --cflags jsoncpp openssl libpcap cpp-httplib 2>/dev/null) \
+            $(DPDK_CFLAGS) $(shell pkg-config --cflags jsoncpp openssl libpcap cpp-httplib libhs 2>/dev/null) \
             $(ARCH) $(SANFLAGS) $(EXTRA_CXXFLAGS)
 LDFLAGS := $(SANFLAGS)
 DPDK_LIBS := $(shell pkg-config --libs libdpdk 2>/dev/null)
@@ -23,6 +23,10 @@ JSON_LIBS := $(shell pkg-config --libs jsoncpp 2>/dev/null)
 SSL_LIBS := $(shell pkg-config --libs openssl 2>/dev/null)
 PCAP_LIBS := $(shell pkg-config --libs libpcap 2>/dev/null)
 HTTP_LIBS := $(shell pkg-config --libs cpp-httplib 2>/dev/null)
+# Hyperscan: the compiler (rules validation, mgmt) links all of it; egw-dataplane only
+# deserializes and scans, so it links the runtime library alone.
+HS_LIBS := $(shell pkg-config --libs libhs 2>/dev/null)
+HS_RUNTIME_LIBS := $(patsubst -lhs,-lhs_runtime,$(HS_LIBS))
 
 # Sources: every .cc of a component except its program entry points.
 RULES_SRCS := $(wildcard rules/*.cc)
@@ -57,16 +61,18 @@ $(B)/lib/%.a:
 	ar rcs $@ $^
 
 $(B)/egw-dataplane: $(call obj,dataplane/main.cc) $(LIB_DP)
-	$(CXX) $(LDFLAGS) $^ -o $@ $(DPDK_LIBS) -lpthread
+	$(CXX) $(LDFLAGS) $^ -o $@ $(DPDK_LIBS) $(HS_RUNTIME_LIBS) -lpthread
 $(B)/egw-replay: $(call obj,dataplane/replay/main.cc) $(LIB_MGMT) $(LIB_RULES) $(LIB_DP)
-	$(CXX) $(LDFLAGS) $^ -o $@ $(DPDK_LIBS) $(JSON_LIBS) $(SSL_LIBS) $(PCAP_LIBS) -lpthread
-$(B)/egwctl: $(call obj,mgmt/egwctl.cc) $(LIB_MGMT) $(LIB_RULES)
-	$(CXX) $(LDFLAGS) $^ -o $@ $(HTTP_LIBS) $(JSON_LIBS) $(SSL_LIBS) -lpthread
+	$(CXX) $(LDFLAGS) $^ -o $@ $(DPDK_LIBS) $(JSON_LIBS) $(SSL_LIBS) $(PCAP_LIBS) $(HS_LIBS) -lpthread
+# egwctl takes only the compiler's DPDK-free pieces of libegw_dp (the domain table).
+$(B)/egwctl: $(call obj,mgmt/egwctl.cc) $(LIB_MGMT) $(LIB_RULES) $(LIB_DP)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(HTTP_LIBS) $(JSON_LIBS) $(SSL_LIBS) $(HS_LIBS) -lpthread
 $(B)/egw-mgmt: $(call obj,mgmt/egw_mgmt.cc) $(LIB_MGMT) $(LIB_RULES) $(LIB_DP)
-	$(CXX) $(LDFLAGS) $^ -o $@ $(HTTP_LIBS) $(JSON_LIBS) $(SSL_LIBS) -lpthread
+	$(CXX) $(LDFLAGS) $^ -o $@ $(HTTP_LIBS) $(JSON_LIBS) $(SSL_LIBS) $(HS_LIBS) -lpthread
 
 TEST_LIBS = $(LIB_MGMT) $(LIB_RULES) $(LIB_DP)
-TEST_LDLIBS = $(DPDK_LIBS) $(HTTP_LIBS) $(JSON_LIBS) $(SSL_LIBS) $(PCAP_LIBS) -lgtest -lpthread
+TEST_LDLIBS = $(DPDK_LIBS) $(HTTP_LIBS) $(JSON_LIBS) $(SSL_LIBS) $(PCAP_LIBS) $(HS_LIBS) -lgtest \
+              -lpthread
 $(B)/tests/unit_tests: $(call obj,$(UNIT_SRCS) tests/test_main.cc) $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(TEST_LDLIBS)
@@ -101,25 +107,32 @@ $(B)/perf/%_bench: perf/%_bench.cc $(wildcard dataplane/l7/*.cc dataplane/l7/*.h
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++20 -O2 -g -I. $< $(wildcard dataplane/l7/*.cc) -o $@
 
-perf: deps all $(B)/perf/domain_table_bench
+# The name-condition benchmark needs the compiler and RuntimePolicy (EAL, Hyperscan).
+$(B)/perf/name_bench: $(call obj,perf/name_bench.cc) $(TEST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(DPDK_LIBS) $(JSON_LIBS) $(SSL_LIBS) $(HS_LIBS) -lpthread
+
+perf: deps all $(B)/perf/domain_table_bench $(B)/perf/name_bench
 	@bash perf/run.sh $(B)
 
 # libFuzzer targets (clang): pure parsers, no EAL.
 FUZZ_CXX := clang++
-FUZZ_FLAGS := -std=c++20 -O1 -g -I. $(DPDK_CFLAGS) $(shell pkg-config --cflags jsoncpp 2>/dev/null) \
+FUZZ_FLAGS := -std=c++20 -O1 -g -I. $(DPDK_CFLAGS) $(shell pkg-config --cflags jsoncpp libhs 2>/dev/null) \
               -fsanitize=fuzzer,address,undefined
 FUZZ_PARSE_SRCS := tests/fuzz/fuzz_parse.cc dataplane/parse.cc
-FUZZ_POLICY_SRCS := tests/fuzz/fuzz_policy.cc mgmt/compiler.cc $(RULES_SRCS)
+FUZZ_POLICY_SRCS := tests/fuzz/fuzz_policy.cc mgmt/compiler.cc $(RULES_SRCS) \
+                    dataplane/l7/domain_table.cc dataplane/l7/name.cc
 $(B)/fuzz/fuzz_parse: $(FUZZ_PARSE_SRCS) $(wildcard dataplane/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_PARSE_SRCS) -o $@
-$(B)/fuzz/fuzz_policy: $(FUZZ_POLICY_SRCS) $(wildcard rules/*.h mgmt/*.h)
+$(B)/fuzz/fuzz_policy: $(FUZZ_POLICY_SRCS) $(wildcard rules/*.h mgmt/*.h dataplane/l7/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_POLICY_SRCS) -o $@ $(JSON_LIBS) $(SSL_LIBS)
-FUZZ_BLOB_SRCS := tests/fuzz/fuzz_blob.cc dataplane/policy.cc
-$(B)/fuzz/fuzz_blob: $(FUZZ_BLOB_SRCS) $(wildcard dataplane/*.h)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_POLICY_SRCS) -o $@ $(JSON_LIBS) $(SSL_LIBS) $(HS_LIBS)
+FUZZ_BLOB_SRCS := tests/fuzz/fuzz_blob.cc dataplane/policy.cc dataplane/l7/domain_table.cc \
+                  dataplane/l7/name.cc
+$(B)/fuzz/fuzz_blob: $(FUZZ_BLOB_SRCS) $(wildcard dataplane/*.h dataplane/l7/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_BLOB_SRCS) -o $@ $(DPDK_LIBS)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_BLOB_SRCS) -o $@ $(DPDK_LIBS) $(HS_RUNTIME_LIBS)
 # L7 parsers: one target per parser, each over the pure parsers of dataplane/l7/.
 L7_SRCS := $(wildcard dataplane/l7/*.cc)
 L7_FUZZERS := $(patsubst tests/fuzz/%.cc,$(B)/fuzz/%,$(wildcard tests/fuzz/fuzz_l7_*.cc))

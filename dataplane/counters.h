@@ -34,6 +34,11 @@ namespace egw {
   X(tcp_invalid)        /* TCP flags or state transition not allowed */              \
   X(tcp_out_of_window)  /* TCP segment outside the tracked window */                 \
   X(flow_table_full)    /* no room for a new flow, none evictable */                 \
+  X(l7_bad)             /* malformed or evasive first flight / DNS message */        \
+  X(l7_conflict)        /* retransmitted bytes differ from the first copy */         \
+  X(l7_no_context)      /* no L7 context left for a flow waiting for its name */     \
+  X(l7_inbound_wait)    /* inbound payload while the flow waits for its name */      \
+  X(dns_unsolicited)    /* DNS response matching no query of the flow */             \
   X(tx_full)            /* TX ring full: packet dropped, never queued forever */
 
 enum class DropReason : uint8_t {
@@ -61,7 +66,12 @@ const char* drop_reason_name(DropReason r);
   X(synth_limited)             \
   X(passed_arp_nd)             \
   X(frag_tracked)              \
-  X(flow_records_lost)
+  X(flow_records_lost)         \
+  X(l7_waits)                  \
+  X(l7_held)                   \
+  X(l7_released)               \
+  X(l7_decided_no_name)        \
+  X(synth_dns)
 
 struct WorkerCounters {
 #define EGW_X(name) uint64_t name = 0;

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -14,8 +15,8 @@
 namespace egw {
 
 void make_flow_record(const FlowEntry& e, EndReason why, const char* rule_id,
-                      FlowRecord* out) {
-  std::memset(out, 0, sizeof(*out));
+                      const l7::FlowName* app, FlowRecord* out) {
+  std::memset(static_cast<void*>(out), 0, sizeof(*out));  // no stale bytes cross processes
   out->key = e.key;
   out->flow_id = e.flow_id;
   out->start_ns = e.start_ns;
@@ -36,6 +37,7 @@ void make_flow_record(const FlowEntry& e, EndReason why, const char* rule_id,
     std::memcpy(out->rule_id, rule_id, n);
     out->rule_id[n] = '\0';
   }
+  if (app != nullptr) out->app = *app;
 }
 
 namespace {
@@ -126,6 +128,65 @@ void append_field(std::string& out, const char* name) {
   out += "\":";
 }
 
+// The contract's words; local rather than l7::app_proto_name() so that formatting a
+// record needs nothing of the L7 parsers.
+const char* app_proto_word(l7::AppProto a) {
+  switch (a) {
+    case l7::AppProto::unknown: return "unknown";
+    case l7::AppProto::tls: return "tls";
+    case l7::AppProto::http: return "http";
+    case l7::AppProto::dns: return "dns";
+    case l7::AppProto::quic: return "quic";
+  }
+  return "unknown";
+}
+
+// `app_proto`, then the app's object: "tls":{"sni","alpn","ech":true}, "http":
+// {"hostname"}, "dns":{"rrname"}, "quic":{"sni"}. An object with nothing to say is
+// left out. An IP literal is logged where the name goes (its text is in `name`).
+void append_app(std::string& out, const FlowRecord& r) {
+  const l7::FlowName& a = r.app;
+  if (r.key.proto != kProtoTcp && r.key.proto != kProtoUdp && a.app == l7::AppProto::unknown)
+    return;
+  const char* word = app_proto_word(a.app);
+  append_field(out, "app_proto");
+  append_json_string(out, word, std::strlen(word));
+  const char* name_field = nullptr;
+  switch (a.app) {
+    case l7::AppProto::tls: name_field = "sni"; break;
+    case l7::AppProto::http: name_field = "hostname"; break;
+    case l7::AppProto::dns: name_field = "rrname"; break;
+    case l7::AppProto::quic: name_field = "sni"; break;
+    case l7::AppProto::unknown: return;
+  }
+  const bool tls = a.app == l7::AppProto::tls;
+  const bool name = a.has_name || a.ip_literal;
+  const bool alpn = tls && a.alpn_len != 0;
+  const bool ech = tls && a.ech;
+  if (!name && !alpn && !ech) return;
+  append_field(out, word);
+  char sep = '{';
+  if (name) {
+    out.push_back(sep);
+    sep = ',';
+    out.push_back('"');
+    out += name_field;
+    out += "\":";
+    append_json_string(out, a.name.buf, std::min<size_t>(a.name.len, l7::kMaxName));
+  }
+  if (alpn) {
+    out.push_back(sep);
+    sep = ',';
+    out += "\"alpn\":";
+    append_json_string(out, a.alpn, std::min<size_t>(a.alpn_len, sizeof(a.alpn) - 1));
+  }
+  if (ech) {
+    out.push_back(sep);
+    out += "\"ech\":true";
+  }
+  out.push_back('}');
+}
+
 }  // namespace
 
 std::string flow_record_json(const FlowRecord& r) {
@@ -160,7 +221,7 @@ std::string flow_record_json(const FlowRecord& r) {
     }
     out.push_back(']');
   }
-  out += ",\"app_proto\":\"unknown\"";
+  append_app(out, r);
   const char* verdict = verdict_name(r.verdict);
   append_field(out, "verdict");
   append_json_string(out, verdict, std::strlen(verdict));

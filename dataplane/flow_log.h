@@ -8,6 +8,7 @@
 #include <string>
 
 #include "dataplane/flow_table.h"
+#include "dataplane/l7/l7.h"
 
 namespace egw {
 
@@ -25,17 +26,21 @@ struct FlowRecord {
   Verdict verdict;
   TcpState tcp_state;
   EndReason reason;
-  uint8_t pad[5];
   char rule_id[64];  // NUL-terminated; filled by the reader from rule_index and
                      // policy_version ("" when the default decided)
+  l7::FlowName app;  // what the flow's first bytes said (app unknown: nothing seen)
 };
 
 // Fills a record from a flow entry leaving the table. rule_id may be nullptr (workers
-// pass nullptr: the reader names the rule, see PolicySwap::fill_rule_id).
+// pass nullptr: the reader names the rule, see PolicySwap::fill_rule_id). app may be
+// nullptr: the record then says app unknown, no name.
 void make_flow_record(const FlowEntry& e, EndReason why, const char* rule_id,
-                      FlowRecord* out);
+                      const l7::FlowName* app, FlowRecord* out);
 
-// One JSON line (no trailing newline) in the contract's field names.
+// One JSON line (no trailing newline) in the contract's field names. `app_proto` is
+// written for TCP and UDP flows (as Suricata: not for ICMP or other protocols), then
+// the app's object when it has something to say: tls {sni, alpn, ech}, http
+// {hostname}, dns {rrname}, quic {sni}.
 std::string flow_record_json(const FlowRecord& r);
 
 // Lock-free SPSC ring of N (power of two) records. Producer: one worker. Consumer:

@@ -47,8 +47,15 @@ void snapshot_flows(const std::vector<WorkerCtx*>& workers, const PolicySwap& sw
       if (n == capacity) return;
       FlowEntry e;
       std::memcpy(static_cast<void*>(&e), &live, sizeof e);  // racy by design: see header
+      // The name, from the worker's side table (same index), copied the same way.
+      l7::FlowName app;
+      const l7::FlowName* have = nullptr;
+      if (w->aux != nullptr) {
+        std::memcpy(static_cast<void*>(&app), &w->aux[w->flows.index_of(&live)].app, sizeof app);
+        have = &app;
+      }
       FlowRecord r;
-      make_flow_record(e, EndReason::active, nullptr, &r);
+      make_flow_record(e, EndReason::active, nullptr, have, &r);
       swap.fill_rule_id(&r);
       out[n++] = r;
     });

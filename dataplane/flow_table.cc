@@ -198,6 +198,8 @@ FlowEntry* FlowTable::insert(const FlowKey& k, uint64_t hash, uint64_t now_ns) {
   e->verdict = Verdict::deny;  // fail closed until the caller decides
   e->tcp_state = TcpState::none;
   e->embryo_prev = e->embryo_next = kNil;
+  e->l7_slot = kNil;
+  e->name_first = kNoRule;
   return e;
 }
 

@@ -72,6 +72,12 @@ struct alignas(64) FlowEntry {
   TcpDir tcp[2];      // [0] outbound sender, [1] inbound sender
   uint32_t embryo_prev;  // intrusive FIFO of embryonic flows (kNil when not in it)
   uint32_t embryo_next;
+  // --- L7 (names)
+  uint32_t isn;          // TCP: the outbound ISN; the first flight starts at isn + 1
+  uint32_t l7_slot;      // the worker's L7 context while waiting/watching; kNil: none
+  uint16_t name_first;   // waiting: the first candidate rule, which needs a name
+  uint8_t l7;            // L7Phase (worker.h)
+  uint8_t name_seen;     // the worker's FlowAux holds the flow's parsed name
 };
 static_assert(sizeof(FlowEntry) <= 192, "keep the flow entry within three cache lines");
 
@@ -88,8 +94,9 @@ struct FlowTimeouts {
   uint64_t other_ns = 60ull * 1000000000;
 };
 
-// Called for every flow that leaves the table (expired, closed, evicted, flushed).
-using FlowEndFn = void (*)(void* ctx, const FlowEntry& e, EndReason why);
+// Called for every flow that leaves the table (expired, closed, evicted, flushed), just
+// before its entry is freed (the callback may release what the entry refers to).
+using FlowEndFn = void (*)(void* ctx, FlowEntry& e, EndReason why);
 
 class FlowTable {
  public:
@@ -132,6 +139,8 @@ class FlowTable {
   void set_timeouts(const FlowTimeouts& t) { timeouts_ = t; }
   void set_on_end(FlowEndFn fn, void* ctx) { on_end_ = fn; on_end_ctx_ = ctx; }
   uint32_t size() const { return used_; }
+  // Index of a live entry in [0, capacity): for per-flow side tables.
+  uint32_t index_of(const FlowEntry* e) const { return static_cast<uint32_t>(e - entries_); }
   uint32_t capacity() const { return capacity_; }
   uint64_t evictions() const { return evictions_; }
 

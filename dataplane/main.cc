@@ -51,6 +51,7 @@ struct Options {
   uint32_t flows = 0;  // 0: from the policy's limits, else kDefaultFlows
   std::string flow_log;
   uint32_t mbufs = 0;  // 0: sized from queues and descriptors
+  uint32_t l7_flows = 1024;  // per worker: flows waiting for their name at once
 };
 
 [[noreturn]] void usage_exit(const char* prog, const char* why) {
@@ -58,11 +59,14 @@ struct Options {
   fprintf(stderr,
           "usage: %s [EAL options] -- [--inside PORT] [--outside PORT] [--policy FILE]\n"
           "          [--instance NAME] [--flows N] [--flow-log FILE|-] [--mbufs N]\n"
+          "          [--l7-flows N]\n"
           "  --inside/--outside  port ids (default 0 and 1); inside traffic is outbound\n"
           "  --policy FILE       compiled policy (egwctl compile); without one, all IP is denied\n"
           "  --flows N           flow-table capacity per worker (default: policy max_flows or %u)\n"
           "  --flow-log FILE     write one JSON flow record per ended flow (- for stdout)\n"
-          "  --mbufs N           packet buffers (default: enough for every queue's descriptors)\n",
+          "  --mbufs N           packet buffers (default: enough for every queue's descriptors)\n"
+          "  --l7-flows N        flows per worker that may wait for their name at once, 64 KiB\n"
+          "                      each (default 1024); when all are taken, new ones are denied\n",
           prog, kDefaultFlows);
   exit(2);
 }
@@ -87,6 +91,7 @@ Options parse_options(int argc, char** argv) {
                                     {"flows", required_argument, nullptr, 'f'},
                                     {"flow-log", required_argument, nullptr, 'l'},
                                     {"mbufs", required_argument, nullptr, 'm'},
+                                    {"l7-flows", required_argument, nullptr, 'L'},
                                     {"help", no_argument, nullptr, 'h'},
                                     {nullptr, 0, nullptr, 0}};
   Options o;
@@ -102,6 +107,7 @@ Options parse_options(int argc, char** argv) {
       case 'f': o.flows = parse_u32(prog, "--flows", optarg, 1u << 26); break;
       case 'l': o.flow_log = optarg; break;
       case 'm': o.mbufs = parse_u32(prog, "--mbufs", optarg, 1u << 24); break;
+      case 'L': o.l7_flows = parse_u32(prog, "--l7-flows", optarg, 1u << 20); break;
       case 'h': usage_exit(prog, nullptr);
       default: usage_exit(prog, "unknown option");
     }
@@ -378,7 +384,9 @@ int run(int argc, char** argv) {
   if (!rt.opt.policy_path.empty()) {
     std::string blob, err;
     if (!read_file(rt.opt.policy_path, &blob, &err)) fatal("--policy: %s", err.c_str());
-    policy = RuntimePolicy::load(reinterpret_cast<const uint8_t*>(blob.data()), blob.size(), &err);
+    const unsigned scratches = rte_lcore_count() > 1 ? rte_lcore_count() - 1 : 1;  // a worker each
+    policy = RuntimePolicy::load(reinterpret_cast<const uint8_t*>(blob.data()), blob.size(), &err,
+                                 scratches);
     if (!policy) fatal("--policy %s: %s", rt.opt.policy_path.c_str(), err.c_str());
   }
 
@@ -412,13 +420,15 @@ int run(int argc, char** argv) {
     wk.records = new (std::align_val_t(64)) FlowRecordRing();
     WorkerConfig cfg;
     cfg.flow_capacity = flows;
+    cfg.l7_contexts = rt.opt.l7_flows;
     cfg.hash_seed[0] = seed[0];
     cfg.hash_seed[1] = seed[1];
     cfg.id = wk.queue;
     cfg.pool = pool;
     if (!worker_init(*wk.ctx, cfg, wk.records)) {
-      fatal("cannot allocate a flow table of %s flows (lower --flows)",
-            std::to_string(flows).c_str());
+      fatal("cannot allocate a flow table of %s flows and %s L7 contexts (lower --flows or "
+            "--l7-flows, or raise -m)",
+            std::to_string(flows).c_str(), std::to_string(rt.opt.l7_flows).c_str());
     }
   }
   std::vector<WorkerCtx*> ctxs;

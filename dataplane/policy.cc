@@ -1,8 +1,10 @@
 // Runtime policy: validates a compiled blob, copies what it needs and builds
-// rte_lpm/rte_lpm6 (source services) and rte_acl (ordered rules) from it.
-// load() and the destructor run on the control thread; classify*() on worker lcores.
+// rte_lpm/rte_lpm6 (source services), rte_acl (ordered rules), the literal domain table
+// and the Hyperscan name database from it. load() and the destructor run on the control
+// thread; classify*() and decide_name() on worker lcores.
 #include "dataplane/policy.h"
 
+#include <hs.h>
 #include <rte_acl.h>
 #include <rte_errno.h>
 #include <rte_lpm.h>
@@ -15,9 +17,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <vector>
+
+#include "dataplane/l7/domain_table.h"
+#include "dataplane/l7/l7.h"
 
 namespace egw {
 namespace {
@@ -26,6 +32,15 @@ constexpr uint32_t kMaxServices = 1u << 20;   // service id + 1 fits rte_lpm6's 
 constexpr uint64_t kMaxAclRules = 1u << 17;   // per address family, after expansion
 constexpr uint64_t kMaxLpm6Tbl8s = 1u << 20;  // 1 KiB each
 constexpr unsigned kBulk = 64;
+constexpr unsigned kMaxScratches = 1024;          // scratch_count bound (one per worker)
+constexpr uint64_t kMaxRegexDbSize = 1ull << 30;  // deserialized Hyperscan database bound
+constexpr size_t kMaxNameCandidates = 256;        // literal matches considered per name
+// ACL categories (a multiple of RTE_ACL_RESULTS_MULTIPLIER when more than one): result 0 is
+// the first rule whose L3/L4 conditions match, result 1 the first one without a name
+// condition. Policies without name conditions build one category.
+constexpr uint32_t kCatAll = 0, kCatPlain = 1;
+constexpr uint32_t kNameCategories = RTE_ACL_RESULTS_MULTIPLIER;
+static_assert(kCatPlain < kNameCategories);
 
 std::atomic<uint32_t> g_instance{0};  // makes rte_lpm/rte_acl names unique per process
 
@@ -93,6 +108,10 @@ const char* section_name(uint32_t type) {
       return "rule_ports";
     case abi::kSecRuleCidrs:
       return "rule_cidrs";
+    case abi::kSecDomainTable:
+      return "domain_table";
+    case abi::kSecNameRegexDb:
+      return "name_regex_db";
     default:
       return "unknown";
   }
@@ -116,6 +135,9 @@ uint32_t elem_size_of(uint32_t type) {
       return sizeof(abi::PortRange);
     case abi::kSecRuleCidrs:
       return sizeof(abi::CidrRec);
+    case abi::kSecDomainTable:
+    case abi::kSecNameRegexDb:
+      return 1;
     default:
       return 0;
   }
@@ -147,6 +169,11 @@ struct Arrays {
   std::vector<uint32_t> rule_from;
   std::vector<abi::PortRange> rule_ports;
   std::vector<abi::CidrRec> rule_cidrs;
+  // Optional name sections: views into the caller's blob (valid during load only).
+  const uint8_t* domain_table = nullptr;
+  size_t domain_table_len = 0;
+  const uint8_t* regex_db = nullptr;
+  size_t regex_db_len = 0;
 };
 
 bool fail(std::string* err, const std::string& msg) {
@@ -220,7 +247,7 @@ bool parse_layout(const uint8_t* blob, size_t len, Arrays* a, std::string* err) 
     return fail(err, "section table (" + std::to_string(h.section_count) +
                          " entries) extends past the end of the blob");
 
-  const abi::SectionEntry* found[abi::kSecRuleCidrs + 1] = {};
+  const abi::SectionEntry* found[abi::kSecNameRegexDb + 1] = {};
   std::vector<abi::SectionEntry> table(h.section_count);
   if (!table.empty())
     std::memcpy(table.data(), blob + h.header_size, table.size() * sizeof(table[0]));
@@ -257,6 +284,14 @@ bool parse_layout(const uint8_t* blob, size_t len, Arrays* a, std::string* err) 
   a->rule_from = copy_array<uint32_t>(blob, *found[abi::kSecRuleFrom]);
   a->rule_ports = copy_array<abi::PortRange>(blob, *found[abi::kSecRulePorts]);
   a->rule_cidrs = copy_array<abi::CidrRec>(blob, *found[abi::kSecRuleCidrs]);
+  if (const auto* s = found[abi::kSecDomainTable]) {
+    a->domain_table = blob + s->offset;
+    a->domain_table_len = s->size;
+  }
+  if (const auto* s = found[abi::kSecNameRegexDb]) {
+    a->regex_db = blob + s->offset;
+    a->regex_db_len = s->size;
+  }
   return true;
 }
 
@@ -306,7 +341,8 @@ bool check_contents(const Arrays& a, std::string* err) {
     if (r.proto != abi::kProtoAny && r.proto != abi::kProtoIcmp && r.proto != abi::kProtoTcp &&
         r.proto != abi::kProtoUdp)
       return fail(err, where + ": unknown proto " + std::to_string(r.proto));
-    if (r.flags & ~uint16_t{abi::kRuleFromAny}) return fail(err, where + ": unknown flags");
+    if (r.flags & ~uint16_t{abi::kRuleFromAny | abi::kRuleNeedsName})
+      return fail(err, where + ": unknown flags");
     if (!(r.flags & abi::kRuleFromAny) && !range_ok(r.from_first, r.from_count, a.rule_from.size()))
       return fail(err, where + " from " + range_text(r.from_first, r.from_count) +
                            " outside the rule_from section (" + std::to_string(a.rule_from.size()) +
@@ -331,6 +367,42 @@ bool check_contents(const Arrays& a, std::string* err) {
                            std::to_string(a.rule_ports[i].hi));
   for (size_t i = 0; i < a.rule_cidrs.size(); ++i)
     if (!check_cidr(a.rule_cidrs[i], "rule cidr " + std::to_string(i), err)) return false;
+  bool names = false;
+  for (const auto& r : a.rules) names = names || (r.flags & abi::kRuleNeedsName);
+  const bool sections = a.domain_table || a.regex_db;
+  if (names && !sections)
+    return fail(err,
+                "rules have name conditions but the domain_table and name_regex_db "
+                "sections are both missing");
+  if (!names && sections)
+    return fail(err, "a domain_table or name_regex_db section, but no rule has a name condition");
+  return true;
+}
+
+uint32_t le32(const uint8_t* p) {
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
+
+// Every value of an opened domain table (the layout of dataplane/l7/domain_table.h) names
+// a rule with a name condition. Bounds are checked again here: open() vouches for them.
+bool check_domain_values(const uint8_t* t, size_t len, const Arrays& a, std::string* err) {
+  constexpr size_t kKeyCount = 20, kExactSlots = 28, kWildSlots = 36, kValueCount = 44;
+  constexpr uint64_t kKeyLen = 16, kSlotLen = 8;
+  if (len < l7::kDomainHeaderLen) return fail(err, "domain_table: shorter than its header");
+  const uint64_t values = l7::kDomainHeaderLen + le32(t + kKeyCount) * kKeyLen +
+                          (uint64_t{le32(t + kExactSlots)} + le32(t + kWildSlots)) * kSlotLen;
+  const uint64_t count = le32(t + kValueCount);
+  if (values > len || count > (len - values) / 4)
+    return fail(err, "domain_table: values outside the table");
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint32_t rule = le32(t + values + 4 * i);
+    if (rule >= a.rules.size())
+      return fail(err, "domain_table: value " + std::to_string(rule) + " is not a rule index (" +
+                           std::to_string(a.rules.size()) + " rules)");
+    if (!(a.rules[rule].flags & abi::kRuleNeedsName))
+      return fail(err, "domain_table: rule " + std::to_string(rule) +
+                           " has no name condition but is in the table");
+  }
   return true;
 }
 
@@ -390,8 +462,9 @@ void set_dst(Rule& ar, const abi::CidrRec* c, unsigned dst_words) {
 }
 
 // Expands the rules into ACL entries for one family (Rule = Acl4Rule or Acl6Rule).
+// names: the policy has name conditions (two categories, see kCatAll/kCatPlain).
 template <typename Rule>
-std::vector<Rule> expand(const Arrays& a, int family, unsigned dst_words) {
+std::vector<Rule> expand(const Arrays& a, int family, unsigned dst_words, bool names) {
   std::vector<Rule> out;
   const unsigned fport = kFDst0 + dst_words, fpad = fport + 1;
   for (uint32_t i = 0; i < a.rules.size(); ++i) {
@@ -402,6 +475,8 @@ std::vector<Rule> expand(const Arrays& a, int family, unsigned dst_words) {
     uint32_t nfrom = any_from ? 1 : r.from_count;
     uint32_t ndst = r.cidr_count ? r.cidr_count : 1;
     uint32_t nport = r.port_count ? r.port_count : 1;
+    uint32_t categories = 1u << kCatAll;
+    if (names && !(r.flags & abi::kRuleNeedsName)) categories |= 1u << kCatPlain;
     for (unsigned p = 0; p < np; ++p)
       for (uint32_t f = 0; f < nfrom; ++f)
         for (uint32_t d = 0; d < ndst; ++d) {
@@ -409,7 +484,7 @@ std::vector<Rule> expand(const Arrays& a, int family, unsigned dst_words) {
           if (c && c->family != family) continue;
           for (uint32_t q = 0; q < nport; ++q) {
             Rule ar{};
-            ar.data.category_mask = 1;
+            ar.data.category_mask = categories;
             ar.data.priority = static_cast<int32_t>(abi::kMaxRules - i);
             ar.data.userdata = i + 1;
             ar.field[kFProto].value.u8 = protos[p];
@@ -431,8 +506,8 @@ std::vector<Rule> expand(const Arrays& a, int family, unsigned dst_words) {
 }
 
 template <typename Rule>
-rte_acl_ctx* build_acl(const std::vector<Rule>& rules, unsigned dst_words, const char* tag,
-                       std::string* err) {
+rte_acl_ctx* build_acl(const std::vector<Rule>& rules, unsigned dst_words, uint32_t categories,
+                       const char* tag, std::string* err) {
   if (rules.empty()) return nullptr;
   char name[RTE_ACL_NAMESIZE];
   snprintf(name, sizeof(name), "egw_%s_%u", tag, g_instance.fetch_add(1));
@@ -449,7 +524,7 @@ rte_acl_ctx* build_acl(const std::vector<Rule>& rules, unsigned dst_words, const
   int rc = rte_acl_add_rules(ctx, reinterpret_cast<const rte_acl_rule*>(rules.data()),
                              static_cast<uint32_t>(rules.size()));
   rte_acl_config cfg{};
-  cfg.num_categories = 1;
+  cfg.num_categories = categories;
   if (rc == 0) {
     cfg.num_fields = acl_defs(dst_words, cfg.defs);
     rc = rte_acl_build(ctx, &cfg);
@@ -482,12 +557,38 @@ struct RuntimePolicy::Impl {
   int default4 = -1, default6 = -1;  // service of a /0 CIDR (rte_lpm needs depth >= 1)
   rte_acl_ctx* acl4 = nullptr;
   rte_acl_ctx* acl6 = nullptr;
+  uint32_t categories = 1;  // kNameCategories when some rule has a name condition
+  // The rules' L3/L4 arrays, for decide_name()'s direct check of its few candidates.
+  std::vector<abi::RuleRec> rules;
+  std::vector<uint32_t> rule_from;
+  std::vector<abi::PortRange> rule_ports;
+  std::vector<abi::CidrRec> rule_cidrs;
+  // Name conditions: the literal table (over its own copy of the bytes), the Hyperscan
+  // database of every domain_regex (id = rule index) and one scratch per worker.
+  std::vector<uint8_t> domain_bytes;
+  l7::DomainTable domains;
+  hs_database_t* regex_db = nullptr;
+  std::vector<hs_scratch_t*> scratches;
+  unsigned scratch_count = 0;
 
   bool build_lpm(const Arrays& a, std::string* err);
+  bool load_names(const Arrays& a, std::string* err);
   int service(const FlowKey& k) const;
+  bool needs_name(uint32_t rule) const { return rules[rule].flags & abi::kRuleNeedsName; }
+  bool rule_l34_matches(uint32_t rule, const FlowKey& k, int svc) const;
   Decision decide(uint32_t result) const {
     if (result == 0 || result > rule_verdicts.size()) return {default_verdict, kNoRule};
     return {rule_verdicts[result - 1], static_cast<uint16_t>(result - 1)};
+  }
+  // The decision of one key's ACL results (`categories` of them).
+  Decision decide(const uint32_t* res) const {
+    Decision first = decide(res[kCatAll]);
+    if (categories == 1 || first.rule_index == kNoRule || !needs_name(first.rule_index))
+      return first;
+    Decision d = decide(res[kCatPlain]);
+    d.needs_name = true;
+    d.first_index = first.rule_index;
+    return d;
   }
 };
 
@@ -544,6 +645,75 @@ bool RuntimePolicy::Impl::build_lpm(const Arrays& a, std::string* err) {
   return true;
 }
 
+std::string hs_error_text(hs_error_t rc) {
+  switch (rc) {
+    case HS_INVALID:
+      return "invalid or corrupted (HS_INVALID)";
+    case HS_NOMEM:
+      return "out of memory (HS_NOMEM)";
+    case HS_DB_VERSION_ERROR:
+      return "built by another Hyperscan version (HS_DB_VERSION_ERROR)";
+    case HS_DB_PLATFORM_ERROR:
+      return "built for another platform (HS_DB_PLATFORM_ERROR)";
+    case HS_DB_MODE_ERROR:
+      return "wrong mode (HS_DB_MODE_ERROR)";
+    case HS_BAD_ALIGN:
+      return "misaligned (HS_BAD_ALIGN)";
+    case HS_BAD_ALLOC:
+      return "misaligned allocation (HS_BAD_ALLOC)";
+    case HS_ARCH_ERROR:
+      return "this CPU lacks the instructions Hyperscan needs (HS_ARCH_ERROR)";
+    default:
+      return "Hyperscan error " + std::to_string(rc);
+  }
+}
+
+bool RuntimePolicy::Impl::load_names(const Arrays& a, std::string* err) {
+  if (a.domain_table) {
+    domain_bytes.assign(a.domain_table, a.domain_table + a.domain_table_len);
+    std::string why;
+    if (!domains.open(domain_bytes.data(), domain_bytes.size(), &why)) {
+      const std::string own = "domain table: ";  // DomainTable's prefix: said once
+      if (why.rfind(own, 0) == 0) why.erase(0, own.size());
+      return fail(err, "domain_table: " + why);
+    }
+    if (!check_domain_values(domain_bytes.data(), domain_bytes.size(), a, err)) return false;
+  }
+  if (!a.regex_db) return true;
+  const char* bytes = reinterpret_cast<const char*>(a.regex_db);
+  size_t size = 0;
+  hs_error_t rc = hs_serialized_database_size(bytes, a.regex_db_len, &size);
+  if (rc != HS_SUCCESS)
+    return fail(err, "name_regex_db: not a serialized Hyperscan database: " + hs_error_text(rc));
+  if (size > kMaxRegexDbSize)
+    return fail(err, "name_regex_db: deserializes to " + std::to_string(size) +
+                         " bytes, over the 1 GiB limit");
+  char* info = nullptr;
+  rc = hs_serialized_database_info(bytes, a.regex_db_len, &info);
+  if (rc != HS_SUCCESS) return fail(err, "name_regex_db: " + hs_error_text(rc));
+  const bool block = info && std::strstr(info, "Mode: BLOCK") != nullptr;
+  std::string described = info ? info : "";
+  free(info);  // Hyperscan's default allocator is malloc
+  if (!block) return fail(err, "name_regex_db: not a block-mode database (" + described + ")");
+  rc = hs_deserialize_database(bytes, a.regex_db_len, &regex_db);
+  if (rc != HS_SUCCESS) {
+    regex_db = nullptr;
+    return fail(err, "name_regex_db: " + hs_error_text(rc));
+  }
+  scratches.reserve(scratch_count);
+  hs_scratch_t* s = nullptr;
+  rc = hs_alloc_scratch(regex_db, &s);
+  if (rc != HS_SUCCESS) return fail(err, "name_regex_db: scratch: " + hs_error_text(rc));
+  scratches.push_back(s);
+  while (scratches.size() < scratch_count) {
+    hs_scratch_t* c = nullptr;
+    rc = hs_clone_scratch(scratches[0], &c);
+    if (rc != HS_SUCCESS) return fail(err, "name_regex_db: scratch: " + hs_error_text(rc));
+    scratches.push_back(c);
+  }
+  return true;
+}
+
 int RuntimePolicy::Impl::service(const FlowKey& k) const {
   uint32_t nh = 0;
   if (k.family == 4) {
@@ -558,7 +728,12 @@ int RuntimePolicy::Impl::service(const FlowKey& k) const {
 }
 
 std::unique_ptr<RuntimePolicy> RuntimePolicy::load(const uint8_t* blob, size_t len,
-                                                   std::string* err) {
+                                                   std::string* err, unsigned scratch_count) {
+  if (scratch_count == 0 || scratch_count > kMaxScratches) {
+    fail(err, "scratch_count " + std::to_string(scratch_count) + " is not in 1.." +
+                  std::to_string(kMaxScratches));
+    return nullptr;
+  }
   Arrays a;
   if (!parse_layout(blob, len, &a, err) || !check_contents(a, err)) return nullptr;
   uint64_t e4 = acl_entries(a, 4), e6 = acl_entries(a, 6);
@@ -581,18 +756,28 @@ std::unique_ptr<RuntimePolicy> RuntimePolicy::load(const uint8_t* blob, size_t l
     m.rule_ids.emplace_back(first, first + r.id.length);
     m.rule_verdicts.push_back(verdict_of(r.action));
   }
+  const bool names = a.domain_table || a.regex_db;  // check_contents: iff a rule needs names
+  m.categories = names ? kNameCategories : 1;
+  m.scratch_count = scratch_count;
+  if (names && !m.load_names(a, err)) return nullptr;
   if (!m.build_lpm(a, err)) return nullptr;
-  auto r4 = expand<Acl4Rule>(a, 4, 1);
-  m.acl4 = build_acl(r4, 1, "acl4", err);
+  auto r4 = expand<Acl4Rule>(a, 4, 1, names);
+  m.acl4 = build_acl(r4, 1, m.categories, "acl4", err);
   if (!r4.empty() && !m.acl4) return nullptr;
-  auto r6 = expand<Acl6Rule>(a, 6, 4);
-  m.acl6 = build_acl(r6, 4, "acl6", err);
+  auto r6 = expand<Acl6Rule>(a, 6, 4, names);
+  m.acl6 = build_acl(r6, 4, m.categories, "acl6", err);
   if (!r6.empty() && !m.acl6) return nullptr;
+  m.rules = std::move(a.rules);
+  m.rule_from = std::move(a.rule_from);
+  m.rule_ports = std::move(a.rule_ports);
+  m.rule_cidrs = std::move(a.rule_cidrs);
   return p;
 }
 
 RuntimePolicy::~RuntimePolicy() {
   if (!impl_) return;
+  for (hs_scratch_t* s : impl_->scratches) hs_free_scratch(s);
+  hs_free_database(impl_->regex_db);
   rte_acl_free(impl_->acl4);
   rte_acl_free(impl_->acl6);
   rte_lpm_free(impl_->lpm4);
@@ -617,21 +802,60 @@ void fill6(Acl6Input* in, const FlowKey& k, int svc) {
   in->port = htons(k.remote_port);
 }
 
+// The destination CIDR c holds k's remote address (host bits of c are zero: checked).
+bool cidr_holds(const abi::CidrRec& c, const FlowKey& k) {
+  if (c.family != k.family) return false;
+  const unsigned full = c.prefix / 8, rest = c.prefix % 8;
+  if (std::memcmp(c.addr, k.remote_ip, full) != 0) return false;
+  return rest == 0 || (k.remote_ip[full] & uint8_t(0xff << (8 - rest))) == c.addr[full];
+}
+
 }  // namespace
+
+// The rule's from/proto/ports/cidrs against the key, as its ACL entries would match them.
+bool RuntimePolicy::Impl::rule_l34_matches(uint32_t rule, const FlowKey& k, int svc) const {
+  const abi::RuleRec& r = rules[rule];
+  if (!(r.flags & abi::kRuleFromAny)) {
+    bool from = false;
+    for (uint32_t i = 0; i < r.from_count && !from; ++i)
+      from = svc >= 0 && rule_from[r.from_first + i] == static_cast<uint32_t>(svc);
+    if (!from) return false;
+  }
+  uint8_t protos[2];
+  const unsigned np = rule_protos(r, k.family, protos);
+  bool proto = false;
+  for (unsigned i = 0; i < np; ++i) proto = proto || protos[i] == 0 || protos[i] == k.proto;
+  if (!proto) return false;
+  if (r.port_count) {
+    bool port = false;
+    for (uint32_t i = 0; i < r.port_count && !port; ++i) {
+      const abi::PortRange& pr = rule_ports[r.port_first + i];
+      port = k.remote_port >= pr.lo && k.remote_port <= pr.hi;
+    }
+    if (!port) return false;
+  }
+  if (r.cidr_count) {
+    bool dst = false;
+    for (uint32_t i = 0; i < r.cidr_count && !dst; ++i)
+      dst = cidr_holds(rule_cidrs[r.cidr_first + i], k);
+    if (!dst) return false;
+  }
+  return true;
+}
 
 Decision RuntimePolicy::classify(const FlowKey& key) const {
   const Impl& m = *impl_;
-  uint32_t res = 0;
+  uint32_t res[kNameCategories] = {};
   if (key.family == 4 && m.acl4) {
     Acl4Input in;
     fill4(&in, key, m.service(key));
     const uint8_t* d = reinterpret_cast<const uint8_t*>(&in);
-    rte_acl_classify(m.acl4, &d, &res, 1, 1);
+    rte_acl_classify(m.acl4, &d, res, 1, m.categories);
   } else if (key.family == 6 && m.acl6) {
     Acl6Input in;
     fill6(&in, key, m.service(key));
     const uint8_t* d = reinterpret_cast<const uint8_t*>(&in);
-    rte_acl_classify(m.acl6, &d, &res, 1, 1);
+    rte_acl_classify(m.acl6, &d, res, 1, m.categories);
   }
   return m.decide(res);
 }
@@ -644,12 +868,12 @@ void RuntimePolicy::classify_bulk(const FlowKey* const* keys, unsigned n, Decisi
     Acl6Input in6[kBulk];
     const uint8_t* d4[kBulk];
     const uint8_t* d6[kBulk];
-    uint32_t r4[kBulk], r6[kBulk];
+    uint32_t r4[kBulk * kNameCategories], r6[kBulk * kNameCategories];
     uint8_t idx4[kBulk], idx6[kBulk];
     unsigned n4 = 0, n6 = 0;
     for (unsigned i = 0; i < cnt; ++i) {
       const FlowKey& k = *keys[base + i];
-      out[base + i] = m.decide(0);
+      out[base + i] = m.decide(0u);
       if (k.family == 4 && m.acl4) {
         fill4(&in4[n4], k, m.service(k));
         d4[n4] = reinterpret_cast<const uint8_t*>(&in4[n4]);
@@ -660,11 +884,71 @@ void RuntimePolicy::classify_bulk(const FlowKey* const* keys, unsigned n, Decisi
         idx6[n6++] = static_cast<uint8_t>(i);
       }
     }
-    if (n4) rte_acl_classify(m.acl4, d4, r4, n4, 1);
-    if (n6) rte_acl_classify(m.acl6, d6, r6, n6, 1);
-    for (unsigned j = 0; j < n4; ++j) out[base + idx4[j]] = m.decide(r4[j]);
-    for (unsigned j = 0; j < n6; ++j) out[base + idx6[j]] = m.decide(r6[j]);
+    if (n4) rte_acl_classify(m.acl4, d4, r4, n4, m.categories);
+    if (n6) rte_acl_classify(m.acl6, d6, r6, n6, m.categories);
+    for (unsigned j = 0; j < n4; ++j) out[base + idx4[j]] = m.decide(r4 + j * m.categories);
+    for (unsigned j = 0; j < n6; ++j) out[base + idx6[j]] = m.decide(r6 + j * m.categories);
   }
+}
+
+namespace {
+
+// decide_name()'s search: the lowest candidate rule below `best` whose L3/L4 conditions
+// hold for the key (a Hyperscan match callback context, on the worker's stack).
+struct NameSearch {
+  const RuntimePolicy::Impl* m;
+  const FlowKey* key;
+  int svc;
+  uint32_t first;  // no candidate below the first L3/L4 match can match
+  uint32_t best;   // the plain decision's rule (or past the last rule)
+
+  // True when rule became the best; candidates >= best are not looked at.
+  bool offer(uint32_t rule) {
+    if (rule < first || rule >= best || rule >= m->rules.size() || !m->needs_name(rule) ||
+        !m->rule_l34_matches(rule, *key, svc))
+      return false;
+    best = rule;
+    return true;
+  }
+};
+
+int on_regex_match(unsigned id, unsigned long long, unsigned long long, unsigned, void* ctx) {
+  auto* s = static_cast<NameSearch*>(ctx);
+  s->offer(id);
+  return s->best == s->first ? 1 : 0;  // nothing can beat the first candidate: stop
+}
+
+}  // namespace
+
+Decision RuntimePolicy::decide_name(const FlowKey& key, const Decision& d, const l7::Name* name,
+                                    unsigned worker) const {
+  const Impl& m = *impl_;
+  Decision plain{d.verdict, d.rule_index};
+  if (!d.needs_name || name == nullptr || name->len == 0 || name->len > l7::kMaxName ||
+      (key.family != 4 && key.family != 6))
+    return plain;
+  NameSearch s{&m, &key, m.service(key), d.first_index,
+               d.rule_index == kNoRule ? static_cast<uint32_t>(m.rules.size()) : d.rule_index};
+  // Literal matches come ascending: the first that holds is the best of them.
+  uint32_t cand[kMaxNameCandidates];
+  const size_t n = m.domains.match(*name, cand, kMaxNameCandidates);
+  for (size_t i = 0; i < n && cand[i] < s.best; ++i)
+    if (s.offer(cand[i])) break;
+  if (m.regex_db && s.best != s.first) {
+    assert(worker < m.scratches.size());
+    if (worker < m.scratches.size())
+      hs_scan(m.regex_db, name->buf, name->len, 0, m.scratches[worker], on_regex_match, &s);
+  }
+  if (s.best == plain.rule_index || s.best >= m.rules.size()) return plain;
+  return m.decide(s.best + 1);
+}
+
+bool RuntimePolicy::has_name_rules() const {
+  return impl_->categories != 1;
+}
+
+unsigned RuntimePolicy::scratch_count() const {
+  return impl_->scratch_count;
 }
 
 uint64_t RuntimePolicy::version() const {

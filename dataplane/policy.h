@@ -13,9 +13,18 @@
 
 namespace egw {
 
+namespace l7 {
+struct Name;
+}
+
 struct Decision {
   Verdict verdict;
   uint16_t rule_index;  // kNoRule when the default action decided
+  // The first rule whose L3/L4 conditions match has a name condition: the flow waits
+  // for its name (verdict/rule_index are then those of `plain`, the first matching
+  // rule without a name condition, or the default), and decide_name() decides.
+  bool needs_name = false;
+  uint16_t first_index = kNoRule;  // with needs_name: the first L3/L4 candidate
 };
 
 class RuntimePolicy {
@@ -23,7 +32,10 @@ class RuntimePolicy {
   // Validates blob (magic, ABI version, sizes, checksum, every offset and index)
   // and builds the look-up structures. Returns nullptr and sets *err on any problem;
   // never reads outside [blob, blob + len). Needs the EAL (rte_acl/rte_lpm memory).
-  static std::unique_ptr<RuntimePolicy> load(const uint8_t* blob, size_t len, std::string* err);
+  // scratch_count: Hyperscan scratches to prepare, one per worker that will call
+  // decide_name() (the worker passes its index).
+  static std::unique_ptr<RuntimePolicy> load(const uint8_t* blob, size_t len, std::string* err,
+                                             unsigned scratch_count = 1);
   ~RuntimePolicy();
 
   // Decides a new flow: the source service of key.inside_ip (longest prefix), then
@@ -32,6 +44,20 @@ class RuntimePolicy {
   Decision classify(const FlowKey& key) const;
   // Same decision for up to 64 keys at once (bulk rte_acl_classify).
   void classify_bulk(const FlowKey* const* keys, unsigned n, Decision* out) const;
+
+  // Decides a flow that waited for its name (d from classify() with needs_name): the
+  // first rule, in policy order, whose L3/L4 conditions match key and whose name
+  // condition holds for `name` (domains: the literal table, O(labels); domain_regex:
+  // the Hyperscan block database), rules without a name condition holding always; else
+  // the default. name == nullptr: the flow offered no name (or a malformed one, or an
+  // IP literal): no name condition holds. `worker` selects the Hyperscan scratch
+  // (< scratch_count()). Worker lcores: no allocation, no locks; cost independent of
+  // the number of rules (the L3/L4 check runs only on rules the name selected).
+  Decision decide_name(const FlowKey& key, const Decision& d, const l7::Name* name,
+                       unsigned worker) const;
+  // True when some rule has a name condition (workers skip the L7 stage otherwise).
+  bool has_name_rules() const;
+  unsigned scratch_count() const;
 
   uint64_t version() const;
   const char* rule_id(uint16_t rule_index) const;  // "" for kNoRule

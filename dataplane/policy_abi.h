@@ -8,8 +8,8 @@
 
 namespace egw::abi {
 
-constexpr uint32_t kPolicyMagic = 0x50574745;  // "EGWP"
-constexpr uint16_t kPolicyAbiVersion = 1;
+constexpr uint32_t kPolicyMagic = 0x50574745;    // "EGWP"
+constexpr uint16_t kPolicyAbiVersion = 2;        // 2: name conditions (sections 9, 10)
 constexpr uint64_t kPolicyMaxSize = 1ull << 30;  // 1 GiB: anything larger is refused
 
 // Blob = PolicyHeader, SectionEntry[section_count], then section bodies (8-byte aligned).
@@ -21,7 +21,7 @@ struct PolicyHeader {
   uint64_t total_size;      // bytes of the whole blob
   uint64_t checksum;        // fnv1a64 of bytes [header_size, total_size)
   uint32_t section_count;
-  uint32_t flags;           // reserved, 0
+  uint32_t flags;             // reserved, 0
   uint8_t source_sha256[32];  // SHA-256 of the policy document it was compiled from
 };
 static_assert(sizeof(PolicyHeader) == 72);
@@ -35,6 +35,11 @@ enum SectionType : uint32_t {
   kSecRuleFrom = 6,      // uint32_t[]: service indices referenced by RuleRec::from_*
   kSecRulePorts = 7,     // PortRange[]
   kSecRuleCidrs = 8,     // CidrRec[]; destination CIDRs of rules (ref unused, 0)
+  // Optional; present only when some rule has the name condition they serve.
+  kSecDomainTable = 9,   // bytes: l7::DomainTableBuilder::build() of every to.domains
+                         // entry, value = the rule index
+  kSecNameRegexDb = 10,  // bytes: hs_serialize_database() of one block-mode database of
+                         // every to.domain_regex pattern, id = the rule index
 };
 
 struct SectionEntry {
@@ -75,8 +80,8 @@ struct CidrRec {
   uint8_t family;  // 4 or 6
   uint8_t prefix;  // 0..32 or 0..128
   uint16_t reserved;
-  uint32_t ref;       // service index for kSecServiceCidrs
-  uint8_t addr[16];   // network byte order; IPv4 in addr[0..3]; host bits zero
+  uint32_t ref;      // service index for kSecServiceCidrs
+  uint8_t addr[16];  // network byte order; IPv4 in addr[0..3]; host bits zero
 };
 static_assert(sizeof(CidrRec) == 24);
 
@@ -93,14 +98,15 @@ struct PortRange {
 static_assert(sizeof(PortRange) == 4);
 
 enum : uint16_t {
-  kRuleFromAny = 1u << 0,  // "any" in from: every inside source, in a service or not
+  kRuleFromAny = 1u << 0,    // "any" in from: every inside source, in a service or not
+  kRuleNeedsName = 1u << 1,  // to.domains or to.domain_regex: decided once the name is known
 };
 
 struct RuleRec {
   StrRef id;
-  uint8_t action;  // kAction*
-  uint8_t proto;   // kProto*
-  uint16_t flags;  // kRule*
+  uint8_t action;       // kAction*
+  uint8_t proto;        // kProto*
+  uint16_t flags;       // kRule*
   uint32_t ruleset;     // index of its ruleset in the document
   uint32_t from_first;  // into kSecRuleFrom (ignored with kRuleFromAny)
   uint32_t from_count;

@@ -45,7 +45,8 @@ void PolicySwap::install_boot(std::unique_ptr<RuntimePolicy> p) {
 int PolicySwap::activate_blob(const std::string& blob, uint64_t expected_version,
                               uint64_t* activation_ns, std::string* err) {
   const uint64_t t0 = monotonic_ns();
-  auto next = RuntimePolicy::load(reinterpret_cast<const uint8_t*>(blob.data()), blob.size(), err);
+  auto next = RuntimePolicy::load(reinterpret_cast<const uint8_t*>(blob.data()), blob.size(), err,
+                                  static_cast<unsigned>(workers_.empty() ? 1 : workers_.size()));
   if (!next) return EINVAL;
   if (next->version() != expected_version) {
     *err = "blob carries version " + std::to_string(next->version()) + ", announced " +

@@ -16,7 +16,7 @@
 namespace egw::shm {
 
 constexpr uint32_t kCtlMagic = 0x43574745;  // "EGWC"
-constexpr uint32_t kCtlAbiVersion = 1;
+constexpr uint32_t kCtlAbiVersion = 2;  // 2: FlowRecord carries the flow's L7 name
 constexpr uint32_t kRingSlots = 64;  // messages in flight each way
 constexpr size_t kMaxNameLen = 64;
 
@@ -49,7 +49,8 @@ struct Msg {
   char error[160];
 };
 static_assert(sizeof(Msg) == 272);
-static_assert(sizeof(FlowRecord) == 192, "FlowRecord crosses the process boundary");
+static_assert(sizeof(FlowRecord) == 480, "FlowRecord crosses the process boundary");
+static_assert(alignof(FlowRecord) == 8);
 static_assert(std::is_trivially_copyable_v<FlowRecord>);
 
 // One side's liveness, on its own cache line: written only by that side.

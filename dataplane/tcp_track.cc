@@ -137,6 +137,7 @@ void tcp_track_init(FlowEntry& e, const ParsedPacket& p, uint64_t now_ns) {
   e.tcp[1] = TcpDir{};
   e.tcp_state = TcpState::syn_sent;
   e.syn_ns = now_ns;
+  e.isn = p.tcp_seq;
 }
 
 bool tcp_track(FlowEntry& e, int dir, const ParsedPacket& p, uint64_t now_ns, DropReason* reason) {

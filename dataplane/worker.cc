@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "dataplane/synth.h"
+#include <rte_malloc.h>
 
 namespace egw {
 namespace {
@@ -37,15 +38,33 @@ void make_key(const L34& l, uint32_t vlan, bool outbound, FlowKey* k) {
   k->family = l.family;
 }
 
-void on_flow_end(void* ctx, const FlowEntry& e, EndReason why) {
+// Returns a flow's L7 context (and the segment it holds) to the worker's pool.
+void l7_close(WorkerCtx& w, FlowEntry& e) {
+  if (e.l7_slot == kNil) return;
+  L7Ctx& c = w.l7[e.l7_slot];
+  if (c.tmpl != nullptr) rte_pktmbuf_free(c.tmpl);
+  c.tmpl = nullptr;
+  w.reasm.close(&c.stream);
+  w.l7_free[w.l7_free_top++] = e.l7_slot;
+  e.l7_slot = kNil;
+}
+
+void on_flow_end(void* ctx, FlowEntry& e, EndReason why) {
   auto& w = *static_cast<WorkerCtx*>(ctx);
   if (why == EndReason::timeout) ++w.counters.flows_expired;
   if (why == EndReason::evicted) ++w.counters.flows_evicted;
+  const bool waiting = e.l7 == kL7Wait;
+  l7_close(w, e);
   if (w.records == nullptr) return;
   // The record carries the rule index and the policy version that decided the flow;
   // the reader names the rule (PolicySwap::fill_rule_id keeps earlier versions' ids).
   FlowRecord r;
-  make_flow_record(e, why, nullptr, &r);
+  const FlowAux& a = w.aux[w.flows.index_of(&e)];
+  make_flow_record(e, why, nullptr, &a.app, &r);
+  if (waiting) {  // a flow still waiting for its name when it ends is denied
+    r.verdict = Verdict::deny;
+    r.rule_index = kNoRule;
+  }
   if (!w.records->push(r)) ++w.counters.flow_records_lost;
 }
 
@@ -80,6 +99,21 @@ class Burst {
   void handle_flow(BurstState& s, FlowEntry& e);
   void decide(FlowEntry& e);
   bool may_answer(const ParsedPacket& p);
+
+  // L7 (names): see docs/l7.md.
+  FlowAux& aux(const FlowEntry& e) { return w_.aux[w_.flows.index_of(&e)]; }
+  L7Ctx* l7_open(FlowEntry& e);
+  void handle_wait(BurstState& s, FlowEntry& e);
+  void finish_wait(BurstState& s, FlowEntry& e, L7Ctx* c, const Decision& d);
+  void release(BurstState& s, FlowEntry& e, L7Ctx& c);
+  bool l7_timed_out(const FlowEntry& e) const {
+    return w_.now_ns - e.start_ns >= w_.policy->settings().l7_timeout_ms * 1000000ull;
+  }
+  bool watch(BurstState& s, FlowEntry& e);
+  void reset_flow(BurstState& s, FlowEntry& e, DropReason why);
+  void handle_dns(BurstState& s, FlowEntry& e);
+  void note_name(BurstState& s, FlowEntry& e);
+  Decision name_decision(const FlowEntry& e, const Decision& d) const;
   // Forwards a packet of an allowed flow; a first fragment records its datagram so
   // the later fragments follow (fail closed when that is impossible).
   void pass(BurstState& s) {
@@ -162,9 +196,31 @@ void Burst::reject(BurstState& s, FlowEntry* e) {
   send(r, from_);
 }
 
-// Records a decision of the active policy in the flow entry.
+// The final decision for a flow whose first candidate needs a name: with the name the
+// flow offered (none, a malformed one and an IP literal match no name condition).
+Decision Burst::name_decision(const FlowEntry& e, const Decision& d) const {
+  const l7::FlowName& n = w_.aux[w_.flows.index_of(&e)].app;
+  return w_.policy->decide_name(e.key, d, e.name_seen && n.has_name ? &n.name : nullptr, w_.id);
+}
+
+// Records a decision of the active policy in the flow entry. When the first candidate
+// rule needs a name the flow does not know yet, a TCP flow that has sent no payload
+// waits for it (kL7Wait: verdict/rule_index hold the decision without a name until
+// then); any other flow is decided on what it has.
 void Burst::decide(FlowEntry& e) {
-  const Decision d = w_.policy->classify(e.key);
+  Decision d = w_.policy->classify(e.key);
+  e.name_first = kNoRule;
+  if (d.needs_name) {
+    // Only before the client sent payload (TCP Fast Open data on the SYN is held).
+    const bool can_wait =
+        e.key.proto == kProtoTcp && !e.name_seen &&
+        (e.l7 == kL7Wait || (e.l7 == kL7None && e.tcp_state == TcpState::syn_sent));
+    if (can_wait) {
+      e.name_first = d.first_index;
+    } else {
+      d = name_decision(e, d);
+    }
+  }
   e.verdict = d.verdict;
   e.rule_index = d.rule_index;
   e.policy_version = static_cast<uint32_t>(w_.policy_version);
@@ -220,8 +276,20 @@ void Burst::handle_new(BurstState& s) {
   ++w_.counters.flows_created;
   e->start_ns = w_.now_ns;
   e->flow_id = (static_cast<uint64_t>(w_.id) << 48) | ++w_.next_flow_id;
-  decide(*e);
+  FlowAux& a = aux(*e);
+  a.app.app = l7::AppProto::unknown;
+  a.app.has_name = a.app.ip_literal = a.app.ech = false;
+  a.app.alpn_len = 0;
+  a.app.name.len = 0;
+  a.dns_next = 0;
+  std::memset(a.dns_id, 0, sizeof(a.dns_id));
+  std::memset(a.dns_key, 0, sizeof(a.dns_key));
   if (p.l34.proto == kProtoTcp) tcp_track_init(*e, p, w_.now_ns);
+  decide(*e);
+  if (e->name_first != kNoRule) {
+    e->l7 = kL7Wait;
+    ++w_.counters.l7_waits;
+  }
   // Embryonic: TCP until established, and every flow that does not pass.
   w_.flows.set_embryonic(e, true);
   handle_flow(s, *e);
@@ -232,12 +300,13 @@ void Burst::handle_flow(BurstState& s, FlowEntry& e) {
   const ParsedPacket& p = s.p;
   const int dir = from_ == kInside ? 0 : 1;
   if (w_.policy != nullptr && e.policy_version != w_.policy_version &&
-      (e.verdict != Verdict::allow ||
+      (e.verdict != Verdict::allow || e.l7 == kL7Wait ||
        w_.policy->settings().established_mode == abi::kEstablishedReevaluate)) {
     const Verdict before = e.verdict;
+    const bool waited = e.l7 == kL7Wait;
     decide(e);
     ++w_.counters.flows_reclassified;
-    if (before != Verdict::allow && e.verdict == Verdict::allow &&
+    if (!waited && before != Verdict::allow && e.verdict == Verdict::allow &&
         e.tcp_state != TcpState::syn_sent && e.key.proto == kProtoTcp) {
       e.verdict = Verdict::deny;  // a refused TCP flow has no handshake to resume
     }
@@ -245,6 +314,10 @@ void Burst::handle_flow(BurstState& s, FlowEntry& e) {
   ++e.pkts[dir];
   e.bytes[dir] += rte_pktmbuf_pkt_len(s.m);
   e.last_seen_ns = w_.now_ns;
+  if (e.l7 == kL7Wait) return handle_wait(s, e);
+  if (e.key.proto == kProtoUdp && e.key.remote_port == 53 && !p.is_fragment) {
+    return handle_dns(s, e);
+  }
   if (e.verdict != Verdict::allow) {
     if (e.verdict == Verdict::reject && dir == 0) {
       reject(s, &e);
@@ -262,10 +335,330 @@ void Burst::handle_flow(BurstState& s, FlowEntry& e) {
     DropReason why;
     if (!tcp_track(e, dir, p, w_.now_ns, &why)) return drop(s.m, why);
     if (e.tcp_state >= TcpState::established) w_.flows.set_embryonic(&e, false);
+    if (dir == 0 && p.payload_len != 0) {
+      if (e.l7 == kL7Watch && !watch(s, e)) return;
+      if (e.l7 == kL7None) note_name(s, e);
+    }
   } else if (dir == 1) {
     w_.flows.set_embryonic(&e, false);  // a reply: no longer embryonic
   }
   pass(s);
+}
+
+// ---- L7: flows that wait for their name --------------------------------------------
+
+L7Ctx* Burst::l7_open(FlowEntry& e) {
+  if (w_.l7_free_top == 0) return nullptr;
+  const uint32_t slot = w_.l7_free[w_.l7_free_top - 1];
+  L7Ctx& c = w_.l7[slot];
+  if (!w_.reasm.open(&c.stream, e.isn + 1, w_.policy->settings().l7_max_bytes)) return nullptr;
+  --w_.l7_free_top;
+  c.flight = l7::FlightState{};
+  c.start_ns = w_.now_ns;
+  c.tmpl = nullptr;
+  c.max_seg = 0;
+  c.held = false;
+  e.l7_slot = slot;
+  return &c;
+}
+
+// A TCP flow waiting for its name. The handshake passes; the client's payload is
+// copied into the flow's stream and held (its segments are not forwarded) until the
+// first flight names the flow, or cannot (limit, timeout, FIN), or is malformed.
+void Burst::handle_wait(BurstState& s, FlowEntry& e) {
+  const ParsedPacket& p = s.p;
+  const int dir = from_ == kInside ? 0 : 1;
+  if (p.is_fragment) return drop(s.m, DropReason::frag_tcp);
+  DropReason why;
+  if (!tcp_track(e, dir, p, w_.now_ns, &why)) return drop(s.m, why);
+  if (e.tcp_state >= TcpState::established) w_.flows.set_embryonic(&e, false);
+  L7Ctx* c = e.l7_slot != kNil ? &w_.l7[e.l7_slot] : nullptr;
+  if (dir == 1) {
+    // The server may not speak before the client named it: only empty segments pass,
+    // until the wait times out with nothing held (a server that speaks first).
+    if (p.payload_len == 0) return forward(s.m);
+    if (c != nullptr || !l7_timed_out(e)) return drop(s.m, DropReason::l7_inbound_wait);
+    ++w_.counters.l7_decided_no_name;
+    const Decision d =
+        w_.policy->decide_name(e.key, {e.verdict, e.rule_index, true, e.name_first}, nullptr, w_.id);
+    e.verdict = d.verdict;
+    e.rule_index = d.rule_index;
+    e.name_first = kNoRule;
+    e.l7 = kL7Done;
+    if (d.verdict == Verdict::allow) return forward(s.m);
+    return drop(s.m, DropReason::policy_deny);
+  }
+  const bool syn = p.tcp_flags & kTcpSyn;
+  const bool ends = p.tcp_flags & (kTcpFin | kTcpRst);
+  if (p.payload_len == 0 && !ends && (c == nullptr || !l7_timed_out(e))) {
+    return forward(s.m);  // the handshake, bare ACKs
+  }
+  if (p.tcp_flags & kTcpRst) {  // the client gave up: nothing was released
+    l7_close(w_, e);
+    return forward(s.m);
+  }
+  if (c == nullptr && p.payload_len != 0) {
+    c = l7_open(e);
+    if (c == nullptr) {  // fail closed
+      e.verdict = Verdict::deny;
+      e.rule_index = kNoRule;
+      e.l7 = kL7Done;
+      return drop(s.m, DropReason::l7_no_context);
+    }
+  }
+  // A FIN ends the first flight: decide on what it holds; so does a policy swap that
+  // made the flow's first candidate one without a name condition.
+  bool force = ends || e.name_first == kNoRule;
+  if (c != nullptr && p.payload_len != 0) {
+    const uint32_t seq = p.tcp_seq + (syn ? 1 : 0);
+    const l7::ReasmResult r =
+        l7::reasm_insert(&c->stream, seq, frame_of(s.m) + p.payload_offset, p.payload_len);
+    if (r == l7::ReasmResult::conflict) return reset_flow(s, e, DropReason::l7_conflict);
+    if (r == l7::ReasmResult::over_limit) force = true;
+    if (p.payload_len > c->max_seg) c->max_seg = p.payload_len;
+  }
+  if (l7_timed_out(e) || (c != nullptr && c->stream.contiguous == c->stream.limit)) force = true;
+  l7::Status st = l7::Status::need_more;
+  if (c != nullptr && c->stream.contiguous != 0 && c->stream.contiguous >= c->flight.want) {
+    l7::Error err;
+    FlowAux& a = aux(e);
+    st = l7::parse_tcp_flight(c->stream.buf, c->stream.contiguous, e.key.remote_port, &c->flight,
+                              &a.app, &err);
+    if (st == l7::Status::bad) return reset_flow(s, e, DropReason::l7_bad);
+    if (st == l7::Status::ok) e.name_seen = 1;
+  }
+  const Decision d{e.verdict, e.rule_index, true, e.name_first};
+  if (st == l7::Status::ok) return finish_wait(s, e, c, name_decision(e, d));
+  if (force) {
+    ++w_.counters.l7_decided_no_name;
+    return finish_wait(s, e, c, w_.policy->decide_name(e.key, d, nullptr, w_.id));
+  }
+  // Held: the bytes are in the stream; this segment becomes the template of the ones
+  // released later (a SYN carrying data, TCP Fast Open, passes without its data).
+  ++w_.counters.l7_held;
+  c->held = true;
+  if (syn) {
+    if (!strip_tcp_payload(s.m, p)) return drop(s.m, DropReason::l7_bad);
+    return forward(s.m);
+  }
+  if (c->tmpl != nullptr) rte_pktmbuf_free(c->tmpl);
+  c->tmpl = s.m;
+}
+
+// The wait is over with decision d (c may be null: the flow sent no payload).
+void Burst::finish_wait(BurstState& s, FlowEntry& e, L7Ctx* c, const Decision& d) {
+  const ParsedPacket& p = s.p;
+  e.verdict = d.verdict;
+  e.rule_index = d.rule_index;
+  e.name_first = kNoRule;
+  if (d.verdict == Verdict::allow) {
+    const bool watching = c != nullptr && e.name_seen && !c->flight.done &&
+                          c->stream.contiguous < c->stream.limit;
+    e.l7 = watching ? kL7Watch : kL7Done;
+    if (c == nullptr) return forward(s.m);
+    release(s, e, *c);
+    if (e.l7 != kL7Watch) l7_close(w_, e);
+    return;
+  }
+  e.l7 = kL7Done;
+  const uint32_t base = e.isn + 1;
+  l7_close(w_, e);
+  if (d.verdict == Verdict::reject && may_answer(p)) {
+    // RST to both ends: the client, and the server, which has seen nothing past the
+    // handshake (its next expected sequence number is isn + 1).
+    rte_mbuf* back = synth_rst_reply(w_.pool, frame_of(s.m), p);
+    rte_mbuf* fwd = synth_rst_forward(w_.pool, frame_of(s.m), p, base);
+    w_.counters.synth_rst += (back != nullptr) + (fwd != nullptr);
+    w_.counters.synth_failed += (back == nullptr) + (fwd == nullptr);
+    if (back != nullptr) send(back, from_);
+    if (fwd != nullptr) forward(fwd);
+    ++e.resets;
+    return drop(s.m, DropReason::policy_reject);
+  }
+  drop(s.m, d.verdict == Verdict::reject ? DropReason::policy_reject : DropReason::policy_deny);
+}
+
+// Releases the held first flight in order. When nothing was held before, the current
+// segment carries all of it and goes as it is; otherwise the bytes [0, contiguous)
+// leave as new segments built on the headers of the latest non-SYN segment (at most the
+// largest segment the client sent, never below the minimum every path carries). The
+// current segment's own bytes are among them; without payload (a FIN) it follows them.
+void Burst::release(BurstState& s, FlowEntry& e, L7Ctx& c) {
+  const ParsedPacket& p = s.p;
+  const bool syn = p.tcp_flags & kTcpSyn;
+  if (!c.held && p.payload_len != 0 && p.tcp_seq + (syn ? 1 : 0) == c.stream.base_seq &&
+      p.payload_len == c.stream.contiguous) {
+    return forward(s.m);  // the whole flight in this segment (a SYN too: TCP Fast Open)
+  }
+  rte_mbuf* tmpl = !syn ? s.m : c.tmpl;
+  ParsedPacket tp;
+  if (tmpl == nullptr || parse_frame(frame_of(tmpl), rte_pktmbuf_data_len(tmpl), &tp).status !=
+                             ParseStatus::ok) {
+    return reset_flow(s, e, DropReason::l7_bad);
+  }
+  const uint32_t min_seg = e.key.family == 4 ? 536 : 1220;  // RFC 9293 3.7.1, RFC 8200 5
+  const uint32_t seg = c.max_seg > min_seg ? c.max_seg : min_seg;
+  for (uint32_t off = 0; off < c.stream.contiguous; off += seg) {
+    const uint32_t n = std::min(seg, c.stream.contiguous - off);
+    rte_mbuf* m = synth_tcp_data(w_.pool, frame_of(tmpl), tp, c.stream.base_seq + off,
+                                 c.stream.buf + off, static_cast<uint16_t>(n));
+    if (m == nullptr) {  // no mbuf: the flow cannot continue intact
+      ++w_.counters.synth_failed;
+      return reset_flow(s, e, DropReason::l7_no_context);
+    }
+    ++w_.counters.l7_released;
+    forward(m);
+  }
+  c.held = false;
+  if (c.tmpl != nullptr) {
+    rte_pktmbuf_free(c.tmpl);
+    c.tmpl = nullptr;
+  }
+  if (p.payload_len != 0 || syn) {
+    rte_pktmbuf_free(s.m);  // its bytes left in the segments above
+  } else {
+    forward(s.m);  // a FIN after the data
+  }
+}
+
+// An allowed flow still watched: later requests/hellos must name the same name.
+// Returns false when the packet was consumed (the flow was reset).
+bool Burst::watch(BurstState& s, FlowEntry& e) {
+  const ParsedPacket& p = s.p;
+  L7Ctx& c = w_.l7[e.l7_slot];
+  const l7::ReasmResult r = l7::reasm_insert(&c.stream, p.tcp_seq + ((p.tcp_flags & kTcpSyn) ? 1 : 0),
+                                             frame_of(s.m) + p.payload_offset, p.payload_len);
+  if (r == l7::ReasmResult::conflict) {
+    reset_flow(s, e, DropReason::l7_conflict);
+    return false;
+  }
+  bool stop = r == l7::ReasmResult::over_limit ||
+              w_.now_ns - c.start_ns >= w_.policy->settings().l7_timeout_ms * 1000000ull;
+  if (c.stream.contiguous >= c.flight.want) {
+    l7::Error err;
+    l7::FlowName later;
+    later = aux(e).app;  // the parser compares later units with the first one's name
+    const l7::Status st = l7::parse_tcp_flight(c.stream.buf, c.stream.contiguous,
+                                               e.key.remote_port, &c.flight, &later, &err);
+    if (st == l7::Status::bad) {
+      reset_flow(s, e, DropReason::l7_bad);
+      return false;
+    }
+    stop = stop || c.flight.done;
+  }
+  if (stop) {
+    e.l7 = kL7Done;
+    l7_close(w_, e);
+  }
+  return true;
+}
+
+// Ends a flow found evasive (malformed first flight, bytes that changed, a second
+// name): denied from now on, RST to both ends so neither waits, the packet dropped.
+void Burst::reset_flow(BurstState& s, FlowEntry& e, DropReason why) {
+  const ParsedPacket& p = s.p;
+  const bool released = e.l7 != kL7Wait;
+  const uint32_t server_next = released ? p.tcp_seq : e.isn + 1;
+  e.verdict = Verdict::deny;
+  e.rule_index = kNoRule;
+  e.l7 = kL7Done;
+  l7_close(w_, e);
+  if (from_ == kInside && !(p.tcp_flags & kTcpRst) && may_answer(p)) {
+    rte_mbuf* back = synth_rst_reply(w_.pool, frame_of(s.m), p);
+    rte_mbuf* fwd = synth_rst_forward(w_.pool, frame_of(s.m), p, server_next);
+    w_.counters.synth_rst += (back != nullptr) + (fwd != nullptr);
+    w_.counters.synth_failed += (back == nullptr) + (fwd == nullptr);
+    if (back != nullptr) send(back, from_);
+    if (fwd != nullptr) forward(fwd);
+    ++e.resets;
+  }
+  drop(s.m, why);
+}
+
+// The name of a flow decided without one (for its record): its first payload segment,
+// when it starts the stream, is parsed once; nothing is held or reassembled for it.
+void Burst::note_name(BurstState& s, FlowEntry& e) {
+  const ParsedPacket& p = s.p;
+  e.l7 = kL7Done;
+  if (p.tcp_seq != e.isn + 1 || (p.tcp_flags & kTcpSyn)) return;
+  l7::FlightState st;
+  l7::Error err;
+  l7::FlowName n;
+  const l7::Status r = l7::parse_tcp_flight(frame_of(s.m) + p.payload_offset, p.payload_len,
+                                            e.key.remote_port, &st, &n, &err);
+  FlowAux& a = aux(e);
+  if (r == l7::Status::ok) {
+    a.app = n;
+    e.name_seen = 1;
+  } else {
+    a.app.app = st.app;
+  }
+}
+
+// A 32-bit key of a DNS question, to match a response with its query (never 0: an
+// empty pending slot).
+uint32_t dns_key(const l7::DnsQuery& q) {
+  uint32_t h = 2166136261u;
+  auto mix = [&h](uint8_t b) { h = (h ^ b) * 16777619u; };
+  for (uint8_t i = 0; i < q.name.len; ++i) mix(static_cast<uint8_t>(q.name.buf[i]));
+  mix(static_cast<uint8_t>(q.qtype >> 8));
+  mix(static_cast<uint8_t>(q.qtype));
+  mix(static_cast<uint8_t>(q.qclass >> 8));
+  mix(static_cast<uint8_t>(q.qclass));
+  return h != 0 ? h : 1;
+}
+
+// DNS over UDP: every query is judged on its own name (REFUSED back for reject: the
+// query never leaves); a response passes only when it answers a query that passed
+// (same id and question), once.
+void Burst::handle_dns(BurstState& s, FlowEntry& e) {
+  const ParsedPacket& p = s.p;
+  const uint8_t* msg = frame_of(s.m) + p.payload_offset;
+  l7::DnsQuery q;
+  l7::Error err;
+  FlowAux& a = aux(e);
+  if (from_ == kOutside) {
+    if (l7::parse_dns_response(msg, p.payload_len, &q, &err) != l7::Status::ok)
+      return drop(s.m, DropReason::dns_unsolicited);
+    const uint32_t key = dns_key(q);
+    for (unsigned i = 0; i < FlowAux::kDnsPending; ++i) {
+      if (a.dns_key[i] == key && a.dns_id[i] == q.id) {
+        a.dns_key[i] = 0;
+        w_.flows.set_embryonic(&e, false);
+        return forward(s.m);
+      }
+    }
+    return drop(s.m, DropReason::dns_unsolicited);
+  }
+  if (l7::parse_dns_query(msg, p.payload_len, &q, &err) != l7::Status::ok)
+    return drop(s.m, DropReason::l7_bad);
+  if (!e.name_seen) {
+    a.app.app = l7::AppProto::dns;
+    a.app.has_name = true;
+    a.app.name = q.name;
+    e.name_seen = 1;
+  }
+  Decision d = w_.policy->classify(e.key);
+  if (d.needs_name) d = w_.policy->decide_name(e.key, d, &q.name, w_.id);
+  e.verdict = d.verdict;
+  e.rule_index = d.rule_index;
+  e.policy_version = static_cast<uint32_t>(w_.policy_version);
+  if (d.verdict == Verdict::allow) {
+    a.dns_id[a.dns_next] = q.id;
+    a.dns_key[a.dns_next] = dns_key(q);
+    a.dns_next = static_cast<uint8_t>((a.dns_next + 1) % FlowAux::kDnsPending);
+    return pass(s);
+  }
+  if (d.verdict == Verdict::reject && may_answer(p)) {
+    rte_mbuf* r = synth_dns_refused(w_.pool, frame_of(s.m), p);
+    if (r == nullptr) {
+      ++w_.counters.synth_failed;
+    } else {
+      ++w_.counters.synth_dns;
+      send(r, from_);
+    }
+  }
+  drop(s.m, d.verdict == Verdict::reject ? DropReason::policy_reject : DropReason::policy_deny);
 }
 
 void Burst::handle(BurstState& s) {
@@ -292,8 +685,36 @@ bool worker_init(WorkerCtx& w, const WorkerConfig& cfg, FlowRecordRing* records)
   if (!w.flows.init(cfg.flow_capacity, seed)) return false;
   if (!w.frags.init(cfg.frag_capacity, cfg.hash_seed[0] ^ 0x9e3779b97f4a7c15ull)) return false;
   w.flows.set_on_end(on_flow_end, &w);
+  const uint32_t n = cfg.l7_contexts;
+  w.aux = static_cast<FlowAux*>(
+      rte_zmalloc("egw_flow_aux", sizeof(FlowAux) * size_t{w.flows.capacity()}, 64));
+  w.l7 = static_cast<L7Ctx*>(rte_zmalloc("egw_l7", sizeof(L7Ctx) * size_t{n ? n : 1}, 64));
+  w.l7_free = static_cast<uint32_t*>(rte_zmalloc("egw_l7_free", sizeof(uint32_t) * (n ? n : 1), 0));
+  if (w.aux == nullptr || w.l7 == nullptr || w.l7_free == nullptr ||
+      (n != 0 && !w.reasm.init(n, l7::kReasmMaxBytes))) {
+    worker_destroy(w);
+    return false;
+  }
+  for (uint32_t i = 0; i < n; ++i) w.l7_free[i] = n - 1 - i;
+  w.l7_free_top = n;
+  w.l7_cap = n;
   return true;
 }
+
+void worker_destroy(WorkerCtx& w) {
+  if (w.aux != nullptr) w.flows.flush(EndReason::shutdown);  // releases held segments
+  rte_free(w.aux);
+  rte_free(w.l7);
+  rte_free(w.l7_free);
+  w.aux = nullptr;
+  w.l7 = nullptr;
+  w.l7_free = nullptr;
+  w.l7_free_top = w.l7_cap = 0;
+  w.reasm.destroy();
+  w.flows.destroy();
+}
+
+WorkerCtx::~WorkerCtx() { worker_destroy(*this); }
 
 void worker_refresh_policy(WorkerCtx& w) {
   const RuntimePolicy* p = w.published.load(std::memory_order_acquire);

@@ -12,6 +12,8 @@
 #include "dataplane/flow_log.h"
 #include "dataplane/flow_table.h"
 #include "dataplane/frag.h"
+#include "dataplane/l7/l7.h"
+#include "dataplane/l7/reasm.h"
 #include "dataplane/policy.h"
 
 namespace egw {
@@ -30,6 +32,7 @@ struct TxBatch {
 
 struct WorkerConfig {
   uint32_t flow_capacity = 65536;
+  uint32_t l7_contexts = 256;  // flows that may wait for (or watch) their name at once
   uint32_t frag_capacity = 4096;
   uint64_t hash_seed[2] = {0, 0};  // per-boot random
   unsigned id = 0;
@@ -42,6 +45,34 @@ struct SynthLimiter {
   static constexpr uint32_t kBurst = 100;
   uint32_t tokens = kBurst;
   uint64_t last_ns = 0;
+};
+
+// A flow's L7 phase (FlowEntry::l7).
+enum L7Phase : uint8_t {
+  kL7None = 0,  // not inspected (yet)
+  kL7Wait,      // TCP: waiting for its name; the client's payload is held
+  kL7Watch,     // allowed by its name; later requests/hellos are still checked
+  kL7Done,      // nothing more to inspect
+};
+
+// Per-flow data beside the flow table entry (same index): the name for the flow
+// record, and the DNS queries a response may answer.
+struct FlowAux {
+  l7::FlowName app;
+  static constexpr unsigned kDnsPending = 4;
+  uint16_t dns_id[kDnsPending];
+  uint32_t dns_key[kDnsPending];  // hash of the question (name, type, class)
+  uint8_t dns_next;
+};
+
+// A flow waiting for (or watching) its name: its first-flight stream.
+struct L7Ctx {
+  l7::ReasmStream stream;
+  l7::FlightState flight;
+  uint64_t start_ns;
+  rte_mbuf* tmpl;    // the latest held segment: template of the released segments
+  uint16_t max_seg;  // largest payload the client sent: the released segment size
+  bool held;         // bytes are held, not forwarded yet
 };
 
 struct alignas(64) WorkerCtx {
@@ -58,10 +89,24 @@ struct alignas(64) WorkerCtx {
   FlowRecordRing* records = nullptr;  // may be null: records are then not kept
   SynthLimiter synth_limit;
   uint64_t now_ns = 0;                // clock of the current burst
+  // L7: per-flow side table, and the contexts of flows waiting for their name.
+  FlowAux* aux = nullptr;  // flows.capacity() entries
+  L7Ctx* l7 = nullptr;     // l7_cap contexts
+  uint32_t* l7_free = nullptr;
+  uint32_t l7_free_top = 0;
+  uint32_t l7_cap = 0;
+  l7::ReasmPool reasm;
+
+  WorkerCtx() = default;
+  WorkerCtx(const WorkerCtx&) = delete;
+  WorkerCtx& operator=(const WorkerCtx&) = delete;
+  ~WorkerCtx();
 };
 
 // Allocates the worker's tables (control thread, before the worker starts).
 bool worker_init(WorkerCtx& w, const WorkerConfig& cfg, FlowRecordRing* records);
+// Frees them (after the worker stopped; flush first).
+void worker_destroy(WorkerCtx& w);
 
 // Picks up a newly published policy (between bursts).
 void worker_refresh_policy(WorkerCtx& w);

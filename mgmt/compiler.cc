@@ -2,21 +2,23 @@
 // Management side (egw-mgmt request threads, egwctl); pure, never throws.
 #include "mgmt/compiler.h"
 
+#include <hs.h>
 #include <openssl/evp.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <map>
 #include <type_traits>
 
+#include "dataplane/l7/domain_table.h"
 #include "dataplane/policy_abi.h"
+#include "rules/names.h"
 
 namespace egw::mgmt {
 
 namespace {
 
-constexpr const char* kNameConditionsUnsupported =
-    "not supported yet: name conditions need the L7 stage (to.domains/to.domain_regex)";
 constexpr const char* kInspectUnsupported =
     "not supported yet: inspect rules need the L7 stage (payload inspection)";
 
@@ -79,14 +81,7 @@ void add_error(CompileResult& res, std::string path, std::string message) {
 // Finds what this compiler cannot enforce yet and the limits of the format.
 void check_supported(const rules::Policy& p, CompileResult& res) {
   size_t total = 0;
-  for (const rules::Ruleset& rs : p.rulesets) {
-    for (const rules::Rule& r : rs.rules) {
-      if (!r.to_domains.empty()) add_error(res, r.path + "/to/domains", kNameConditionsUnsupported);
-      if (!r.to_domain_regex.empty())
-        add_error(res, r.path + "/to/domain_regex", kNameConditionsUnsupported);
-    }
-    total += rs.rules.size();
-  }
+  for (const rules::Ruleset& rs : p.rulesets) total += rs.rules.size();
   for (const rules::InspectRule& in : p.inspect) add_error(res, in.path, kInspectUnsupported);
   if (total > abi::kMaxRules)
     add_error(
@@ -97,6 +92,54 @@ void check_supported(const rules::Policy& p, CompileResult& res) {
 bool sha256(std::string_view data, uint8_t out[32]) {
   unsigned int len = 0;
   return EVP_Digest(data.data(), data.size(), out, &len, EVP_sha256(), nullptr) == 1 && len == 32;
+}
+
+// One to.domain_regex pattern of the flattened rules: its rule index and JSON path.
+struct RegexEntry {
+  const std::string* pattern;
+  uint32_t rule;
+  std::string path;
+};
+
+// Compiles every pattern into one block-mode database (id = rule index) and serializes
+// it into *out. On failure adds one error: at the pattern Hyperscan names, else at the
+// first pattern (the database as a whole, e.g. too large).
+bool compile_regex_db(const std::vector<RegexEntry>& entries, std::string* out,
+                      CompileResult& res) {
+  std::vector<const char*> exprs;
+  std::vector<unsigned> flags, ids;
+  for (const RegexEntry& e : entries) {
+    exprs.push_back(e.pattern->c_str());
+    flags.push_back(rules::domain_regex_flags());
+    ids.push_back(e.rule);
+  }
+  hs_database_t* db = nullptr;
+  hs_compile_error_t* cerr = nullptr;
+  if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()),
+                       HS_MODE_BLOCK, rules::domain_regex_platform(), &db, &cerr) != HS_SUCCESS) {
+    const int at = cerr ? cerr->expression : -1;
+    std::string msg = cerr && cerr->message ? cerr->message : "unknown error";
+    hs_free_compile_error(cerr);
+    const bool one = at >= 0 && static_cast<size_t>(at) < entries.size();
+    add_error(res, entries[one ? at : 0].path,
+              std::string(one ? "Hyperscan cannot compile the pattern: \""
+                              : "Hyperscan cannot compile the domain_regex patterns together "
+                                "(all of the policy's patterns form one database): \"") +
+                  msg + "\"");
+    return false;
+  }
+  char* bytes = nullptr;
+  size_t len = 0;
+  hs_error_t rc = hs_serialize_database(db, &bytes, &len);
+  hs_free_database(db);
+  if (rc != HS_SUCCESS) {
+    add_error(res, entries[0].path,
+              "serializing the Hyperscan database failed (error " + std::to_string(rc) + ")");
+    return false;
+  }
+  out->assign(bytes, len);
+  free(bytes);  // Hyperscan's default allocator is malloc
+  return true;
 }
 
 // Lays out header, section table and 8-byte aligned bodies; fills size and checksum.
@@ -139,6 +182,10 @@ CompileResult compile(const rules::Policy& p, std::string_view source, uint64_t 
   Section rule_from{abi::kSecRuleFrom, sizeof(uint32_t), {}};
   Section rule_ports{abi::kSecRulePorts, sizeof(abi::PortRange), {}};
   Section rule_cidrs{abi::kSecRuleCidrs, sizeof(abi::CidrRec), {}};
+  Section domain_table{abi::kSecDomainTable, 1, {}};
+  Section regex_db{abi::kSecNameRegexDb, 1, {}};
+  l7::DomainTableBuilder domains;
+  std::vector<RegexEntry> regexes;
 
   // Strings are NUL-terminated in the section (length excludes the NUL) so the
   // dataplane can hand out const char* without copying.
@@ -180,7 +227,9 @@ CompileResult compile(const rules::Policy& p, std::string_view source, uint64_t 
       rec.id = str(r.id);
       rec.action = action_code(r.action);
       rec.proto = proto_code(r.proto);
+      const uint32_t index = rules.count();
       rec.flags = r.from_any ? abi::kRuleFromAny : 0;
+      if (!r.to_domains.empty() || !r.to_domain_regex.empty()) rec.flags |= abi::kRuleNeedsName;
       rec.ruleset = static_cast<uint32_t>(ri);
       rec.from_first = rule_from.count();
       if (!r.from_any) {
@@ -200,10 +249,21 @@ CompileResult compile(const rules::Policy& p, std::string_view source, uint64_t 
       rec.cidr_first = rule_cidrs.count();
       for (const rules::Cidr& c : r.to_cidrs) rule_cidrs.push(cidr_rec(c, 0));
       rec.cidr_count = rule_cidrs.count() - rec.cidr_first;
+      for (size_t k = 0; k < r.to_domains.size(); ++k) {
+        std::string why;
+        if (!domains.add(r.to_domains[k], index, &why))
+          add_error(res, r.path + "/to/domains/" + std::to_string(k), why);
+      }
+      for (size_t k = 0; k < r.to_domain_regex.size(); ++k)
+        regexes.push_back(
+            {&r.to_domain_regex[k], index, r.path + "/to/domain_regex/" + std::to_string(k)});
+      res.stats.domains += r.to_domains.size();
+      res.stats.regexes += r.to_domain_regex.size();
       rules.push(rec);
     }
   }
   if (!res.errors.empty()) return res;
+  if (!regexes.empty() && !compile_regex_db(regexes, &regex_db.bytes, res)) return res;
   if (strings.bytes.size() > UINT32_MAX) {
     add_error(res, "", "names and ids take more than 4 GiB");
     return res;
@@ -216,6 +276,11 @@ CompileResult compile(const rules::Policy& p, std::string_view source, uint64_t 
   }
   std::vector<Section> all = {settings, strings,   services,   service_cidrs,
                               rules,    rule_from, rule_ports, rule_cidrs};
+  if (domains.size() > 0) {
+    domain_table.bytes = domains.build();
+    all.push_back(std::move(domain_table));
+  }
+  if (!regexes.empty()) all.push_back(std::move(regex_db));
   res.blob = assemble(all, version, sha);
   if (res.blob.size() > abi::kPolicyMaxSize) {
     res.blob.clear();

@@ -16,6 +16,8 @@ struct CompileStats {
   size_t service_cidrs = 0;
   size_t rulesets = 0;
   size_t rules = 0;
+  size_t domains = 0;  // to.domains entries, over all rules
+  size_t regexes = 0;  // to.domain_regex patterns, over all rules
 };
 
 struct CompileResult {
@@ -26,7 +28,8 @@ struct CompileResult {
 
 // Compiles policy (already validated) into a blob. source_document is the JSON text it
 // was parsed from (its SHA-256 goes into the header); policy_version is 0 offline.
-// Refuses, with one error per path, what the dataplane cannot enforce yet.
+// Refuses, with one error per path, what the dataplane cannot enforce yet (inspect) and
+// what does not compile (a domain_regex set Hyperscan refuses as a whole).
 CompileResult compile_policy(const rules::Policy& policy, std::string_view source_document,
                              uint64_t policy_version);
 

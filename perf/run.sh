@@ -86,3 +86,7 @@ EOF
 echo
 echo "domain table (literal to.domains matcher, dataplane/l7/domain_table.h):"
 "$B/perf/domain_table_bench"
+
+echo
+echo "name conditions (to.domains / to.domain_regex: validate, compile, load, decide_name):"
+"$B/perf/name_bench"

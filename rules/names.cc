@@ -3,9 +3,11 @@
 #include "rules/names.h"
 
 #include <arpa/inet.h>
+#include <hs.h>
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace egw::rules {
@@ -154,6 +156,122 @@ std::optional<std::string> normalize_domain(std::string_view s, std::string* why
   for (char& c : out)
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return out;
+}
+
+namespace {
+
+// Byte offset of the first bounded repeat ({n}, {n,}, {n,m}) with a count over
+// kMaxRegexRepeat, or npos; *text is the repeat. Skips escapes, \Q...\E quotes,
+// character classes and (?#...) comments, where braces are not repeats.
+size_t oversized_repeat(std::string_view p, std::string* text) {
+  const size_t n = p.size();
+  auto find_from = [&](std::string_view what, size_t from) {
+    size_t at = p.find(what, from);
+    return at == std::string_view::npos ? n : at + what.size();
+  };
+  size_t i = 0;
+  while (i < n) {
+    const char c = p[i];
+    if (c == '\\') {
+      if (i + 1 < n && p[i + 1] == 'Q') {
+        i = find_from("\\E", i + 2);
+      } else if (i + 2 < n && strchr("xopPNg", p[i + 1]) != nullptr && p[i + 2] == '{') {
+        i = find_from("}", i + 3);  // \x{41}, \p{L}, ...: not a repeat
+      } else {
+        i += 2;
+      }
+    } else if (c == '[') {
+      size_t j = i + 1;
+      if (j < n && p[j] == '^') ++j;
+      if (j < n && p[j] == ']') ++j;  // a leading ']' is a member
+      while (j < n && p[j] != ']') {
+        if (p[j] == '\\')
+          j += 2;
+        else if (p[j] == '[' && j + 1 < n && p[j + 1] == ':')
+          j = find_from(":]", j + 2);
+        else
+          ++j;
+      }
+      i = j + 1;
+    } else if (p.substr(i, 3) == "(?#") {
+      i = find_from(")", i + 3);
+    } else if (c == '{') {
+      size_t j = i + 1;
+      uint64_t lo = 0, hi = 0;
+      size_t lo_digits = 0;
+      for (; j < n && p[j] >= '0' && p[j] <= '9'; ++j, ++lo_digits)
+        lo = lo > kMaxRegexRepeat ? lo : lo * 10 + (p[j] - '0');
+      if (lo_digits > 0 && j < n && p[j] == ',')
+        for (++j; j < n && p[j] >= '0' && p[j] <= '9'; ++j)
+          hi = hi > kMaxRegexRepeat ? hi : hi * 10 + (p[j] - '0');
+      if (lo_digits > 0 && j < n && p[j] == '}' && (lo > kMaxRegexRepeat || hi > kMaxRegexRepeat)) {
+        *text = std::string(p.substr(i, j + 1 - i));
+        return i;
+      }
+      ++i;
+    } else {
+      ++i;
+    }
+  }
+  return std::string_view::npos;
+}
+
+std::string hs_message(hs_compile_error_t* e) {
+  std::string m = e && e->message ? e->message : "unknown error";
+  hs_free_compile_error(e);
+  return m;
+}
+
+}  // namespace
+
+unsigned domain_regex_flags() {
+  return HS_FLAG_SINGLEMATCH;
+}
+
+const hs_platform_info* domain_regex_platform() {
+  static const hs_platform_info_t kGeneric{};  // HS_TUNE_FAMILY_GENERIC, no CPU features
+  return &kGeneric;
+}
+
+bool check_domain_regex(std::string_view pattern, std::string* why) {
+  if (pattern.empty()) {
+    *why = "empty pattern";
+    return false;
+  }
+  if (pattern.size() > kMaxDomainRegexLength) {
+    *why = "pattern of " + std::to_string(pattern.size()) + " bytes, longer than the limit of " +
+           std::to_string(kMaxDomainRegexLength);
+    return false;
+  }
+  std::string repeat;
+  if (size_t at = oversized_repeat(pattern, &repeat); at != std::string_view::npos) {
+    *why = "bounded repeat " + repeat + " at byte " + std::to_string(at) + " counts over " +
+           std::to_string(kMaxRegexRepeat) + " (too costly to compile and match)";
+    return false;
+  }
+  const std::string text(pattern);  // Hyperscan reads a NUL-terminated string
+  hs_expr_info_t* info = nullptr;
+  hs_compile_error_t* err = nullptr;
+  if (hs_expression_info(text.c_str(), domain_regex_flags(), &info, &err) != HS_SUCCESS) {
+    *why = "Hyperscan cannot compile it: \"" + hs_message(err) + "\"";
+    return false;
+  }
+  const bool empty = info->min_width == 0;
+  free(info);  // Hyperscan's default allocator is malloc
+  if (empty) {
+    *why =
+        "the pattern can match the empty string, so it would match every name: make it "
+        "need at least one character (e.g. \"^[a-z0-9-]+\\.example\\.com$\")";
+    return false;
+  }
+  hs_database_t* db = nullptr;
+  if (hs_compile(text.c_str(), domain_regex_flags(), HS_MODE_BLOCK, domain_regex_platform(), &db,
+                 &err) != HS_SUCCESS) {
+    *why = "Hyperscan cannot compile it: \"" + hs_message(err) + "\"";
+    return false;
+  }
+  hs_free_database(db);
+  return true;
 }
 
 bool valid_object_name(std::string_view s) {

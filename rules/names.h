@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+struct hs_platform_info;
+
 namespace egw::rules {
 
 // True when s is well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF).
@@ -16,6 +18,21 @@ bool valid_utf8(std::string_view s, size_t* bad_offset);
 // Checks a to.domains literal: a DNS name, "*.name" or "*". Returns the normalized
 // form (lower case, no trailing dot); on failure nullopt and *why says what is wrong.
 std::optional<std::string> normalize_domain(std::string_view s, std::string* why);
+
+// to.domain_regex bounds: pattern length, and the largest count of a bounded repeat.
+constexpr size_t kMaxDomainRegexLength = 1024;
+constexpr unsigned kMaxRegexRepeat = 1000;
+
+// Hyperscan flags and target platform of every to.domain_regex pattern, at validation
+// and in the compiled database: single match, block mode, a generic x86-64 target (the
+// same document compiles to the same bytes on any host, and runs on any CPU).
+unsigned domain_regex_flags();
+const hs_platform_info* domain_regex_platform();
+
+// Checks a to.domain_regex pattern: length, bounded repeats, Hyperscan compiles it
+// alone, and it cannot match the empty string (it would match every name). On failure
+// returns false and *why says what is wrong (quoting Hyperscan's message).
+bool check_domain_regex(std::string_view pattern, std::string* why);
 
 // Service and ruleset names: [a-z0-9][a-z0-9_-]{0,62}.
 bool valid_object_name(std::string_view s);

@@ -21,7 +21,7 @@ namespace egw::rules {
 namespace {
 
 constexpr int kStackLimit = 64;
-constexpr size_t kMaxRegexLength = 4096;
+constexpr size_t kMaxInspectPatternLength = 4096;
 
 // Appends one reference token to a JSON pointer, escaped per RFC 6901.
 std::string join(const std::string& base, std::string_view key) {
@@ -391,12 +391,11 @@ void Validator::to(const Json::Value& v, const std::string& path, Rule& r) {
   if (v.isMember("domain_regex")) {
     string_list(v["domain_regex"], join(path, "domain_regex"), "pattern",
                 [&](const std::string& s, const std::string& p) {
-                  if (s.empty())
-                    add(p, "empty pattern");
-                  else if (s.size() > kMaxRegexLength)
-                    add(p, "pattern longer than " + std::to_string(kMaxRegexLength) + " bytes");
-                  else
+                  std::string why;
+                  if (check_domain_regex(s, &why))
                     r.to_domain_regex.push_back(s);
+                  else
+                    add(p, why);
                 });
   }
 }
@@ -479,15 +478,16 @@ void Validator::inspect(const Json::Value& v, Policy& p) {
     rule_id(in, ip, &r.id);
     from(in, ip, &r.from_any, &r.from);
     if (require(in, "patterns", ip)) {
-      string_list(in["patterns"], join(ip, "patterns"), "pattern",
-                  [&](const std::string& s, const std::string& pp) {
-                    if (s.empty())
-                      add(pp, "empty pattern");
-                    else if (s.size() > kMaxRegexLength)
-                      add(pp, "pattern longer than " + std::to_string(kMaxRegexLength) + " bytes");
-                    else
-                      r.patterns.push_back(s);
-                  });
+      string_list(
+          in["patterns"], join(ip, "patterns"), "pattern",
+          [&](const std::string& s, const std::string& pp) {
+            if (s.empty())
+              add(pp, "empty pattern");
+            else if (s.size() > kMaxInspectPatternLength)
+              add(pp, "pattern longer than " + std::to_string(kMaxInspectPatternLength) + " bytes");
+            else
+              r.patterns.push_back(s);
+          });
     }
     if (require(in, "action", ip)) {
       if (auto a = action(in["action"], join(ip, "action"), false)) r.action = *a;
@@ -505,7 +505,7 @@ void Validator::limits(const Json::Value& v, Policy& p) {
     int64_t lo, hi;
   };
   static const Bound kBounds[] = {
-      {"l7_max_bytes", &Limits::l7_max_bytes, 64, 1 << 20},
+      {"l7_max_bytes", &Limits::l7_max_bytes, 64, 65536},  // the dataplane's stream buffers
       {"l7_timeout_ms", &Limits::l7_timeout_ms, 1, 600000},
       {"tcp_syn_s", &Limits::tcp_syn_s, 1, 3600},
       {"tcp_established_s", &Limits::tcp_established_s, 1, 7 * 86400},

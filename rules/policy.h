@@ -41,10 +41,10 @@ struct Rule {
   bool from_any = false;          // "any" in from
   std::vector<std::string> from;  // service names (without "any")
   Proto proto = Proto::any;
-  std::vector<PortRange> ports;   // empty = any port
-  std::vector<Cidr> to_cidrs;     // empty = any destination
-  std::vector<std::string> to_domains;       // validated for shape; compiled by the L7 stage
-  std::vector<std::string> to_domain_regex;  // idem
+  std::vector<PortRange> ports;              // empty = any port
+  std::vector<Cidr> to_cidrs;                // empty = any destination
+  std::vector<std::string> to_domains;       // normalized: "name", "*.suffix" or "*"
+  std::vector<std::string> to_domain_regex;  // each compiles alone (check_domain_regex)
   Action action = Action::deny;
 };
 

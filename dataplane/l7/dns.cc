@@ -1,4 +1,5 @@
-// DNS query parser (one question, optional EDNS0 OPT record) and DNS-over-TCP framing.
+// DNS query parser (one question, optional EDNS0 OPT record), the question of a response
+// (to match it with its query) and DNS-over-TCP framing.
 // Worker lcores: pure functions over bytes, no allocation, every length checked.
 #include "dataplane/l7/l7.h"
 
@@ -91,15 +92,48 @@ Error walk_opt(const uint8_t* msg, size_t len, size_t pos, size_t* end) {
   return Error::none;
 }
 
+// The header fields both directions check: QR, opcode QUERY, exactly one question.
+Error check_header(const uint8_t* msg, size_t len, bool response) {
+  if (len < kHeaderLen) return Error::truncated_field;
+  const uint16_t flags = be16(msg + 2);
+  if (((flags & 0x8000) != 0) != response) return Error::bad_syntax;  // QR
+  if (((flags >> 11) & 0xF) != 0) return Error::bad_syntax;           // opcode not QUERY
+  if (be16(msg + 4) != 1) return Error::count_not_one;
+  return Error::none;
+}
+
+// The question after the header: its name as dotted text (not yet normalised), qtype and
+// qclass; *end = the offset just past it.
+Error read_question(const uint8_t* msg, size_t len, char* text, size_t* text_len, DnsQuery* q,
+                    size_t* end) {
+  size_t pos = 0;
+  const Error e = read_name(msg, len, kHeaderLen, text, text_len, &pos);
+  if (e != Error::none) return e;
+  if (*text_len == 0) return Error::bad_name;  // the root is not a name to match
+  if (len - pos < 4) return Error::truncated_field;
+  q->qtype = be16(msg + pos);
+  q->qclass = be16(msg + pos + 2);
+  *end = pos + 4;
+  return Error::none;
+}
+
+Status finish(const uint8_t* msg, const char* text, size_t text_len, const DnsQuery& q,
+              DnsQuery* out, Error* err) {
+  if (!normalize_name(reinterpret_cast<const uint8_t*>(text), text_len, &out->name)) {
+    return fail(err, Error::bad_name);
+  }
+  out->id = be16(msg);
+  out->qtype = q.qtype;
+  out->qclass = q.qclass;
+  return Status::ok;
+}
+
 }  // namespace
 
 Status parse_dns_query(const uint8_t* msg, size_t len, DnsQuery* out, Error* err) {
   *err = Error::none;
-  if (len < kHeaderLen) return fail(err, Error::truncated_field);
-  const uint16_t flags = be16(msg + 2);
-  if (flags & 0x8000) return fail(err, Error::bad_syntax);              // QR: a response
-  if (((flags >> 11) & 0xF) != 0) return fail(err, Error::bad_syntax);  // opcode not QUERY
-  if (be16(msg + 4) != 1) return fail(err, Error::count_not_one);
+  Error e = check_header(msg, len, false);
+  if (e != Error::none) return fail(err, e);
   if (be16(msg + 6) != 0 || be16(msg + 8) != 0) return fail(err, Error::bad_syntax);
   const uint16_t arcount = be16(msg + 10);
   if (arcount > 1) return fail(err, Error::bad_syntax);
@@ -107,26 +141,29 @@ Status parse_dns_query(const uint8_t* msg, size_t len, DnsQuery* out, Error* err
   char text[kMaxWireName];
   size_t text_len = 0;
   size_t pos = 0;
-  Error e = read_name(msg, len, kHeaderLen, text, &text_len, &pos);
+  DnsQuery q;
+  e = read_question(msg, len, text, &text_len, &q, &pos);
   if (e != Error::none) return fail(err, e);
-  if (text_len == 0) return fail(err, Error::bad_name);  // the root is not a name to match
-  if (len - pos < 4) return fail(err, Error::truncated_field);
-  const uint16_t qtype = be16(msg + pos);
-  const uint16_t qclass = be16(msg + pos + 2);
-  pos += 4;
   if (arcount == 1) {
     e = walk_opt(msg, len, pos, &pos);
     if (e != Error::none) return fail(err, e);
   }
   if (pos != len) return fail(err, Error::bad_syntax);  // bytes no section declares
+  return finish(msg, text, text_len, q, out, err);
+}
 
-  if (!normalize_name(reinterpret_cast<const uint8_t*>(text), text_len, &out->name)) {
-    return fail(err, Error::bad_name);
-  }
-  out->id = be16(msg);
-  out->qtype = qtype;
-  out->qclass = qclass;
-  return Status::ok;
+// The sections after the question are not read: only what matches it to its query.
+Status parse_dns_response(const uint8_t* msg, size_t len, DnsQuery* out, Error* err) {
+  *err = Error::none;
+  Error e = check_header(msg, len, true);
+  if (e != Error::none) return fail(err, e);
+  char text[kMaxWireName];
+  size_t text_len = 0;
+  size_t pos = 0;
+  DnsQuery q;
+  e = read_question(msg, len, text, &text_len, &q, &pos);
+  if (e != Error::none) return fail(err, e);
+  return finish(msg, text, text_len, q, out, err);
 }
 
 Status dns_tcp_frame(const uint8_t* data, size_t len, size_t* msg_off, size_t* msg_len) {

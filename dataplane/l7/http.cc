@@ -165,11 +165,15 @@ Error parse_authority(Span s, bool need_port, Authority* a) {
   }
   Span bare = host;  // a numeric host may carry the absolute-form trailing dot
   if (bare.p[bare.n - 1] == '.') --bare.n;
-  if (is_dotted_quad(bare)) {
-    copy_ip(bare, a);
-    return Error::none;
+  switch (numeric_host(bare.p, bare.n)) {
+    case NumericHost::dotted_quad:
+      copy_ip(bare, a);
+      return Error::none;
+    case NumericHost::other:
+      return Error::bad_name;
+    case NumericHost::no:
+      break;
   }
-  if (ends_in_number(bare)) return Error::bad_name;
   if (!normalize_name(host.p, host.n, &a->name)) return Error::bad_name;
   a->has_name = true;
   return Error::none;
@@ -253,6 +257,30 @@ Error check_tail(Span tail, bool in_request_line) {
   return Error::none;
 }
 
+// Content-Length = 1*DIGIT, possibly repeated as a list ("5, 5") or over several field
+// lines (RFC 9110 8.6): every value must be the same.
+constexpr size_t kMaxLengthDigits = 18;  // below 2^63; no real body is longer
+
+Error parse_content_length(Span value, HttpRequest* req) {
+  size_t i = 0;
+  for (;;) {
+    size_t digits = 0;
+    uint64_t v = 0;
+    while (i < value.n && is_digit(value.p[i])) {
+      if (++digits > kMaxLengthDigits) return Error::bad_syntax;
+      v = v * 10 + (value.p[i++] - '0');
+    }
+    if (digits == 0) return Error::bad_syntax;
+    if (req->has_content_length && v != req->content_length) return Error::duplicate;
+    req->has_content_length = true;
+    req->content_length = v;
+    while (i < value.n && (value.p[i] == ' ' || value.p[i] == '\t')) ++i;
+    if (i == value.n) return Error::none;
+    if (value.p[i++] != ',') return Error::bad_syntax;
+    while (i < value.n && (value.p[i] == ' ' || value.p[i] == '\t')) ++i;
+  }
+}
+
 // Parses one header field line (RFC 9112 5): name ":" OWS value OWS.
 Error parse_field(Span line, HttpRequest* req, int* host_count, Authority* host) {
   if (line.p[0] == ' ' || line.p[0] == '\t') return Error::bad_syntax;  // obs-fold
@@ -269,6 +297,8 @@ Error parse_field(Span line, HttpRequest* req, int* host_count, Authority* host)
     return parse_authority(value, false, host);
   }
   if (span_ieq(name, "upgrade")) req->upgrade = true;
+  if (span_ieq(name, "content-length")) return parse_content_length(value, req);
+  if (span_ieq(name, "transfer-encoding")) req->transfer_encoding = true;
   return Error::none;
 }
 
@@ -278,6 +308,13 @@ Status fail(Error e, Error* err) {
 }
 
 }  // namespace
+
+NumericHost numeric_host(const uint8_t* host, size_t len) {
+  const Span s{host, len};
+  if (len == 0) return NumericHost::no;
+  if (is_dotted_quad(s)) return NumericHost::dotted_quad;
+  return ends_in_number(s) ? NumericHost::other : NumericHost::no;
+}
 
 // Pipelining: a caller with more bytes after *consumed calls again on data + consumed
 // for the next request (a request body, if any, must be skipped by the caller first).
@@ -319,6 +356,9 @@ Status parse_http_request(const uint8_t* data, size_t len, HttpRequest* out, Err
     if (e != Error::none) return fail(e, err);
   }
   if (rl.http11 && host_count == 0) return fail(Error::bad_syntax, err);  // RFC 9112 3.2
+  // Both framings: which one a server obeys decides where the next request starts
+  // (request smuggling); RFC 9112 6.3 lets a server refuse such a request.
+  if (req.has_content_length && req.transfer_encoding) return fail(Error::bad_syntax, err);
   const Authority& a = rl.target_authority ? rl.authority : host;
   req.has_name = a.has_name;
   req.name = a.name;

@@ -25,33 +25,12 @@ constexpr uint16_t kExtEch = 0xfe0d;
 Status check_record_header(const uint8_t* data, size_t len, size_t pos, size_t* rec_len,
                            Error* err) {
   const size_t have = len - pos;
-  if (have >= 1) {
-    const uint8_t type = data[pos];
-    if (pos == 0 && (type & 0x80) != 0) {  // SSLv2-format hello: 2-byte length, msb set
-      *err = Error::bad_version;
-      return Status::bad;
-    }
-    if (type != kContentHandshake) {
-      *err = Error::not_handshake;
-      return Status::bad;
-    }
-  }
-  if (have >= 2 && data[pos + 1] != 3) {
+  if (pos == 0 && have >= 1 && (data[0] & 0x80) != 0) {  // SSLv2-format hello: msb set
     *err = Error::bad_version;
     return Status::bad;
   }
-  if (have < kRecordHeader) return Status::need_more;
-  const size_t n = (size_t{data[pos + 3]} << 8) | data[pos + 4];
-  if (n > kMaxRecord) {
-    *err = Error::record_too_long;
-    return Status::bad;
-  }
-  if (n == 0) {  // RFC 8446 5.1: no zero-length handshake fragments
-    *err = Error::not_handshake;
-    return Status::bad;
-  }
-  *rec_len = n;
-  return Status::ok;
+  return check_tls_record_header(data + pos, have < kRecordHeader ? have : kRecordHeader, rec_len,
+                                 err);
 }
 
 // Phase 1: validates the record framing of the hello and finds where it ends. On ok,
@@ -275,6 +254,29 @@ Status parse_body(Cursor* c, TlsHello* h, Error* err) {
 }
 
 }  // namespace
+
+Status check_tls_record_header(const uint8_t* hdr, size_t have, size_t* rec_len, Error* err) {
+  if (have >= 1 && hdr[0] != kContentHandshake) {
+    *err = Error::not_handshake;
+    return Status::bad;
+  }
+  if (have >= 2 && hdr[1] != 3) {
+    *err = Error::bad_version;
+    return Status::bad;
+  }
+  if (have < kRecordHeader) return Status::need_more;
+  const size_t n = (size_t{hdr[3]} << 8) | hdr[4];
+  if (n > kMaxRecord) {
+    *err = Error::record_too_long;
+    return Status::bad;
+  }
+  if (n == 0) {  // RFC 8446 5.1: no zero-length handshake fragments
+    *err = Error::not_handshake;
+    return Status::bad;
+  }
+  *rec_len = n;
+  return Status::ok;
+}
 
 Status parse_tls_client_hello(const uint8_t* data, size_t len, TlsHello* out, Error* err,
                               size_t* consumed) {

@@ -107,7 +107,7 @@ TEST(FlowLog, RecordsFormatAsContractJson) {
     SCOPED_TRACE(c.description);
     FlowEntry e = make_entry(c);
     auto rec = std::make_unique<FlowRecord>();
-    make_flow_record(e, c.reason, c.rule_id, rec.get());
+    make_flow_record(e, c.reason, c.rule_id, nullptr, rec.get());
     std::string line = flow_record_json(*rec);
     EXPECT_EQ(line.find('\n'), std::string::npos) << "one line: " << line;
 
@@ -128,7 +128,12 @@ TEST(FlowLog, RecordsFormatAsContractJson) {
     EXPECT_EQ(v["src_port"].asUInt(), c.inside_port);
     EXPECT_EQ(v["dest_port"].asUInt(), c.remote_port);
     EXPECT_EQ(v["proto"].asString(), c.proto_name);
-    EXPECT_EQ(v["app_proto"].asString(), "unknown");
+    if (c.proto == kProtoTcp || c.proto == kProtoUdp) {
+      EXPECT_EQ(v["app_proto"].asString(), "unknown") << "no app given: unknown";
+    } else {
+      EXPECT_FALSE(v.isMember("app_proto")) << "as Suricata: no app_proto for " << +c.proto;
+    }
+    for (const char* app : {"tls", "http", "dns", "quic"}) EXPECT_FALSE(v.isMember(app));
     EXPECT_EQ(v["verdict"].asString(), c.verdict == Verdict::allow    ? "allow"
                                        : c.verdict == Verdict::deny   ? "deny"
                                                                       : "reject");
@@ -162,11 +167,146 @@ TEST(FlowLog, RecordsFormatAsContractJson) {
   }
 }
 
+// A flow's FlowName as the L7 parsers leave it, and the exact JSON text expected from
+// "proto" to "verdict" (field order, omissions and escaping).
+struct AppCase {
+  const char* description;
+  uint8_t proto;
+  l7::AppProto app;
+  bool has_name, ip_literal, ech;
+  const char* name;  // copied into FlowName::name as is (nullptr: empty)
+  const char* alpn;  // nullptr: none
+  const char* between;
+};
+
+const AppCase kAppCases[] = {
+    {"TLS with SNI", kProtoTcp, l7::AppProto::tls, true, false, false, "api.stripe.com", nullptr,
+     R"("proto":"TCP","app_proto":"tls","tls":{"sni":"api.stripe.com"},"verdict")"},
+    {"TLS with SNI, ALPN and ECH (the outer SNI)", kProtoTcp, l7::AppProto::tls, true, false,
+     true, "public.example.com", "h2",
+     R"("proto":"TCP","app_proto":"tls",)"
+     R"("tls":{"sni":"public.example.com","alpn":"h2","ech":true},"verdict")"},
+    {"TLS ECH without SNI", kProtoTcp, l7::AppProto::tls, false, false, true, nullptr, nullptr,
+     R"("proto":"TCP","app_proto":"tls","tls":{"ech":true},"verdict")"},
+    {"TLS ALPN only", kProtoTcp, l7::AppProto::tls, false, false, false, nullptr, "http/1.1",
+     R"("proto":"TCP","app_proto":"tls","tls":{"alpn":"http/1.1"},"verdict")"},
+    {"TLS IP literal as SNI is logged", kProtoTcp, l7::AppProto::tls, false, true, false,
+     "192.0.2.10", nullptr,
+     R"("proto":"TCP","app_proto":"tls","tls":{"sni":"192.0.2.10"},"verdict")"},
+    {"TLS without SNI, ALPN or ECH: no tls object", kProtoTcp, l7::AppProto::tls, false, false,
+     false, nullptr, nullptr, R"("proto":"TCP","app_proto":"tls","verdict")"},
+    {"ALPN bytes are escaped (the parser does not validate them)", kProtoTcp, l7::AppProto::tls,
+     false, false, false, nullptr, "h\"2\\\x01\xff",
+     R"("proto":"TCP","app_proto":"tls","tls":{"alpn":"h\"2\\\u0001\u00ff"},"verdict")"},
+    {"HTTP hostname", kProtoTcp, l7::AppProto::http, true, false, false, "www.example.org",
+     nullptr,
+     R"("proto":"TCP","app_proto":"http","http":{"hostname":"www.example.org"},"verdict")"},
+    {"HTTP IPv6 literal is logged", kProtoTcp, l7::AppProto::http, false, true, false,
+     "2001:db8::1", nullptr,
+     R"("proto":"TCP","app_proto":"http","http":{"hostname":"2001:db8::1"},"verdict")"},
+    {"HTTP ignores the TLS-only fields", kProtoTcp, l7::AppProto::http, true, false, true, "a.b",
+     "h2", R"("proto":"TCP","app_proto":"http","http":{"hostname":"a.b"},"verdict")"},
+    {"HTTP without a name: no http object", kProtoTcp, l7::AppProto::http, false, false, false,
+     nullptr, nullptr, R"("proto":"TCP","app_proto":"http","verdict")"},
+    {"DNS over UDP", kProtoUdp, l7::AppProto::dns, true, false, false, "_srv._tcp.example.com",
+     nullptr,
+     R"("proto":"UDP","app_proto":"dns","dns":{"rrname":"_srv._tcp.example.com"},"verdict")"},
+    {"DNS over TCP", kProtoTcp, l7::AppProto::dns, true, false, false, "example.com", nullptr,
+     R"("proto":"TCP","app_proto":"dns","dns":{"rrname":"example.com"},"verdict")"},
+    {"QUIC SNI", kProtoUdp, l7::AppProto::quic, true, false, false, "quic.example.net", nullptr,
+     R"("proto":"UDP","app_proto":"quic","quic":{"sni":"quic.example.net"},"verdict")"},
+    {"a name is escaped", kProtoTcp, l7::AppProto::http, true, false, false, "a\"b\\c\n", nullptr,
+     R"("proto":"TCP","app_proto":"http","http":{"hostname":"a\"b\\c\n"},"verdict")"},
+    {"name bytes without has_name or ip_literal are not logged", kProtoTcp, l7::AppProto::tls,
+     false, false, false, "stale.example", nullptr,
+     R"("proto":"TCP","app_proto":"tls","verdict")"},
+    {"unknown app on UDP: nothing but app_proto", kProtoUdp, l7::AppProto::unknown, true, false,
+     true, "x.y", "h2", R"("proto":"UDP","app_proto":"unknown","verdict")"},
+    {"ICMP: no app_proto", kProtoIcmp, l7::AppProto::unknown, false, false, false, nullptr,
+     nullptr, R"("proto":"ICMP","verdict")"},
+};
+
+TEST(FlowLog, AppFieldsFollowTheContract) {
+  for (const auto& c : kAppCases) {
+    SCOPED_TRACE(c.description);
+    FlowLogCase base = kCases[0];
+    base.proto = c.proto;
+    l7::FlowName app;
+    app.app = c.app;
+    app.has_name = c.has_name;
+    app.ip_literal = c.ip_literal;
+    app.ech = c.ech;
+    if (c.name != nullptr) {
+      app.name.len = static_cast<uint8_t>(std::strlen(c.name));
+      std::memcpy(app.name.buf, c.name, app.name.len);
+    }
+    if (c.alpn != nullptr) {
+      app.alpn_len = static_cast<uint8_t>(std::strlen(c.alpn));
+      std::memcpy(app.alpn, c.alpn, app.alpn_len);
+    }
+    auto rec = std::make_unique<FlowRecord>();
+    make_flow_record(make_entry(base), EndReason::closed, "stripe", &app, rec.get());
+    const std::string line = flow_record_json(*rec);
+    EXPECT_NE(line.find(c.between), std::string::npos) << "want " << c.between << "\nin " << line;
+
+    Json::CharReaderBuilder b;
+    b["strictRoot"] = true;
+    b["rejectDupKeys"] = true;
+    Json::Value v;
+    std::string errs;
+    std::unique_ptr<Json::CharReader> reader(b.newCharReader());
+    ASSERT_TRUE(reader->parse(line.data(), line.data() + line.size(), &v, &errs))
+        << errs << " in " << line;
+    if (c.name != nullptr && (c.has_name || c.ip_literal) && c.app != l7::AppProto::unknown) {
+      const std::string word = v["app_proto"].asString();
+      const char* field = word == "http" ? "hostname" : word == "dns" ? "rrname" : "sni";
+      EXPECT_EQ(v[word][field].asString(), c.name) << "the name reads back";
+    }
+  }
+}
+
+TEST(FlowLog, LongestNameAndAlpnAreLoggedWhole) {
+  std::string name;
+  while (name.size() + 4 <= l7::kMaxName) name += "abc.";
+  name += std::string(l7::kMaxName - name.size(), 'z');
+  l7::FlowName app;
+  app.app = l7::AppProto::tls;
+  app.has_name = true;
+  app.name.len = static_cast<uint8_t>(name.size());
+  std::memcpy(app.name.buf, name.data(), name.size());
+  app.alpn_len = 32;
+  std::memset(app.alpn, 'p', 32);
+  auto rec = std::make_unique<FlowRecord>();
+  make_flow_record(make_entry(kCases[0]), EndReason::closed, "stripe", &app, rec.get());
+  EXPECT_NE(flow_record_json(*rec).find("\"tls\":{\"sni\":\"" + name + "\",\"alpn\":\"" +
+                                        std::string(32, 'p') + "\"}"),
+            std::string::npos);
+}
+
+// A record is plain bytes: a byte copy (the ring, the shared-memory snapshot) keeps
+// the app and its name.
+TEST(FlowLog, RecordCopiedAsBytesKeepsTheApp) {
+  l7::FlowName app;
+  app.app = l7::AppProto::http;
+  app.has_name = true;
+  app.name.len = 11;
+  std::memcpy(app.name.buf, "example.com", 11);
+  auto rec = std::make_unique<FlowRecord>();
+  make_flow_record(make_entry(kCases[0]), EndReason::closed, "stripe", &app, rec.get());
+  std::vector<unsigned char> bytes(sizeof(FlowRecord));
+  std::memcpy(bytes.data(), rec.get(), sizeof(FlowRecord));
+  auto copy = std::make_unique<FlowRecord>();
+  std::memcpy(static_cast<void*>(copy.get()), bytes.data(), sizeof(FlowRecord));
+  EXPECT_EQ(flow_record_json(*copy), flow_record_json(*rec));
+  EXPECT_NE(flow_record_json(*copy).find(R"("http":{"hostname":"example.com"})"),
+            std::string::npos);
+}
+
 TEST(FlowLog, LongRuleIdIsTruncatedAndTerminated) {
   FlowEntry e = make_entry(kCases[0]);
   std::string long_id(200, 'x');
   auto rec = std::make_unique<FlowRecord>();
-  make_flow_record(e, EndReason::closed, long_id.c_str(), rec.get());
+  make_flow_record(e, EndReason::closed, long_id.c_str(), nullptr, rec.get());
   EXPECT_EQ(std::strlen(rec->rule_id), sizeof(rec->rule_id) - 1);
   EXPECT_NE(flow_record_json(*rec).find("\"rule_id\":\"" + std::string(63, 'x') + "\""),
             std::string::npos);

@@ -38,7 +38,7 @@ FlowKey make_key(uint32_t n, uint8_t proto = kProtoTcp) {
 struct Ended {
   std::vector<FlowKey> keys;
   std::vector<EndReason> why;
-  static void record(void* ctx, const FlowEntry& e, EndReason why) {
+  static void record(void* ctx, FlowEntry& e, EndReason why) {
     auto* self = static_cast<Ended*>(ctx);
     self->keys.push_back(e.key);
     self->why.push_back(why);

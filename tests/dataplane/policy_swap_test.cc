@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -236,17 +237,36 @@ TEST_F(PolicySwapTest, FlowSnapshotCopiesLiveFlowsOfEveryWorker) {
       e->rule_index = 0;
       e->policy_version = 1;
       e->pkts[0] = 5;
+      if (wi == 1 && i == 2) {  // this one has its name, in the worker's side table
+        l7::FlowName& n = workers_[wi]->ctx.aux[workers_[wi]->ctx.flows.index_of(e)].app;
+        n.app = l7::AppProto::http;
+        n.has_name = true;
+        n.name.len = 11;
+        std::memcpy(n.name.buf, "example.com", 11);
+      }
     }
   }
   std::vector<FlowRecord> recs;
   std::string err;
   ASSERT_TRUE(pub_->flows(100, &recs, &err, 2000ms)) << err;
   ASSERT_EQ(recs.size(), 6u);
+  unsigned named = 0;
   for (const FlowRecord& r : recs) {
     EXPECT_EQ(r.reason, EndReason::active);
     EXPECT_STREQ(r.rule_id, "p80");
     EXPECT_EQ(r.pkts[0], 5u);
+    const std::string json = flow_record_json(r);
+    if (r.key.inside_port == 40012) {
+      ++named;
+      EXPECT_NE(json.find(R"("app_proto":"http","http":{"hostname":"example.com"})"),
+                std::string::npos)
+          << "the name crosses to egw-mgmt: " << json;
+    } else {
+      EXPECT_EQ(r.app.app, l7::AppProto::unknown);
+      EXPECT_NE(json.find(R"("app_proto":"unknown","verdict")"), std::string::npos) << json;
+    }
   }
+  EXPECT_EQ(named, 1u);
   ASSERT_TRUE(pub_->flows(4, &recs, &err, 2000ms)) << err;
   EXPECT_EQ(recs.size(), 4u) << "the limit holds";
 }

@@ -99,8 +99,11 @@ const BadCase kBadCases[] = {
     {"empty input", [](Blob& b) { b.bytes.clear(); }, "shorter than the 72-byte header"},
     {"bad magic", [](Blob& b) { b.edit_header([](PolicyHeader& h) { h.magic = 0x12345678; }); },
      "bad magic"},
-    {"wrong ABI version",
-     [](Blob& b) { b.edit_header([](PolicyHeader& h) { h.abi_version = 2; }); }, "ABI version 2"},
+    {"older ABI version (before name conditions)",
+     [](Blob& b) { b.edit_header([](PolicyHeader& h) { h.abi_version = 1; }); },
+     "ABI version 1, this dataplane reads 2"},
+    {"newer ABI version",
+     [](Blob& b) { b.edit_header([](PolicyHeader& h) { h.abi_version = 3; }); }, "ABI version 3"},
     {"wrong header_size",
      [](Blob& b) { b.edit_header([](PolicyHeader& h) { h.header_size = 80; }); }, "header_size 80"},
     {"total_size larger than the blob",
@@ -227,6 +230,11 @@ const BadCase kBadCases[] = {
     {"unknown rule flags",
      [](Blob& b) { b.edit_elem<RuleRec>(kSecRules, 3, [](RuleRec& r) { r.flags = 4; }); },
      "rule 3: unknown flags"},
+    {"a rule needs a name but there is no name section",
+     [](Blob& b) {
+       b.edit_elem<RuleRec>(kSecRules, 3, [](RuleRec& r) { r.flags |= kRuleNeedsName; });
+     },
+     "the domain_table and name_regex_db sections are both missing"},
     {"bad default action",
      [](Blob& b) {
        b.edit_elem<Settings>(kSecSettings, 0, [](Settings& s) { s.default_action = 7; });

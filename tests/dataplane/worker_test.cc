@@ -25,7 +25,7 @@ constexpr const char* kPolicy = R"({
   "rulesets": [ { "name": "t", "rules": [
     { "id": "http", "from": ["web"], "proto": "tcp", "ports": [80],
       "to": { "cidrs": ["198.19.1.0/24", "2001:2:0:100::/64"] }, "action": "allow" },
-    { "id": "dns", "from": ["any"], "proto": "udp", "ports": [53],
+    { "id": "dns", "from": ["any"], "proto": "udp", "ports": [53, 123],
       "to": { "cidrs": ["198.19.1.0/24", "2001:2:0:100::/64"] }, "action": "allow" },
     { "id": "ping", "from": ["web"], "proto": "icmp",
       "to": { "cidrs": ["198.19.1.0/24", "2001:2:0:100::/64"] }, "action": "allow" },
@@ -202,16 +202,16 @@ std::vector<Case> cases() {
                    DropReason::inbound_no_flow}}});
   }
   v.push_back({"unsolicited inbound UDP dropped",
-               {{"inbound UDP", udp(kSrv, kCli, 53, 5353), kOutside, Expect::drop,
+               {{"inbound UDP", udp(kSrv, kCli, 123, 5353), kOutside, Expect::drop,
                  DropReason::inbound_no_flow}}});
   // Checklist 30: replies must come from the exact remote endpoint.
   v.push_back({"reply from another remote port or address dropped",
-               {{"query out", udp(kCli, kSrv, 5353, 53), kInside, Expect::forward},
+               {{"query out", udp(kCli, kSrv, 5353, 123), kInside, Expect::forward},
                 {"reply from port 54", udp(kSrv, kCli, 54, 5353), kOutside, Expect::drop,
                  DropReason::inbound_no_flow},
-                {"reply from .11", udp("198.19.1.11", kCli, 53, 5353), kOutside, Expect::drop,
+                {"reply from .11", udp("198.19.1.11", kCli, 123, 5353), kOutside, Expect::drop,
                  DropReason::inbound_no_flow},
-                {"genuine reply", udp(kSrv, kCli, 53, 5353), kOutside, Expect::forward}}});
+                {"genuine reply", udp(kSrv, kCli, 123, 5353), kOutside, Expect::forward}}});
   // Checklist 31: ICMP errors pass only for the flow they quote.
   {
     Frame syn = tcp(kCli, kSrv, 40001, 80, SYN, 1, 0);
@@ -225,8 +225,8 @@ std::vector<Case> cases() {
   }
   // ICMP errors must be addressed as the flow they quote, or they are a channel.
   {
-    Frame query = udp(kCli, kSrv, 5353, 53);
-    Frame reply = udp(kSrv, kCli, 53, 5353);
+    Frame query = udp(kCli, kSrv, 5353, 123);
+    Frame reply = udp(kSrv, kCli, 123, 5353);
     v.push_back(
         {"ICMP errors: addresses must match the quoted flow",
          {{"query out", query, kInside, Expect::forward},
@@ -371,10 +371,10 @@ std::vector<Case> cases() {
   }
   // Checklist 36: states time out at their configured time.
   v.push_back({"UDP flow expires at limits.udp_s",
-               {{"query", udp(kCli, kSrv, 6000, 53), kInside, Expect::forward, {}, 0},
-                {"reply just before 2 s", udp(kSrv, kCli, 53, 6000), kOutside, Expect::forward,
+               {{"query", udp(kCli, kSrv, 6000, 123), kInside, Expect::forward, {}, 0},
+                {"reply just before 2 s", udp(kSrv, kCli, 123, 6000), kOutside, Expect::forward,
                  {}, 1999},
-                {"reply 2 s after the last packet", udp(kSrv, kCli, 53, 6000), kOutside,
+                {"reply 2 s after the last packet", udp(kSrv, kCli, 123, 6000), kOutside,
                  Expect::drop, DropReason::inbound_no_flow, 3999}}});
   v.push_back({"SYN_SENT expires at limits.tcp_syn_s",
                {{"SYN", tcp(kCli, kSrv, 43000, 80, SYN, 1, 0), kInside, Expect::forward, {}, 0},

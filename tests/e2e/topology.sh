@@ -8,6 +8,8 @@ set -uo pipefail
 
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=tests/e2e/names_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/names_lib.sh"
 
 MODE=${1:-}
 BUILD=$(egw_build_dir "${2:-build}")
@@ -16,15 +18,17 @@ case "$MODE" in
   *) echo "usage: $0 run|demo BUILD_DIR" >&2; exit 2 ;;
 esac
 
-# Builds the topology, starts the servers, egw-mgmt and the dataplane (fail-closed,
-# no policy file), then loads rules/examples/demo.json through egw-mgmt's REST API
+# Builds the topology, starts the servers (HTTP, UDP echo, TLS, the resolver), egw-mgmt
+# and the dataplane (fail-closed, no policy file), then loads rules/examples/demo.json through egw-mgmt's REST API
 # with `egwctl apply`, as an operator would.
 bring_up() {
-  egw_require
+  egw_require openssl dnsmasq dig
   egw_init
   echo "egw: creating namespaces $NS_CLI, $NS_GW, $NS_SRV"
   egw_topology_up
   egw_start_servers
+  egw_start_name_servers
+  echo "egw: TLS on $SRV_V4_OK and [$SRV_V6_OK] port 443 (any SNI), resolver $RESOLVER_V4 and [$RESOLVER_V6]"
   egw_start_mgmt "$BUILD"
   echo "egw: egw-mgmt listening on $EGW_MGMT_URL (state dir $EGW_STATE)"
   echo "egw: starting egw-dataplane in $NS_GW (instance $EGW_INSTANCE, no policy yet: fail-closed)"
@@ -74,8 +78,8 @@ mode_run() {
   cat <<EOF
 
 egw is up: $NS_CLI ($CLI_V4, $CLI_V6) --[in0 | egw-dataplane | out0]-- $NS_SRV
-($SRV_V4_OK, $SRV_V4_REJ, $SRV_V6_OK, $SRV_V6_REJ). Policy: rules/examples/demo.json,
-loaded through egw-mgmt's REST API as version 1.
+($SRV_V4_OK, $SRV_V4_REJ, $SRV_V6_OK, $SRV_V6_REJ; resolver $RESOLVER_V4, $RESOLVER_V6).
+Policy: rules/examples/demo.json, loaded through egw-mgmt's REST API as version 1.
 Send traffic from another terminal:
 
 EOF
@@ -88,6 +92,18 @@ EOF
     "$c curl http://$SRV_V4_REJ/" "rejected: RST, 'Connection refused'" \
     "$c curl -g -6 'http://[$SRV_V6_REJ]/'" "rejected (IPv6)" \
     "$s curl --max-time 3 http://$CLI_V4:8000/" "unsolicited inbound: dropped"
+  echo
+  echo "Name rules (ruleset demo-names): TLS SNI, HTTP Host, DNS query names:"
+  echo
+  printf '  %-104s # %s\n' \
+    "$c curl -k --resolve allowed.egw.test:443:$SRV_V4_OK https://allowed.egw.test/" "allowed (tls-allowed)" \
+    "$c curl -k --resolve x.ok.egw.test:443:$SRV_V4_OK https://x.ok.egw.test/" "allowed (*.ok.egw.test)" \
+    "$c curl -k --resolve blocked.egw.test:443:$SRV_V4_OK https://blocked.egw.test/" "rejected: RST (tls-blocked)" \
+    "$c curl -k --max-time 3 --resolve other.example:443:$SRV_V4_OK https://other.example/" "denied: no rule, times out" \
+    "$c curl -H 'Host: www.egw.test' http://$SRV_V4_OK/" "allowed (http-www)" \
+    "$c curl -H 'Host: other.egw.test' http://$SRV_V4_OK/" "rejected: RST (http-other-names)" \
+    "$c dig @$RESOLVER_V4 allowed.egw.test" "answered by the resolver (dns-egw-test)" \
+    "$c dig @$RESOLVER_V4 evil.example" "REFUSED by egw itself (dns-refused)"
   cat <<EOF
 
 Manage the policy live through egw-mgmt ($EGW_MGMT_URL, admin token $EGW_TOKEN_FILE):
@@ -113,8 +129,9 @@ EOF
 }
 
 # Demo steps: expected outcome | what | namespace | command.
-# Outcome seen: exit 0 = ALLOWED; curl exit 7 (RST) = REJECTED; anything else
-# (timeouts) = DENIED.
+# Outcome seen: exit 0 = ALLOWED; curl exit 7 (RST on the SYN), 35 (RST during the TLS
+# handshake), 52/56 (RST after the request; dnsq's RST too) and dnsq's 7 (a REFUSED
+# answer) = REJECTED; anything else (timeouts) = DENIED.
 CURL="curl -sS -o /dev/null --max-time 3"
 demo_steps() {
   STEPS=(
@@ -131,6 +148,47 @@ demo_steps() {
   )
 }
 
+# The name rules: TLS by SNI (curl resolves the name to the server itself), HTTP by Host,
+# DNS by query name through the resolver.
+name_steps() {
+  local tls="$CURL -k" v6="[$SRV_V6_OK]"
+  STEPS=(
+    "ALLOWED|https://allowed.egw.test, SNI allowed.egw.test (curl)|$NS_CLI|$tls --resolve allowed.egw.test:443:$SRV_V4_OK https://allowed.egw.test/"
+    "ALLOWED|https://allowed.egw.test over IPv6 (curl -6)|$NS_CLI|$tls --resolve allowed.egw.test:443:$v6 https://allowed.egw.test/"
+    "ALLOWED|https://a.b.ok.egw.test, *.ok.egw.test at any depth (curl)|$NS_CLI|$tls --resolve a.b.ok.egw.test:443:$SRV_V4_OK https://a.b.ok.egw.test/"
+    "ALLOWED|https://api7.egw.test, regex ^api[0-9]+\\.egw\\.test\$ (curl)|$NS_CLI|$tls --resolve api7.egw.test:443:$SRV_V4_OK https://api7.egw.test/"
+    "REJECTED|https://ok.egw.test, the apex is not *.ok.egw.test (curl)|$NS_CLI|$tls --resolve ok.egw.test:443:$SRV_V4_OK https://ok.egw.test/"
+    "REJECTED|https://blocked.egw.test (curl)|$NS_CLI|$tls --resolve blocked.egw.test:443:$SRV_V4_OK https://blocked.egw.test/"
+    "REJECTED|https://blocked.egw.test over IPv6 (curl -6)|$NS_CLI|$tls --resolve blocked.egw.test:443:$v6 https://blocked.egw.test/"
+    "DENIED|https://other.example, no rule (curl)|$NS_CLI|$tls --resolve other.example:443:$SRV_V4_OK https://other.example/"
+    "ALLOWED|http://$SRV_V4_OK/ with Host www.egw.test (curl)|$NS_CLI|$CURL -H 'Host: www.egw.test' http://$SRV_V4_OK/"
+    "REJECTED|http://$SRV_V4_OK/ with Host other.egw.test (curl)|$NS_CLI|$CURL -H 'Host: other.egw.test' http://$SRV_V4_OK/"
+    "ALLOWED|DNS allowed.egw.test @$RESOLVER_V4 over UDP (dig)|$NS_CLI|$EGW_DNSQ @$RESOLVER_V4 allowed.egw.test"
+    "ALLOWED|DNS AAAA api7.egw.test @$RESOLVER_V6 over TCP (dig +tcp)|$NS_CLI|$EGW_DNSQ +tcp @$RESOLVER_V6 api7.egw.test AAAA"
+    "REJECTED|DNS evil.example @$RESOLVER_V4 over UDP: REFUSED (dig)|$NS_CLI|$EGW_DNSQ @$RESOLVER_V4 evil.example"
+    "REJECTED|DNS evil.example @$RESOLVER_V6 over UDP: REFUSED (dig)|$NS_CLI|$EGW_DNSQ @$RESOLVER_V6 evil.example"
+    "REJECTED|DNS evil.example @$RESOLVER_V4 over TCP: RST (dig +tcp)|$NS_CLI|$EGW_DNSQ +tcp @$RESOLVER_V4 evil.example"
+  )
+}
+
+# One line for a check that is not traffic: held_if WHAT COMMAND...
+held_if() {
+  local what=$1
+  shift
+  if "$@"; then
+    held=$((held + 1))
+    printf '  %-8s as expected      %s\n' held "$what"
+  else
+    broken=$((broken + 1))
+    printf '  %-8s NOT AS EXPECTED  %s\n' broken "$what"
+  fi
+}
+
+# The REFUSED answers came from egw: the resolver never saw evil.example.
+resolver_never_saw_evil() {
+  grep -q 'query\[' "$EGW_DNS_LOG" && ! grep -q 'evil\.example' "$EGW_DNS_LOG"
+}
+
 # Runs STEPS; counts outcomes as expected (held) or not (broken).
 held=0
 broken=0
@@ -141,7 +199,7 @@ run_steps() {
     egw_exec_case "$ns" "$cmd"
     case "$CASE_RC" in
       0) seen=ALLOWED ;;
-      7) seen=REJECTED ;;
+      7 | 35 | 52 | 56) seen=REJECTED ;;
       *) seen=DENIED ;;
     esac
     if [ "$seen" = "$want" ]; then
@@ -179,6 +237,12 @@ mode_demo() {
   echo "egw demo: policy rules/examples/demo.json (version 1); each line: outcome, expected or not"
   demo_steps
   run_steps
+  echo
+  echo "egw demo: name rules (ruleset demo-names): TLS SNI, HTTP Host, DNS query names"
+  name_steps
+  run_steps
+  held_if "the resolver never saw evil.example: the REFUSED answers came from egw" \
+    resolver_never_saw_evil
 
   # A live change: revoke tcp/8080, then roll back; real clients show each version.
   local revoked="$EGW_WORK/demo-no-8080.json"
@@ -210,8 +274,12 @@ for line in open(sys.argv[1]):
         continue
     r = json.loads(line)
     f = r.get("flow", {})
+    app = r.get("app_proto") or ""
+    name = next((r[a][k] for a, k in (("tls", "sni"), ("http", "hostname"), ("dns", "rrname"))
+                 if isinstance(r.get(a), dict) and k in r[a]), None)
+    what = f" {app} {name}" if name else ""
     print(f"  {r.get('proto'):9} {ep(r.get('src_ip'), r.get('src_port'))} -> "
-          f"{ep(r.get('dest_ip'), r.get('dest_port'))} {r.get('verdict')} "
+          f"{ep(r.get('dest_ip'), r.get('dest_port'))}{what} {r.get('verdict')} "
           f"(rule {r.get('rule_id') or 'default'}), "
           f"packets out/in {f.get('pkts_toserver')}/{f.get('pkts_toclient')}")
 EOF

@@ -1,6 +1,7 @@
 // libFuzzer target: arbitrary bytes into RuntimePolicy::load (the compiled policy blob
-// loader), then a few classifications when a blob is accepted. Needs the EAL (rte_lpm,
-// rte_acl memory): initialised once, without hugepages or devices.
+// loader), then a few classifications (and name decisions, with names made from the
+// input) when a blob is accepted. Needs the EAL (rte_lpm, rte_acl memory): initialised
+// once, without hugepages or devices.
 #include <rte_eal.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/l7/l7.h"
 #include "dataplane/policy.h"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -56,11 +58,29 @@ void exercise(const uint8_t* data, size_t size) {
     if (d.rule_index != egw::kNoRule && d.rule_index >= p->rule_count()) abort();
     (void)p->rule_id(d.rule_index);
     (void)p->service_of(k);
+    if (d.needs_name != (d.first_index != egw::kNoRule)) abort();
+    if (d.needs_name) {
+      if (!p->has_name_rules() || d.first_index >= p->rule_count()) abort();
+      egw::l7::Name name;
+      size_t off = size * i / 4, len = size - off < 64 ? size - off : 64;
+      bool named = egw::l7::normalize_name(data + off, len, &name);
+      const egw::l7::Name* names[2] = {named ? &name : nullptr, nullptr};
+      for (const egw::l7::Name* np : names) {
+        egw::Decision f = p->decide_name(k, d, np, 0);
+        if (f.needs_name || (f.rule_index != egw::kNoRule && f.rule_index >= p->rule_count()))
+          abort();
+        if (f.rule_index < d.first_index && f.rule_index != d.rule_index) abort();
+      }
+    }
   }
   egw::Decision out[4];
   p->classify_bulk(ptrs, 4, out);
-  for (unsigned i = 0; i < 4; ++i)
-    if (out[i].rule_index != p->classify(keys[i]).rule_index) abort();
+  for (unsigned i = 0; i < 4; ++i) {
+    egw::Decision one = p->classify(keys[i]);
+    if (out[i].rule_index != one.rule_index || out[i].needs_name != one.needs_name ||
+        out[i].first_index != one.first_index)
+      abort();
+  }
   (void)p->timeouts();
 }
 

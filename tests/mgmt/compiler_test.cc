@@ -1,16 +1,20 @@
 // Tests for mgmt/compiler.cc: the blob is walked with the dataplane/policy_abi.h structs
-// (header, checksum, section table, rule order and fields); unsupported parts are refused.
+// (header, checksum, section table, rule order and fields), the name sections are opened
+// with their own readers (DomainTable, Hyperscan); unsupported parts are refused.
 #include "tests/support/files.h"
 #include "mgmt/compiler.h"
 
 #include <gtest/gtest.h>
+#include <hs.h>
 #include <openssl/evp.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <sstream>
 
+#include "dataplane/l7/domain_table.h"
 #include "dataplane/policy_abi.h"
 
 namespace egw::mgmt {
@@ -73,8 +77,30 @@ std::string cidr_text(const abi::CidrRec& c) {
   return rules::format_cidr(m);
 }
 
+// An L3/L4-only policy (the demo of the first release): eight sections, no name ones.
+const char* const kL34Doc = R"({
+  "schema": 1,
+  "default_action": "deny",
+  "services": {
+    "web": { "cidrs": ["198.18.1.0/24", "2001:2:0:1::/64"] }
+  },
+  "rulesets": [
+    { "name": "demo-egress",
+      "rules": [
+        { "id": "http-allowed", "from": ["web"], "proto": "tcp", "ports": [80, 8080],
+          "to": { "cidrs": ["198.19.1.0/24", "2001:2:0:100::/64"] }, "action": "allow" },
+        { "id": "ping-allowed", "from": ["web"], "proto": "icmp",
+          "to": { "cidrs": ["198.19.1.0/24", "2001:2:0:100::/64"] }, "action": "allow" },
+        { "id": "udp-echo", "from": ["web"], "proto": "udp", "ports": [7],
+          "to": { "cidrs": ["198.19.1.0/24"] }, "action": "allow" },
+        { "id": "block-other-server", "from": ["web"], "proto": "tcp",
+          "to": { "cidrs": ["198.19.2.0/24", "2001:2:0:200::/64"] }, "action": "reject" }
+      ] }
+  ]
+})";
+
 TEST(Compiler, HeaderAndChecksum) {
-  std::string doc = test::file_text("rules/examples/demo.json");
+  std::string doc = kL34Doc;
   CompileResult res = compile_document(doc, 42);
   ASSERT_TRUE(res.errors.empty()) << dump(res.errors);
   BlobView v(res.blob);
@@ -86,6 +112,7 @@ TEST(Compiler, HeaderAndChecksum) {
   EXPECT_EQ(h.total_size, res.blob.size());
   EXPECT_EQ(h.total_size % 8, 0u);
   EXPECT_EQ(h.flags, 0u);
+  EXPECT_EQ(h.abi_version, 2u);
   EXPECT_EQ(h.section_count, 8u);
   const auto* bytes = reinterpret_cast<const uint8_t*>(res.blob.data());
   EXPECT_EQ(h.checksum, abi::fnv1a64(bytes + h.header_size, h.total_size - h.header_size));
@@ -96,10 +123,12 @@ TEST(Compiler, HeaderAndChecksum) {
   for (uint32_t t : {abi::kSecSettings, abi::kSecStrings, abi::kSecServices, abi::kSecServiceCidrs,
                      abi::kSecRules, abi::kSecRuleFrom, abi::kSecRulePorts, abi::kSecRuleCidrs})
     EXPECT_TRUE(v.has(t)) << t;
+  EXPECT_FALSE(v.has(abi::kSecDomainTable));
+  EXPECT_FALSE(v.has(abi::kSecNameRegexDb));
 }
 
-TEST(Compiler, DemoRulesInOrder) {
-  CompileResult res = compile_document(test::file_text("rules/examples/demo.json"), 0);
+TEST(Compiler, L34RulesInOrder) {
+  CompileResult res = compile_document(kL34Doc, 0);
   ASSERT_TRUE(res.errors.empty()) << dump(res.errors);
   EXPECT_EQ(res.stats.services, 1u);
   EXPECT_EQ(res.stats.rules, 4u);
@@ -230,24 +259,200 @@ TEST(Compiler, EmptyPolicyCompiles) {
   EXPECT_EQ(v.header().total_size, res.blob.size());
 }
 
-TEST(Compiler, NameConditionsAndInspectAreRefusedWithPaths) {
+TEST(Compiler, InspectIsRefusedWithItsPath) {
   CompileResult res = compile_document(test::file_text("rules/examples/contract.json"), 0);
   EXPECT_TRUE(res.blob.empty());
-  struct Want {
+  ASSERT_EQ(res.errors.size(), 1u) << dump(res.errors);
+  EXPECT_EQ(res.errors[0].path, "/inspect/0");
+  EXPECT_NE(res.errors[0].message.find("not supported yet: inspect rules"), std::string::npos)
+      << res.errors[0].message;
+}
+
+// The contract's example without its inspect rule: every name condition compiles.
+std::string contract_without_inspect() {
+  std::string doc = test::file_text("rules/examples/contract.json");
+  size_t at = doc.find(",\n  \"inspect\"");
+  EXPECT_NE(at, std::string::npos);
+  return doc.substr(0, at) + "\n}\n";
+}
+
+l7::Name name_of(const char* s) {
+  l7::Name n;
+  EXPECT_TRUE(l7::normalize_name(reinterpret_cast<const uint8_t*>(s), strlen(s), &n)) << s;
+  return n;
+}
+
+// The rule indexes (hs ids) of the patterns of a serialized block database matching name.
+std::vector<unsigned> regex_matches(const std::vector<uint8_t>& bytes, const char* name) {
+  hs_database_t* db = nullptr;
+  EXPECT_EQ(hs_deserialize_database(reinterpret_cast<const char*>(bytes.data()), bytes.size(), &db),
+            HS_SUCCESS);
+  std::vector<unsigned> ids;
+  if (!db) return ids;
+  char* info = nullptr;
+  EXPECT_EQ(hs_database_info(db, &info), HS_SUCCESS);
+  EXPECT_NE(std::string(info ? info : "").find("Mode: BLOCK"), std::string::npos) << info;
+  free(info);
+  hs_scratch_t* scratch = nullptr;
+  EXPECT_EQ(hs_alloc_scratch(db, &scratch), HS_SUCCESS);
+  auto on_match = [](unsigned id, unsigned long long, unsigned long long, unsigned, void* ctx) {
+    static_cast<std::vector<unsigned>*>(ctx)->push_back(id);
+    return 0;
+  };
+  EXPECT_EQ(hs_scan(db, name, static_cast<unsigned>(strlen(name)), 0, scratch, on_match, &ids),
+            HS_SUCCESS);
+  hs_free_scratch(scratch);
+  hs_free_database(db);
+  return ids;
+}
+
+TEST(Compiler, NameSections) {
+  const std::string rules_head =
+      R"({"schema":1,"services":{"web":{"cidrs":["198.18.1.0/24"]}},"rulesets":[{"name":"r","rules":[)"
+      R"({"id":"plain","from":["any"],"proto":"udp","ports":[53],"action":"allow"},)";
+  struct Case {
+    const char* desc;
+    std::string rules;  // after the plain rule 0
+    bool table, regex;
+    size_t domains, regexes;
+    std::vector<uint16_t> flags;  // per rule, kRuleNeedsName bits
+    const char* name;             // looked up in both sections
+    std::vector<uint32_t> table_hits;
+    std::vector<unsigned> regex_hits;
+  };
+  const Case cases[] = {
+      {"no names: neither section",
+       R"({"id":"b","from":["web"],"to":{"cidrs":["198.19.0.0/16"]},"action":"deny"})",
+       false,
+       false,
+       0,
+       0,
+       {0, 0},
+       "api.x.io",
+       {},
+       {}},
+      {"domains only",
+       R"({"id":"b","from":["web"],"to":{"domains":["api.x.io","*.x.io"]},"action":"allow"},)"
+       R"({"id":"c","from":["any"],"to":{"domains":["*"]},"action":"deny"})",
+       true,
+       false,
+       3,
+       0,
+       {0, abi::kRuleNeedsName, abi::kRuleNeedsName},
+       "api.x.io",
+       {1, 2},
+       {}},
+      {"regex only",
+       R"({"id":"b","from":["web"],"to":{"domain_regex":["^api\\.","\\.x\\.io$"]},"action":"allow"},)"
+       R"({"id":"c","from":["any"],"to":{"cidrs":["198.19.0.0/16"]},"action":"deny"},)"
+       R"({"id":"d","from":["any"],"to":{"domain_regex":["^[a-z]+\\.x\\.io$"]},"action":"deny"})",
+       false,
+       true,
+       0,
+       3,
+       {0, abi::kRuleNeedsName, 0, abi::kRuleNeedsName},
+       "api.x.io",
+       {},
+       {1, 3}},
+      {"both, in one rule and with cidrs",
+       R"({"id":"b","from":["web"],"to":{"cidrs":["198.19.0.0/16"],"domains":["a.x.io"],)"
+       R"("domain_regex":["^b\\.x\\.io$"]},"action":"allow"})",
+       true,
+       true,
+       1,
+       1,
+       {0, abi::kRuleNeedsName},
+       "b.x.io",
+       {},
+       {1}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.desc);
+    CompileResult res = compile_document(rules_head + c.rules + "]}]}", 0);
+    ASSERT_TRUE(res.errors.empty()) << dump(res.errors);
+    EXPECT_EQ(res.stats.domains, c.domains);
+    EXPECT_EQ(res.stats.regexes, c.regexes);
+    BlobView v(res.blob);
+    EXPECT_EQ(v.header().abi_version, 2u);
+    EXPECT_EQ(v.header().section_count, 8u + c.table + c.regex);
+    EXPECT_EQ(v.has(abi::kSecDomainTable), c.table);
+    EXPECT_EQ(v.has(abi::kSecNameRegexDb), c.regex);
+    auto rules = v.table<abi::RuleRec>(abi::kSecRules);
+    ASSERT_EQ(rules.size(), c.flags.size());
+    for (size_t i = 0; i < rules.size(); ++i)
+      EXPECT_EQ(rules[i].flags & abi::kRuleNeedsName, c.flags[i]) << "rule " << i;
+    if (c.table) {
+      auto bytes = v.table<uint8_t>(abi::kSecDomainTable);
+      l7::DomainTable t;
+      std::string err;
+      ASSERT_TRUE(t.open(bytes.data(), bytes.size(), &err)) << err;
+      uint32_t out[8];
+      size_t n = t.match(name_of(c.name), out, 8);
+      EXPECT_EQ(std::vector<uint32_t>(out, out + n), c.table_hits);
+    }
+    if (c.regex) {
+      auto ids = regex_matches(v.table<uint8_t>(abi::kSecNameRegexDb), c.name);
+      std::sort(ids.begin(), ids.end());
+      EXPECT_EQ(ids, c.regex_hits);  // one match per rule (HS_FLAG_SINGLEMATCH)
+    }
+  }
+}
+
+TEST(Compiler, ContractExampleNames) {
+  CompileResult res = compile_document(contract_without_inspect(), 5);
+  ASSERT_TRUE(res.errors.empty()) << dump(res.errors);
+  EXPECT_EQ(res.stats.rules, 4u);
+  EXPECT_EQ(res.stats.domains, 3u);
+  EXPECT_EQ(res.stats.regexes, 1u);
+  BlobView v(res.blob);
+  EXPECT_EQ(v.header().section_count, 10u);
+  auto rules = v.table<abi::RuleRec>(abi::kSecRules);
+  ASSERT_EQ(rules.size(), 4u);
+  const uint16_t want_flags[] = {abi::kRuleFromAny, abi::kRuleNeedsName, abi::kRuleNeedsName,
+                                 abi::kRuleFromAny | abi::kRuleNeedsName};
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(rules[i].flags, want_flags[i]) << v.str(rules[i].id);
+  EXPECT_EQ(regex_matches(v.table<uint8_t>(abi::kSecNameRegexDb), "a-1.pkg.example.org"),
+            std::vector<unsigned>{2});
+  EXPECT_TRUE(regex_matches(v.table<uint8_t>(abi::kSecNameRegexDb), "a.b.pkg.example.org").empty());
+}
+
+// What validation lets through but the compiler still refuses, from a hand-built model.
+TEST(Compiler, NameCompileErrorsNameTheirPath) {
+  struct Case {
+    const char* desc;
+    std::vector<std::string> domains, regexes;
     const char* path;
     const char* message;
   };
-  const Want want[] = {
-      {"/rulesets/0/rules/1/to/domains", "not supported yet: name conditions need the L7 stage"},
-      {"/rulesets/0/rules/2/to/domain_regex", "not supported yet: name conditions"},
-      {"/rulesets/0/rules/3/to/domains", "not supported yet: name conditions"},
-      {"/inspect/0", "not supported yet: inspect rules"},
+  const Case cases[] = {
+      {"a domain the table refuses",
+       {"ok.io", "a..b"},
+       {},
+       "/rulesets/0/rules/1/to/domains/1",
+       "not a valid DNS name"},
+      {"a pattern Hyperscan refuses",
+       {},
+       {"^ok$", "(a)\\1"},
+       "/rulesets/0/rules/1/to/domain_regex/1",
+       "Hyperscan cannot compile the pattern: \"Back-references are unsupported."},
   };
-  ASSERT_EQ(res.errors.size(), std::size(want)) << dump(res.errors);
-  for (size_t i = 0; i < std::size(want); ++i) {
-    EXPECT_EQ(res.errors[i].path, want[i].path);
-    EXPECT_NE(res.errors[i].message.find(want[i].message), std::string::npos)
-        << res.errors[i].message;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.desc);
+    rules::Policy p;
+    p.rulesets.push_back({"r", {}});
+    for (int i = 0; i < 2; ++i) {
+      rules::Rule r;
+      r.id = "r" + std::to_string(i);
+      r.path = "/rulesets/0/rules/" + std::to_string(i);
+      r.from_any = true;
+      if (i == 1) r.to_domains = c.domains, r.to_domain_regex = c.regexes;
+      p.rulesets[0].rules.push_back(r);
+    }
+    CompileResult res = compile_policy(p, "{}", 0);
+    EXPECT_TRUE(res.blob.empty());
+    ASSERT_EQ(res.errors.size(), 1u) << dump(res.errors);
+    EXPECT_EQ(res.errors[0].path, c.path);
+    EXPECT_NE(res.errors[0].message.find(c.message), std::string::npos) << res.errors[0].message;
   }
 }
 
@@ -278,8 +483,14 @@ TEST(Compiler, TooManyRules) {
 }
 
 TEST(Compiler, Deterministic) {
-  for (const char* file : {"rules/examples/demo.json", "rules/examples/contract-l34.json"}) {
-    std::string doc = test::file_text(file);
+  // Hyperscan's serialized databases are byte-stable for the same patterns (generic
+  // platform, see rules::domain_regex_platform), so the whole blob is.
+  const std::pair<const char*, std::string> docs[] = {
+      {"L3/L4", kL34Doc},
+      {"contract-l34.json", test::file_text("rules/examples/contract-l34.json")},
+      {"contract.json without inspect (names)", contract_without_inspect()},
+  };
+  for (const auto& [file, doc] : docs) {
     CompileResult a = compile_document(doc, 3), b = compile_document(doc, 3);
     ASSERT_TRUE(a.errors.empty()) << file;
     EXPECT_EQ(a.blob, b.blob) << file;

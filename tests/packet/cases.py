@@ -3,8 +3,8 @@
 # Read by tests/packet/run_packet_tests.py.
 import copy
 
-from scapy.all import (ARP, Dot1AD, Dot1Q, Ether, GRE, ICMP, IP, IPv6, IPv6ExtHdrFragment,
-                       Raw, TCP, UDP, fragment, fragment6)
+from scapy.all import (ARP, DNS, DNSQR, Dot1AD, Dot1Q, Ether, GRE, ICMP, IP, IPv6,
+                       IPv6ExtHdrFragment, Raw, TCP, UDP, fragment, fragment6)
 from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NA, ICMPv6ND_NS
 from scapy.layers.ipsec import ESP
 
@@ -195,7 +195,7 @@ CASES = [
      'pass': [0, 3], 'drops': {'inbound_no_flow': 2}},
     {'description': 'ICMP error quoting an allowed flow passes; a forged inner header is dropped (31)',
      'policy': POLICY,
-     'packets': [udp_out(C, DNS4, 5353, 53),
+     'packets': [udp_out(C, DNS4, 5353, 53, bytes(DNS(id=7, rd=1, qd=DNSQR(qname='a.example')))),
                  inb(IP(src=R4, dst=C) / ICMP(type=3, code=3) /
                      IP(src=C, dst=DNS4) / UDP(sport=5353, dport=53) / (b'q' * 20)),
                  inb(IP(src=R4, dst=C) / ICMP(type=3, code=3) /
@@ -326,7 +326,7 @@ CASES = [
     {'description': 'a frame longer than an mbuf holds is skipped and counted as oversize',
      'policy': POLICY,
      'packets': [out(IP(src=C, dst=DNS4) / UDP(sport=5353, dport=53) / (b'j' * 3000)),
-                 udp_out(C, DNS4, 5353, 53)],
+                 udp_out(C, DNS4, 5353, 53, bytes(DNS(id=9, rd=1, qd=DNSQR(qname='b.example'))))],
      'records': [rec(C, DNS4, 5353, 53, 'UDP', 'allow', 'dns', (1, 0))],
      'pass': [1], 'drops': {}, 'summary': {'oversize': 1, 'outbound': 1, 'packets': 2}},
     {'description': '--inside replaces the service CIDRs',

@@ -432,6 +432,101 @@ struct CidrCase {
   const char* why;        // substring of the reason when it fails
 };
 
+// A document whose one rule has to.domain_regex = [pattern] (JSON-escaped here).
+std::string with_regex(const std::string& pattern) {
+  std::string esc;
+  for (char c : pattern) {
+    if (c == '\\' || c == '"') esc += '\\';
+    esc += c;
+  }
+  return with_rule(R"({"id":"a","from":["web"],"to":{"domain_regex":[")" + esc +
+                   R"("]},"action":"allow"})");
+}
+
+TEST(PolicyParse, DomainRegexValidation) {
+  const std::string path = "/rulesets/0/rules/0/to/domain_regex/0";
+  struct Case {
+    const char* description;
+    std::string pattern;
+    const char* message;  // nullptr: valid
+  };
+  const Case cases[] = {
+      {"anchored name pattern", R"(^[a-z0-9-]+\.pkg\.example\.org$)", nullptr},
+      {"unanchored substring", "tracker", nullptr},
+      {"repeat of exactly the limit", "^a{1000}$", nullptr},
+      {"braces in a class are not a repeat", "^[{2000}]+$", nullptr},
+      {"escaped braces are not a repeat", R"(^x\{2000\}$)", nullptr},
+      {"quoted braces are not a repeat", R"(^\Q{2000}\E$)", nullptr},
+      {"hex escape with braces", R"(^\x{61}{3}$)", nullptr},
+      {"a comment with braces", "^(?#{5000})ab$", nullptr},
+      {"1024 bytes", "^" + std::string(1022, 'a') + "$", nullptr},
+      {"1025 bytes", "^" + std::string(1023, 'a') + "$",
+       "1025 bytes, longer than the limit of 1024"},
+      {"bounded repeat {n} over 1000", "^a{1001}$",
+       "bounded repeat {1001} at byte 2 counts over 1000"},
+      {"bounded repeat {n,m} with m over 1000", "^[a-z]{1,5000}\\.x$", "bounded repeat {1,5000}"},
+      {"bounded repeat {n,} over 1000", "x{2000,}", "bounded repeat {2000,}"},
+      {"huge repeat count", "x{99999999999999999999}", "counts over 1000"},
+      {"unterminated class", "^[a-z",
+       "Hyperscan cannot compile it: \"Unterminated character class"},
+      {"back-reference", R"(^(a)\1$)", "Back-references are unsupported"},
+      {"unbalanced parenthesis", "^(ab$", "Hyperscan cannot compile it"},
+      {"matches the empty string: star", "a*", "can match the empty string"},
+      {"matches the empty string: optional, anchored", "^a?$", "can match the empty string"},
+      {"matches the empty string: anchor only", "^", "can match the empty string"},
+      {"matches the empty string: word boundary", R"(\b)", "can match the empty string"},
+      {"matches the empty string: empty alternative", "(foo|)", "can match the empty string"},
+      {"empty pattern", "", "empty pattern"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.description);
+    ParseResult r = parse_policy(with_regex(c.pattern));
+    if (c.message == nullptr) {
+      EXPECT_TRUE(r.errors.empty()) << dump(r.errors);
+      ASSERT_TRUE(r.policy.has_value());
+      EXPECT_EQ(r.policy->rulesets[0].rules[0].to_domain_regex,
+                (std::vector<std::string>{c.pattern}));
+      continue;
+    }
+    ASSERT_EQ(r.errors.size(), 1u) << dump(r.errors);
+    EXPECT_EQ(r.errors[0].path, path);
+    EXPECT_NE(r.errors[0].message.find(c.message), std::string::npos) << r.errors[0].message;
+  }
+}
+
+TEST(PolicyParse, EveryBadRegexIsReportedAtItsPath) {
+  ParseResult r = parse_policy(with_rule(
+      R"({"id":"a","from":["web"],"to":{"domain_regex":["^ok$","a{5000}","[","^fine\\.x$","x*"]},
+          "action":"allow"})"));
+  ASSERT_EQ(r.errors.size(), 3u) << dump(r.errors);
+  EXPECT_EQ(r.errors[0].path, "/rulesets/0/rules/0/to/domain_regex/1");
+  EXPECT_EQ(r.errors[1].path, "/rulesets/0/rules/0/to/domain_regex/2");
+  EXPECT_EQ(r.errors[2].path, "/rulesets/0/rules/0/to/domain_regex/4");
+}
+
+TEST(PolicyParse, L7MaxBytesRange) {
+  struct Case {
+    int64_t value;
+    bool ok;
+  };
+  const Case cases[] = {{63, false},   {64, true},     {16384, true},
+                        {65536, true}, {65537, false}, {1048576, false}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.value);
+    ParseResult r =
+        parse_policy(R"({"schema":1,"limits":{"l7_max_bytes":)" + std::to_string(c.value) + "}}");
+    if (c.ok) {
+      ASSERT_TRUE(r.policy.has_value()) << dump(r.errors);
+      EXPECT_EQ(r.policy->limits.l7_max_bytes, static_cast<uint32_t>(c.value));
+    } else {
+      ASSERT_EQ(r.errors.size(), 1u) << dump(r.errors);
+      EXPECT_EQ(r.errors[0].path, "/limits/l7_max_bytes");
+      EXPECT_NE(r.errors[0].message.find("out of range (64..65536)"), std::string::npos)
+          << r.errors[0].message;
+    }
+  }
+}
+
 TEST(Cidr, ParseTable) {
   const CidrCase cases[] = {
       {"v4 /24", "198.18.1.0/24", "198.18.1.0/24", nullptr},

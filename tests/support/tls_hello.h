@@ -1,5 +1,6 @@
 // Test-only: builds TLS ClientHello messages (SNI list, ALPN, ECH, key_share sized like a
-// post-quantum hello, padding to a target size) and wraps them in records split at will.
+// post-quantum hello, padding to a target size, the second hello after a retry), wraps
+// them in records split at will, and the records a client sends after its hello.
 // Header-only; used by the L7 unit tests and the fuzz corpus writer (any thread).
 #pragma once
 
@@ -181,6 +182,27 @@ inline HelloSpec pq_spec(const std::string& sni) {
   return s;
 }
 
+// A hello whose key share alone is ~1.7 KB: SecP384r1MLKEM1024 (97 + 1568 bytes) as
+// offered next to X25519 by post-quantum clients (the message is ~1.9 KB, no padding).
+inline HelloSpec pq1024_spec(const std::string& sni) {
+  HelloSpec s = tls13_spec(sni);
+  s.exts[s.exts.size() - 2] = key_share_ext(97 + 1568, 0x11ed);
+  return s;
+}
+
+// The second ClientHello after a HelloRetryRequest (RFC 8446 4.1.2): the same hello with
+// the server's cookie echoed and a key share for the group the server asked for.
+inline HelloSpec retry_spec(HelloSpec s, size_t cookie_len = 64) {
+  TlsExt cookie{44, {}};
+  put16(&cookie.body, cookie_len);
+  cookie.body.resize(cookie.body.size() + cookie_len, 0xc0);
+  for (TlsExt& e : s.exts) {
+    if (e.type == kExtKeyShare) e = key_share_ext(65, 0x0017);
+  }
+  s.exts.push_back(cookie);
+  return s;
+}
+
 // A TLS 1.2-style hello: no session id, SNI, ALPN http/1.1, no versions/key_share.
 inline HelloSpec tls12_spec(const std::string& sni) {
   HelloSpec s;
@@ -219,6 +241,28 @@ inline TlsBytes records(const TlsBytes& msg, const std::vector<size_t>& sizes = 
 inline TlsBytes records_of(const TlsBytes& msg, size_t max) {
   std::vector<size_t> sizes((msg.size() + max - 1) / max, max);
   return records(msg, sizes);
+}
+
+// What a client sends after its hello: ChangeCipherSpec, an alert, application data, or
+// another handshake message (e.g. TLS 1.2's ClientKeyExchange, type 16).
+inline TlsBytes ccs_record() {
+  return {20, 3, 3, 0, 1, 1};
+}
+inline TlsBytes alert_record() {
+  return {21, 3, 3, 0, 2, 1, 0};  // close_notify
+}
+inline TlsBytes app_data_record(size_t n = 32) {
+  TlsBytes b = {23, 3, 3};
+  put16(&b, n);
+  b.resize(b.size() + n, 0xad);
+  return b;
+}
+inline TlsBytes handshake_record(uint8_t msg_type, size_t body_len) {
+  TlsBytes msg;
+  put8(&msg, msg_type);
+  put24(&msg, body_len);
+  msg.resize(msg.size() + body_len, 0x42);
+  return records(msg, {}, 22, 0x0303);
 }
 
 // One record holding the hello built from `s`.

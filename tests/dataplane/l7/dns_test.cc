@@ -445,6 +445,137 @@ TEST(DnsTcp, SeveralMessagesInOneSegment) {
   EXPECT_EQ(last, Status::bad);
 }
 
+// ---- responses ---------------------------------------------------------------------
+// An A answer for the question at offset 12: a pointer owner, type, class, ttl, 4 bytes.
+Bytes answer_a() {
+  return cat({ptr(12), be(1), be(1), be(0), be(300), be(4), Bytes{192, 0, 2, 1}});
+}
+
+Bytes response(const std::string& name, uint16_t flags = 0x8180, uint16_t qtype = 1,
+               uint16_t id = 0x1234) {
+  return cat({header(flags, 1, 1, 0, 0, id), labels(name), qtail(qtype), answer_a()});
+}
+
+struct ResponseCase {
+  const char* desc;
+  Bytes msg;
+  Status want;
+  Error err = Error::none;
+  std::string name = {};
+  uint16_t id = 0x1234;
+  uint16_t qtype = 1;
+};
+
+Status parse_response_exact(const Bytes& m, size_t len, DnsQuery* q, Error* err) {
+  std::unique_ptr<uint8_t[]> copy(new uint8_t[len == 0 ? 1 : len]);
+  if (len != 0) std::memcpy(copy.get(), m.data(), len);
+  return parse_dns_response(copy.get(), len, q, err);
+}
+
+std::vector<ResponseCase> response_cases() {
+  const Bytes loop = cat({header(0x8180), ptr(12), qtail()});
+  return {
+      {"NOERROR with an answer", response("www.example.com"), Status::ok, Error::none,
+       "www.example.com"},
+      {"NXDOMAIN, no answer",
+       cat({header(0x8183, 1, 0, 1), labels("nx.example"), qtail(28), opt()}), Status::ok,
+       Error::none, "nx.example", 0x1234, 28},
+      {"REFUSED", response("r.example", 0x8185), Status::ok, Error::none, "r.example"},
+      {"truncated (TC) response", response("tc.example", 0x8380), Status::ok, Error::none,
+       "tc.example"},
+      {"mixed case (0x20 randomisation) is lowered", response("WwW.ExAmple.COM", 0x8180, 1, 7),
+       Status::ok, Error::none, "www.example.com", 7},
+      {"question name through a forward pointer into the answer's rdata",
+       cat({header(0x8180, 1, 1), ptr(29), qtail(16), Bytes{0}, be(16), be(1), be(0), be(60),
+            be(static_cast<uint16_t>(labels("fwd.example").size())), labels("fwd.example")}),
+       Status::ok, Error::none, "fwd.example", 0x1234, 16},
+      {"a query is not a response", query("example.com"), Status::bad, Error::bad_syntax},
+      {"opcode other than QUERY", response("a.example", 0x8980), Status::bad, Error::bad_syntax},
+      {"no question", cat({header(0x8180, 0, 1), answer_a()}), Status::bad, Error::count_not_one},
+      {"two questions",
+       cat({header(0x8180, 2), labels("a.example"), qtail(), labels("b.example"), qtail()}),
+       Status::bad, Error::count_not_one},
+      {"pointer loop in the question", loop, Status::bad, Error::pointer_loop},
+      {"pointer past the end", cat({header(0x8180), ptr(0x3ff), qtail()}), Status::bad,
+       Error::truncated_field},
+      {"reserved label type", cat({header(0x8180), Bytes{0x40, 'a', 0}, qtail()}), Status::bad,
+       Error::bad_name},
+      {"label over 63", response(label_of(64) + ".com"), Status::bad, Error::bad_name},
+      {"root question", cat({header(0x8180), Bytes{0}, qtail()}), Status::bad, Error::bad_name},
+      {"invalid characters", response("a b.example"), Status::bad, Error::bad_name},
+      {"question cut before qclass", cat({header(0x8180), labels("a.example"), be(1), Bytes{0}}),
+       Status::bad, Error::truncated_field},
+      {"header only", header(0x8180), Status::bad, Error::truncated_field},
+  };
+}
+
+TEST(DnsResponse, Table) {
+  for (const ResponseCase& c : response_cases()) {
+    SCOPED_TRACE(c.desc);
+    DnsQuery q;
+    Error err = Error::truncated_field;
+    ASSERT_EQ(parse_response_exact(c.msg, c.msg.size(), &q, &err), c.want);
+    EXPECT_EQ(err, c.err);
+    if (c.want != Status::ok) continue;
+    EXPECT_EQ(std::string(q.name.buf, q.name.len), c.name);
+    EXPECT_EQ(q.id, c.id);
+    EXPECT_EQ(q.qtype, c.qtype);
+    EXPECT_EQ(q.qclass, 1);
+  }
+}
+
+// Cut anywhere inside the header or question: bad, never a read past the end. The
+// answer after the question is not read, so cuts there still match.
+TEST(DnsResponse, Truncated) {
+  for (const ResponseCase& c : response_cases()) {
+    SCOPED_TRACE(c.desc);
+    for (size_t n = 0; n < c.msg.size(); ++n) {
+      DnsQuery q;
+      Error err;
+      const Status st = parse_response_exact(c.msg, n, &q, &err);
+      if (st == Status::ok) {
+        EXPECT_EQ(c.want, Status::ok) << n;
+        EXPECT_EQ(std::string(q.name.buf, q.name.len), c.name) << n;
+      }
+    }
+  }
+  const Bytes r = response("cut.example");
+  const size_t question_end = 12 + labels("cut.example").size() + 4;
+  for (size_t n = 0; n < r.size(); ++n) {
+    DnsQuery q;
+    Error err;
+    EXPECT_EQ(parse_response_exact(r, n, &q, &err), n < question_end ? Status::bad : Status::ok)
+        << n;
+  }
+}
+
+// Checklist 23: a response matches the query it answers by id, name and qtype.
+TEST(DnsResponse, MatchesItsQuery) {
+  const Bytes qmsg = cat({header(0x0100, 1, 0, 0, 0, 0xbeef), labels("Match.Example"), qtail(28)});
+  DnsQuery q, r;
+  Error err;
+  ASSERT_EQ(parse_exact(qmsg, qmsg.size(), &q, &err), Status::ok);
+  struct Row {
+    const char* desc;
+    Bytes msg;
+    bool match;
+  };
+  const std::vector<Row> rows = {
+      {"the answer", response("match.example", 0x8180, 28, 0xbeef), true},
+      {"0x20 case differs", response("MATCH.example", 0x8180, 28, 0xbeef), true},
+      {"another id", response("match.example", 0x8180, 28, 0xbeee), false},
+      {"another name", response("other.example", 0x8180, 28, 0xbeef), false},
+      {"another qtype", response("match.example", 0x8180, 1, 0xbeef), false},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.desc);
+    ASSERT_EQ(parse_response_exact(row.msg, row.msg.size(), &r, &err), Status::ok);
+    const bool same = r.id == q.id && r.qtype == q.qtype && r.qclass == q.qclass &&
+                      std::string(r.name.buf, r.name.len) == std::string(q.name.buf, q.name.len);
+    EXPECT_EQ(same, row.match);
+  }
+}
+
 // ---- public captures ---------------------------------------------------------------
 // UDP payloads of every frame of a capture in ../shared/pcaps.
 bool read_payloads(const std::string& name, std::vector<Bytes>* out) {
