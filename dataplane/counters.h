@@ -39,6 +39,10 @@ namespace egw {
   X(l7_no_context)      /* no L7 context left for a flow waiting for its name */     \
   X(l7_inbound_wait)    /* inbound payload while the flow waits for its name */      \
   X(dns_unsolicited)    /* DNS response matching no query of the flow */             \
+  X(inspect_match)      /* payload matched an inspect rule: the flow ended */        \
+  X(inspect_gap)        /* TCP segment past a gap in the scanned bytes (resent) */   \
+  X(inspect_no_stream)  /* no inspection stream left (pool empty): fail closed */    \
+  X(inspect_fragment)   /* fragmented UDP datagram of an inspected flow */           \
   X(tx_full)            /* TX ring full: packet dropped, never queued forever */
 
 enum class DropReason : uint8_t {
@@ -71,7 +75,12 @@ const char* drop_reason_name(DropReason r);
   X(l7_held)                   \
   X(l7_released)               \
   X(l7_decided_no_name)        \
-  X(synth_dns)
+  X(synth_dns)                 \
+  X(inspect_streams)           \
+  X(inspect_bytes)             \
+  X(inspect_matches)           \
+  X(inspect_limit_reached)     \
+  X(inspect_swap_closed)
 
 struct WorkerCounters {
 #define EGW_X(name) uint64_t name = 0;

@@ -52,6 +52,7 @@ struct Options {
   std::string flow_log;
   uint32_t mbufs = 0;  // 0: sized from queues and descriptors
   uint32_t l7_flows = 1024;  // per worker: flows waiting for their name at once
+  uint32_t inspect_flows = WorkerConfig::kAutoStreams;  // per worker: inspected at once
 };
 
 [[noreturn]] void usage_exit(const char* prog, const char* why) {
@@ -59,15 +60,18 @@ struct Options {
   fprintf(stderr,
           "usage: %s [EAL options] -- [--inside PORT] [--outside PORT] [--policy FILE]\n"
           "          [--instance NAME] [--flows N] [--flow-log FILE|-] [--mbufs N]\n"
-          "          [--l7-flows N]\n"
+          "          [--l7-flows N] [--inspect-flows N]\n"
           "  --inside/--outside  port ids (default 0 and 1); inside traffic is outbound\n"
           "  --policy FILE       compiled policy (egwctl compile); without one, all IP is denied\n"
           "  --flows N           flow-table capacity per worker (default: policy max_flows or %u)\n"
           "  --flow-log FILE     write one JSON flow record per ended flow (- for stdout)\n"
           "  --mbufs N           packet buffers (default: enough for every queue's descriptors)\n"
           "  --l7-flows N        flows per worker that may wait for their name at once, 64 KiB\n"
-          "                      each (default 1024); when all are taken, new ones are denied\n",
-          prog, kDefaultFlows);
+          "                      each (default 1024); when all are taken, new ones are denied\n"
+          "  --inspect-flows N   flows per worker whose payload inspect rules may scan at once,\n"
+          "                      2 KiB each (default: a quarter of --flows, at most %u); when\n"
+          "                      all are taken, an inspected flow with payload is refused\n",
+          prog, kDefaultFlows, WorkerConfig::kMaxAutoStreams);
   exit(2);
 }
 
@@ -92,6 +96,7 @@ Options parse_options(int argc, char** argv) {
                                     {"flow-log", required_argument, nullptr, 'l'},
                                     {"mbufs", required_argument, nullptr, 'm'},
                                     {"l7-flows", required_argument, nullptr, 'L'},
+                                    {"inspect-flows", required_argument, nullptr, 'I'},
                                     {"help", no_argument, nullptr, 'h'},
                                     {nullptr, 0, nullptr, 0}};
   Options o;
@@ -108,6 +113,7 @@ Options parse_options(int argc, char** argv) {
       case 'l': o.flow_log = optarg; break;
       case 'm': o.mbufs = parse_u32(prog, "--mbufs", optarg, 1u << 24); break;
       case 'L': o.l7_flows = parse_u32(prog, "--l7-flows", optarg, 1u << 20); break;
+      case 'I': o.inspect_flows = parse_u32(prog, "--inspect-flows", optarg, 1u << 24); break;
       case 'h': usage_exit(prog, nullptr);
       default: usage_exit(prog, "unknown option");
     }
@@ -421,13 +427,14 @@ int run(int argc, char** argv) {
     WorkerConfig cfg;
     cfg.flow_capacity = flows;
     cfg.l7_contexts = rt.opt.l7_flows;
+    cfg.inspect_streams = rt.opt.inspect_flows;
     cfg.hash_seed[0] = seed[0];
     cfg.hash_seed[1] = seed[1];
     cfg.id = wk.queue;
     cfg.pool = pool;
     if (!worker_init(*wk.ctx, cfg, wk.records)) {
-      fatal("cannot allocate a flow table of %s flows and %s L7 contexts (lower --flows or "
-            "--l7-flows, or raise -m)",
+      fatal("cannot allocate a flow table of %s flows, %s L7 contexts and the inspection "
+            "streams (lower --flows, --l7-flows or --inspect-flows, or raise -m)",
             std::to_string(flows).c_str(), std::to_string(rt.opt.l7_flows).c_str());
     }
   }

@@ -112,6 +112,10 @@ const char* section_name(uint32_t type) {
       return "domain_table";
     case abi::kSecNameRegexDb:
       return "name_regex_db";
+    case abi::kSecInspect:
+      return "inspect";
+    case abi::kSecInspectDb:
+      return "inspect_db";
     default:
       return "unknown";
   }
@@ -135,8 +139,11 @@ uint32_t elem_size_of(uint32_t type) {
       return sizeof(abi::PortRange);
     case abi::kSecRuleCidrs:
       return sizeof(abi::CidrRec);
+    case abi::kSecInspect:
+      return sizeof(abi::InspectRec);
     case abi::kSecDomainTable:
     case abi::kSecNameRegexDb:
+    case abi::kSecInspectDb:
       return 1;
     default:
       return 0;
@@ -174,6 +181,9 @@ struct Arrays {
   size_t domain_table_len = 0;
   const uint8_t* regex_db = nullptr;
   size_t regex_db_len = 0;
+  std::vector<abi::InspectRec> inspect;
+  const uint8_t* inspect_db = nullptr;
+  size_t inspect_db_len = 0;
 };
 
 bool fail(std::string* err, const std::string& msg) {
@@ -247,7 +257,7 @@ bool parse_layout(const uint8_t* blob, size_t len, Arrays* a, std::string* err) 
     return fail(err, "section table (" + std::to_string(h.section_count) +
                          " entries) extends past the end of the blob");
 
-  const abi::SectionEntry* found[abi::kSecNameRegexDb + 1] = {};
+  const abi::SectionEntry* found[abi::kSecInspectDb + 1] = {};
   std::vector<abi::SectionEntry> table(h.section_count);
   if (!table.empty())
     std::memcpy(table.data(), blob + h.header_size, table.size() * sizeof(table[0]));
@@ -291,6 +301,11 @@ bool parse_layout(const uint8_t* blob, size_t len, Arrays* a, std::string* err) 
   if (const auto* s = found[abi::kSecNameRegexDb]) {
     a->regex_db = blob + s->offset;
     a->regex_db_len = s->size;
+  }
+  if (const auto* s = found[abi::kSecInspect]) a->inspect = copy_array<abi::InspectRec>(blob, *s);
+  if (const auto* s = found[abi::kSecInspectDb]) {
+    a->inspect_db = blob + s->offset;
+    a->inspect_db_len = s->size;
   }
   return true;
 }
@@ -376,6 +391,32 @@ bool check_contents(const Arrays& a, std::string* err) {
                 "sections are both missing");
   if (!names && sections)
     return fail(err, "a domain_table or name_regex_db section, but no rule has a name condition");
+
+  if (st.inspect_max_bytes > (1u << 31))
+    return fail(
+        err, "settings: inspect_max_bytes " + std::to_string(st.inspect_max_bytes) + " over 2^31");
+  if (a.inspect.size() > abi::kMaxInspectRules)
+    return fail(err, std::to_string(a.inspect.size()) + " inspect rules, more than " +
+                         std::to_string(abi::kMaxInspectRules));
+  if (a.rules.size() + a.inspect.size() > abi::kMaxRules)
+    return fail(err, std::to_string(a.rules.size()) + " rules and " +
+                         std::to_string(a.inspect.size()) + " inspect rules, more than " +
+                         std::to_string(abi::kMaxRules) + " together");
+  for (size_t i = 0; i < a.inspect.size(); ++i) {
+    const auto& r = a.inspect[i];
+    std::string where = "inspect rule " + std::to_string(i);
+    if (!check_str(r.id, a.strings.size(), where + " id", err)) return false;
+    if (r.action != abi::kActionDeny && r.action != abi::kActionReject)
+      return fail(err, where + ": action " + std::to_string(r.action) + " is not deny or reject");
+    if (r.flags & ~uint16_t{abi::kRuleFromAny}) return fail(err, where + ": unknown flags");
+    if (!(r.flags & abi::kRuleFromAny) && !range_ok(r.from_first, r.from_count, a.rule_from.size()))
+      return fail(err, where + " from " + range_text(r.from_first, r.from_count) +
+                           " outside the rule_from section (" + std::to_string(a.rule_from.size()) +
+                           ")");
+  }
+  if (a.inspect.empty() != (a.inspect_db == nullptr))
+    return fail(err, a.inspect.empty() ? "an inspect_db section but no inspect rule"
+                                       : "inspect rules but no inspect_db section");
   return true;
 }
 
@@ -568,11 +609,21 @@ struct RuntimePolicy::Impl {
   std::vector<uint8_t> domain_bytes;
   l7::DomainTable domains;
   hs_database_t* regex_db = nullptr;
+  // Inspect rules: the stream database (id = inspect index), their verdicts, and which
+  // source services some inspect rule covers (by service index; inspect_any: every one).
+  hs_database_t* inspect_db = nullptr;
+  std::vector<abi::InspectRec> inspect;
+  std::vector<Verdict> inspect_verdicts;
+  std::vector<uint8_t> inspect_services;
+  bool inspect_any = false;
+  // One scratch per worker, serving both databases.
   std::vector<hs_scratch_t*> scratches;
   unsigned scratch_count = 0;
 
   bool build_lpm(const Arrays& a, std::string* err);
   bool load_names(const Arrays& a, std::string* err);
+  bool load_inspect(Arrays& a, std::string* err);
+  bool alloc_scratches(std::string* err);
   int service(const FlowKey& k) const;
   bool needs_name(uint32_t rule) const { return rules[rule].flags & abi::kRuleNeedsName; }
   bool rule_l34_matches(uint32_t rule, const FlowKey& k, int svc) const;
@@ -668,6 +719,38 @@ std::string hs_error_text(hs_error_t rc) {
   }
 }
 
+// Deserializes one Hyperscan database of a section after checking its size and mode
+// ("BLOCK" or "STREAM", as hs_serialized_database_info describes it).
+bool deserialize(const uint8_t* data, size_t len, const char* section, const char* mode,
+                 hs_database_t** out, std::string* err) {
+  const std::string name = section;
+  const char* bytes = reinterpret_cast<const char*>(data);
+  size_t size = 0;
+  hs_error_t rc = hs_serialized_database_size(bytes, len, &size);
+  if (rc != HS_SUCCESS)
+    return fail(err, name + ": not a serialized Hyperscan database: " + hs_error_text(rc));
+  if (size > kMaxRegexDbSize)
+    return fail(
+        err, name + ": deserializes to " + std::to_string(size) + " bytes, over the 1 GiB limit");
+  char* info = nullptr;
+  rc = hs_serialized_database_info(bytes, len, &info);
+  if (rc != HS_SUCCESS) return fail(err, name + ": " + hs_error_text(rc));
+  const bool ok = info && std::strstr(info, (std::string("Mode: ") + mode).c_str()) != nullptr;
+  std::string described = info ? info : "";
+  free(info);  // Hyperscan's default allocator is malloc
+  if (!ok) {
+    std::string want = mode;
+    for (char& c : want) c = static_cast<char>(tolower(c));
+    return fail(err, name + ": not a " + want + "-mode database (" + described + ")");
+  }
+  rc = hs_deserialize_database(bytes, len, out);
+  if (rc != HS_SUCCESS) {
+    *out = nullptr;
+    return fail(err, name + ": " + hs_error_text(rc));
+  }
+  return true;
+}
+
 bool RuntimePolicy::Impl::load_names(const Arrays& a, std::string* err) {
   if (a.domain_table) {
     domain_bytes.assign(a.domain_table, a.domain_table + a.domain_table_len);
@@ -680,35 +763,48 @@ bool RuntimePolicy::Impl::load_names(const Arrays& a, std::string* err) {
     if (!check_domain_values(domain_bytes.data(), domain_bytes.size(), a, err)) return false;
   }
   if (!a.regex_db) return true;
-  const char* bytes = reinterpret_cast<const char*>(a.regex_db);
-  size_t size = 0;
-  hs_error_t rc = hs_serialized_database_size(bytes, a.regex_db_len, &size);
-  if (rc != HS_SUCCESS)
-    return fail(err, "name_regex_db: not a serialized Hyperscan database: " + hs_error_text(rc));
-  if (size > kMaxRegexDbSize)
-    return fail(err, "name_regex_db: deserializes to " + std::to_string(size) +
-                         " bytes, over the 1 GiB limit");
-  char* info = nullptr;
-  rc = hs_serialized_database_info(bytes, a.regex_db_len, &info);
-  if (rc != HS_SUCCESS) return fail(err, "name_regex_db: " + hs_error_text(rc));
-  const bool block = info && std::strstr(info, "Mode: BLOCK") != nullptr;
-  std::string described = info ? info : "";
-  free(info);  // Hyperscan's default allocator is malloc
-  if (!block) return fail(err, "name_regex_db: not a block-mode database (" + described + ")");
-  rc = hs_deserialize_database(bytes, a.regex_db_len, &regex_db);
-  if (rc != HS_SUCCESS) {
-    regex_db = nullptr;
-    return fail(err, "name_regex_db: " + hs_error_text(rc));
+  return deserialize(a.regex_db, a.regex_db_len, "name_regex_db", "BLOCK", &regex_db, err);
+}
+
+bool RuntimePolicy::Impl::load_inspect(Arrays& a, std::string* err) {
+  if (!deserialize(a.inspect_db, a.inspect_db_len, "inspect_db", "STREAM", &inspect_db, err))
+    return false;
+  size_t state = 0;
+  const hs_error_t rc = hs_stream_size(inspect_db, &state);
+  if (rc != HS_SUCCESS) return fail(err, "inspect_db: " + hs_error_text(rc));
+  if (state > abi::kInspectStreamBlock)
+    return fail(err, "inspect_db: streams of " + std::to_string(state) + " bytes, over the " +
+                         std::to_string(abi::kInspectStreamBlock) + "-byte block of a flow");
+  inspect_services.assign(a.services.size(), 0);
+  for (const auto& r : a.inspect) {
+    inspect_verdicts.push_back(verdict_of(r.action));
+    if (r.flags & abi::kRuleFromAny) inspect_any = true;
+    for (uint32_t i = 0; !(r.flags & abi::kRuleFromAny) && i < r.from_count; ++i)
+      inspect_services[a.rule_from[r.from_first + i]] = 1;
   }
-  scratches.reserve(scratch_count);
+  inspect = std::move(a.inspect);
+  return true;
+}
+
+// One scratch for every database (hs_alloc_scratch grows it to fit each), then a clone
+// per further worker.
+bool RuntimePolicy::Impl::alloc_scratches(std::string* err) {
   hs_scratch_t* s = nullptr;
-  rc = hs_alloc_scratch(regex_db, &s);
-  if (rc != HS_SUCCESS) return fail(err, "name_regex_db: scratch: " + hs_error_text(rc));
+  for (const hs_database_t* db : {regex_db, inspect_db}) {
+    if (db == nullptr) continue;
+    const hs_error_t rc = hs_alloc_scratch(db, &s);
+    if (rc != HS_SUCCESS) {
+      hs_free_scratch(s);
+      return fail(err, "Hyperscan scratch: " + hs_error_text(rc));
+    }
+  }
+  if (s == nullptr) return true;
+  scratches.reserve(scratch_count);
   scratches.push_back(s);
   while (scratches.size() < scratch_count) {
     hs_scratch_t* c = nullptr;
-    rc = hs_clone_scratch(scratches[0], &c);
-    if (rc != HS_SUCCESS) return fail(err, "name_regex_db: scratch: " + hs_error_text(rc));
+    const hs_error_t rc = hs_clone_scratch(scratches[0], &c);
+    if (rc != HS_SUCCESS) return fail(err, "Hyperscan scratch: " + hs_error_text(rc));
     scratches.push_back(c);
   }
   return true;
@@ -756,10 +852,16 @@ std::unique_ptr<RuntimePolicy> RuntimePolicy::load(const uint8_t* blob, size_t l
     m.rule_ids.emplace_back(first, first + r.id.length);
     m.rule_verdicts.push_back(verdict_of(r.action));
   }
+  for (const auto& r : a.inspect) {  // named by rule index too, after the rules
+    auto first = a.strings.begin() + r.id.offset;
+    m.rule_ids.emplace_back(first, first + r.id.length);
+  }
   const bool names = a.domain_table || a.regex_db;  // check_contents: iff a rule needs names
   m.categories = names ? kNameCategories : 1;
   m.scratch_count = scratch_count;
   if (names && !m.load_names(a, err)) return nullptr;
+  if (a.inspect_db && !m.load_inspect(a, err)) return nullptr;
+  if (!m.alloc_scratches(err)) return nullptr;
   if (!m.build_lpm(a, err)) return nullptr;
   auto r4 = expand<Acl4Rule>(a, 4, 1, names);
   m.acl4 = build_acl(r4, 1, m.categories, "acl4", err);
@@ -778,6 +880,7 @@ RuntimePolicy::~RuntimePolicy() {
   if (!impl_) return;
   for (hs_scratch_t* s : impl_->scratches) hs_free_scratch(s);
   hs_free_database(impl_->regex_db);
+  hs_free_database(impl_->inspect_db);
   rte_acl_free(impl_->acl4);
   rte_acl_free(impl_->acl6);
   rte_lpm_free(impl_->lpm4);
@@ -961,7 +1064,53 @@ const char* RuntimePolicy::rule_id(uint16_t rule_index) const {
 }
 
 size_t RuntimePolicy::rule_count() const {
-  return impl_->rule_ids.size();
+  return impl_->rule_verdicts.size();
+}
+
+bool RuntimePolicy::has_inspect() const {
+  return impl_->inspect_db != nullptr;
+}
+
+size_t RuntimePolicy::inspect_count() const {
+  return impl_->inspect.size();
+}
+
+bool RuntimePolicy::inspects(const FlowKey& key) const {
+  const Impl& m = *impl_;
+  if (m.inspect_db == nullptr) return false;
+  if (m.inspect_any) return true;
+  const int svc = m.service(key);
+  return svc >= 0 && static_cast<size_t>(svc) < m.inspect_services.size() &&
+         m.inspect_services[static_cast<size_t>(svc)] != 0;
+}
+
+bool RuntimePolicy::inspect_applies(uint32_t index, const FlowKey& key) const {
+  const Impl& m = *impl_;
+  if (index >= m.inspect.size()) return false;
+  const abi::InspectRec& r = m.inspect[index];
+  if (r.flags & abi::kRuleFromAny) return true;
+  const int svc = m.service(key);
+  for (uint32_t i = 0; i < r.from_count; ++i)
+    if (svc >= 0 && m.rule_from[r.from_first + i] == static_cast<uint32_t>(svc)) return true;
+  return false;
+}
+
+uint16_t RuntimePolicy::inspect_rule_index(uint32_t index) const {
+  return static_cast<uint16_t>(impl_->rule_verdicts.size() + index);
+}
+
+Verdict RuntimePolicy::inspect_verdict(uint32_t index) const {
+  const Impl& m = *impl_;
+  return index < m.inspect_verdicts.size() ? m.inspect_verdicts[index] : Verdict::deny;
+}
+
+const hs_database* RuntimePolicy::inspect_db() const {
+  return impl_->inspect_db;
+}
+
+hs_scratch* RuntimePolicy::scratch(unsigned worker) const {
+  const Impl& m = *impl_;
+  return worker < m.scratches.size() ? m.scratches[worker] : nullptr;
 }
 
 FlowTimeouts RuntimePolicy::timeouts() const {

@@ -11,6 +11,9 @@
 #include "dataplane/flow_table.h"
 #include "dataplane/policy_abi.h"
 
+struct hs_database;
+struct hs_scratch;
+
 namespace egw {
 
 namespace l7 {
@@ -59,9 +62,25 @@ class RuntimePolicy {
   bool has_name_rules() const;
   unsigned scratch_count() const;
 
+  // Inspect rules (docs/l7.md, "Payload inspection"): one stream-mode Hyperscan database
+  // of every pattern, id = the inspect index. Worker lcores: no allocation, no locks.
+  bool has_inspect() const;
+  size_t inspect_count() const;
+  // Some inspect rule's from covers the flow's source service.
+  bool inspects(const FlowKey& key) const;
+  // Inspect rule `index` (< inspect_count()) covers the flow's source service.
+  bool inspect_applies(uint32_t index, const FlowKey& key) const;
+  // The rule index of inspect rule `index`: rule_count() + index (rule_id() names it).
+  uint16_t inspect_rule_index(uint32_t index) const;
+  Verdict inspect_verdict(uint32_t index) const;  // deny or reject
+  const hs_database* inspect_db() const;          // nullptr without inspect rules
+  // The worker's Hyperscan scratch, for both databases (< scratch_count()).
+  hs_scratch* scratch(unsigned worker) const;
+
   uint64_t version() const;
-  const char* rule_id(uint16_t rule_index) const;  // "" for kNoRule
-  size_t rule_count() const;
+  // The id of a rule or inspect rule (rule_count() + inspect index); "" for kNoRule.
+  const char* rule_id(uint16_t rule_index) const;
+  size_t rule_count() const;  // rules only (inspect rules follow them)
   FlowTimeouts timeouts() const;
   const abi::Settings& settings() const;
   // Source service index (0-based) of an inside address, or -1 when none.

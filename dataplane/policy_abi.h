@@ -9,7 +9,8 @@
 namespace egw::abi {
 
 constexpr uint32_t kPolicyMagic = 0x50574745;    // "EGWP"
-constexpr uint16_t kPolicyAbiVersion = 2;        // 2: name conditions (sections 9, 10)
+constexpr uint16_t kPolicyAbiVersion = 2;        // 2: name conditions (sections 9, 10),
+                                                 // inspect rules (sections 11, 12)
 constexpr uint64_t kPolicyMaxSize = 1ull << 30;  // 1 GiB: anything larger is refused
 
 // Blob = PolicyHeader, SectionEntry[section_count], then section bodies (8-byte aligned).
@@ -40,6 +41,10 @@ enum SectionType : uint32_t {
                          // entry, value = the rule index
   kSecNameRegexDb = 10,  // bytes: hs_serialize_database() of one block-mode database of
                          // every to.domain_regex pattern, id = the rule index
+  // Optional; present together, only when the policy has inspect rules.
+  kSecInspect = 11,    // InspectRec[], in document order (the inspect index)
+  kSecInspectDb = 12,  // bytes: hs_serialize_database() of one stream-mode database of
+                       // every inspect pattern, id = the inspect index
 };
 
 struct SectionEntry {
@@ -71,8 +76,8 @@ struct Settings {
   uint32_t tcp_closing_s;
   uint32_t udp_s;
   uint32_t icmp_s;
-  uint32_t max_flows;  // per worker; 0 = sized from the dataplane's configuration
-  uint32_t reserved1;
+  uint32_t max_flows;          // per worker; 0 = sized from the dataplane's configuration
+  uint32_t inspect_max_bytes;  // outbound payload bytes inspected per flow; 0 = none
 };
 static_assert(sizeof(Settings) == 40);
 
@@ -118,6 +123,24 @@ struct RuleRec {
 static_assert(sizeof(RuleRec) == 40);
 
 constexpr uint32_t kMaxRules = 65000;  // rule indices fit FlowEntry::rule_index (uint16)
+
+// An inspect rule. Its rule index (FlowEntry::rule_index, flow records) is the rule
+// count + its inspect index, so rules and inspect rules together stay within kMaxRules.
+struct InspectRec {
+  StrRef id;
+  uint8_t action;  // kActionDeny or kActionReject
+  uint8_t reserved0;
+  uint16_t flags;       // kRuleFromAny only
+  uint32_t from_first;  // into kSecRuleFrom (ignored with kRuleFromAny)
+  uint32_t from_count;
+  uint32_t reserved1;
+};
+static_assert(sizeof(InspectRec) == 24);
+
+constexpr uint32_t kMaxInspectRules = 4096;  // per-rule match counters of a worker
+// Per-flow Hyperscan stream state: the dataplane gives every inspected flow one block of
+// this size (hs_stream_size of the database must fit; the compiler refuses larger sets).
+constexpr uint32_t kInspectStreamBlock = 2048;
 
 // FNV-1a, 64 bit: the blob checksum (corruption and truncation, not authentication).
 inline uint64_t fnv1a64(const uint8_t* p, size_t n) {

@@ -29,8 +29,9 @@ PolicySwap::~PolicySwap() {
   rte_free(qsv_);
 }
 
+// By rule index: the rules, then the inspect rules (RuntimePolicy::inspect_rule_index).
 void PolicySwap::remember_rule_ids(const RuntimePolicy& p) {
-  std::vector<std::string> ids(p.rule_count());
+  std::vector<std::string> ids(p.rule_count() + p.inspect_count());
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = p.rule_id(static_cast<uint16_t>(i));
   rule_ids_[p.version()] = std::move(ids);
   while (rule_ids_.size() > kRuleIdHistory) rule_ids_.erase(rule_ids_.begin());

@@ -12,7 +12,8 @@
 namespace egw {
 namespace {
 
-constexpr unsigned kSweepBudget = 64;  // flow entries aged per housekeeping call
+constexpr unsigned kSweepBudget = 64;         // flow entries aged per housekeeping call
+constexpr uint32_t kDgramOwner = 0xfffffffe;  // StreamPool owner of WorkerCtx::dgram
 
 bool is_icmp(uint8_t proto) { return proto == kProtoIcmp || proto == kProtoIcmpv6; }
 
@@ -49,17 +50,28 @@ void l7_close(WorkerCtx& w, FlowEntry& e) {
   e.l7_slot = kNil;
 }
 
+// Ends a flow's payload inspection (its byte limit reached, or a failed scan): the
+// stream's block goes back to the pool.
+void inspect_stop(FlowAux& a) {
+  inspect_close(a.inspect_stream);
+  a.inspect_stream = nullptr;
+  a.inspect = kInspectOff;
+  a.inspect_seq = 0;
+}
+
 void on_flow_end(void* ctx, FlowEntry& e, EndReason why) {
   auto& w = *static_cast<WorkerCtx*>(ctx);
   if (why == EndReason::timeout) ++w.counters.flows_expired;
   if (why == EndReason::evicted) ++w.counters.flows_evicted;
   const bool waiting = e.l7 == kL7Wait;
   l7_close(w, e);
+  FlowAux& a = w.aux[w.flows.index_of(&e)];
+  inspect_close(a.inspect_stream);
+  a.inspect_stream = nullptr;
   if (w.records == nullptr) return;
   // The record carries the rule index and the policy version that decided the flow;
   // the reader names the rule (PolicySwap::fill_rule_id keeps earlier versions' ids).
   FlowRecord r;
-  const FlowAux& a = w.aux[w.flows.index_of(&e)];
   make_flow_record(e, why, nullptr, &a.app, &r);
   if (waiting) {  // a flow still waiting for its name when it ends is denied
     r.verdict = Verdict::deny;
@@ -111,9 +123,23 @@ class Burst {
   }
   bool watch(BurstState& s, FlowEntry& e);
   void reset_flow(BurstState& s, FlowEntry& e, DropReason why);
+  void reset_flow_at(BurstState& s, FlowEntry& e, DropReason why, uint32_t server_next);
+  void rst_both(BurstState& s, FlowEntry& e, uint32_t server_next);
   void handle_dns(BurstState& s, FlowEntry& e);
   void note_name(BurstState& s, FlowEntry& e);
   Decision name_decision(const FlowEntry& e, const Decision& d) const;
+
+  // Payload inspection: see docs/l7.md. The inspect_* that take a packet return false
+  // when they consumed it.
+  bool inspecting() const { return w_.policy != nullptr && w_.policy->has_inspect(); }
+  bool inspect_on(const FlowEntry& e, FlowAux& a);
+  int32_t scan_stream(FlowEntry& e, FlowAux& a, const uint8_t* data, uint32_t len);
+  bool inspect_tcp(BurstState& s, FlowEntry& e);
+  void inspect_fin(const BurstState& s, FlowEntry& e);
+  bool inspect_flight(BurstState& s, FlowEntry& e, const L7Ctx& c);
+  bool inspect_udp(BurstState& s, FlowEntry& e);
+  void inspect_matched(BurstState& s, FlowEntry& e, uint32_t index, uint32_t server_next);
+  void refuse_dns(BurstState& s);
   // Forwards a packet of an allowed flow; a first fragment records its datagram so
   // the later fragments follow (fail closed when that is impossible).
   void pass(BurstState& s) {
@@ -284,7 +310,16 @@ void Burst::handle_new(BurstState& s) {
   a.dns_next = 0;
   std::memset(a.dns_id, 0, sizeof(a.dns_id));
   std::memset(a.dns_key, 0, sizeof(a.dns_key));
-  if (p.l34.proto == kProtoTcp) tcp_track_init(*e, p, w_.now_ns);
+  a.inspect = kInspectUnknown;
+  a.inspect_gen = w_.policy_gen;
+  a.inspect_stream = nullptr;
+  a.inspected = 0;
+  a.inspect_seq = 0;
+  if (p.l34.proto == kProtoTcp) {
+    tcp_track_init(*e, p, w_.now_ns);
+    a.inspect_seq = 1;  // the payload starts after the SYN
+    a.inspect_next = e->isn + 1;
+  }
   decide(*e);
   if (e->name_first != kNoRule) {
     e->l7 = kL7Wait;
@@ -299,7 +334,9 @@ void Burst::handle_new(BurstState& s) {
 void Burst::handle_flow(BurstState& s, FlowEntry& e) {
   const ParsedPacket& p = s.p;
   const int dir = from_ == kInside ? 0 : 1;
+  // A flow an inspect rule ended stays ended (and keeps that rule in its record).
   if (w_.policy != nullptr && e.policy_version != w_.policy_version &&
+      aux(e).inspect != kInspectMatched &&
       (e.verdict != Verdict::allow || e.l7 == kL7Wait ||
        w_.policy->settings().established_mode == abi::kEstablishedReevaluate)) {
     const Verdict before = e.verdict;
@@ -314,10 +351,12 @@ void Burst::handle_flow(BurstState& s, FlowEntry& e) {
   ++e.pkts[dir];
   e.bytes[dir] += rte_pktmbuf_pkt_len(s.m);
   e.last_seen_ns = w_.now_ns;
-  if (e.l7 == kL7Wait) return handle_wait(s, e);
-  if (e.key.proto == kProtoUdp && e.key.remote_port == 53 && !p.is_fragment) {
-    return handle_dns(s, e);
+  const bool dns = e.key.proto == kProtoUdp && e.key.remote_port == 53 && !p.is_fragment;
+  if ((e.l7 == kL7Wait || dns) && w_.policy == nullptr) {
+    return drop(s.m, DropReason::no_policy);  // both ask the policy again: fail closed
   }
+  if (e.l7 == kL7Wait) return handle_wait(s, e);
+  if (dns) return handle_dns(s, e);
   if (e.verdict != Verdict::allow) {
     if (e.verdict == Verdict::reject && dir == 0) {
       reject(s, &e);
@@ -338,9 +377,14 @@ void Burst::handle_flow(BurstState& s, FlowEntry& e) {
     if (dir == 0 && p.payload_len != 0) {
       if (e.l7 == kL7Watch && !watch(s, e)) return;
       if (e.l7 == kL7None) note_name(s, e);
+      // A RST's payload reaches no application: it passes unscanned, never held back.
+      if (!(p.tcp_flags & kTcpRst) && inspecting() && !inspect_tcp(s, e)) return;
     }
+    if (dir == 0 && (p.tcp_flags & kTcpFin)) inspect_fin(s, e);
   } else if (dir == 1) {
     w_.flows.set_embryonic(&e, false);  // a reply: no longer embryonic
+  } else if (p.l34.proto == kProtoUdp && inspecting() && !inspect_udp(s, e)) {
+    return;
   }
   pass(s);
 }
@@ -373,6 +417,10 @@ void Burst::handle_wait(BurstState& s, FlowEntry& e) {
   if (!tcp_track(e, dir, p, w_.now_ns, &why)) return drop(s.m, why);
   if (e.tcp_state >= TcpState::established) w_.flows.set_embryonic(&e, false);
   L7Ctx* c = e.l7_slot != kNil ? &w_.l7[e.l7_slot] : nullptr;
+  if (c != nullptr && c->stream.base_seq != e.isn + 1) {
+    l7_close(w_, e);  // a new SYN restarted the connection: its stream starts anew
+    c = nullptr;
+  }
   if (dir == 1) {
     // The server may not speak before the client named it: only empty segments pass,
     // until the wait times out with nothing held (a server that speaks first).
@@ -452,8 +500,12 @@ void Burst::finish_wait(BurstState& s, FlowEntry& e, L7Ctx* c, const Decision& d
   e.rule_index = d.rule_index;
   e.name_first = kNoRule;
   if (d.verdict == Verdict::allow) {
+    if (c != nullptr && !inspect_flight(s, e, *c)) return;
+    // Watching keeps the context after the decision; deciding new flows comes first, so
+    // a flow is not watched when fewer than a quarter of the contexts are free.
     const bool watching = c != nullptr && e.name_seen && !c->flight.done &&
-                          c->stream.contiguous < c->stream.limit;
+                          c->stream.contiguous < c->stream.limit &&
+                          w_.l7_free_top * 4 >= w_.l7_cap;
     e.l7 = watching ? kL7Watch : kL7Done;
     if (c == nullptr) return forward(s.m);
     release(s, e, *c);
@@ -466,13 +518,7 @@ void Burst::finish_wait(BurstState& s, FlowEntry& e, L7Ctx* c, const Decision& d
   if (d.verdict == Verdict::reject && may_answer(p)) {
     // RST to both ends: the client, and the server, which has seen nothing past the
     // handshake (its next expected sequence number is isn + 1).
-    rte_mbuf* back = synth_rst_reply(w_.pool, frame_of(s.m), p);
-    rte_mbuf* fwd = synth_rst_forward(w_.pool, frame_of(s.m), p, base);
-    w_.counters.synth_rst += (back != nullptr) + (fwd != nullptr);
-    w_.counters.synth_failed += (back == nullptr) + (fwd == nullptr);
-    if (back != nullptr) send(back, from_);
-    if (fwd != nullptr) forward(fwd);
-    ++e.resets;
+    rst_both(s, e, base);
     return drop(s.m, DropReason::policy_reject);
   }
   drop(s.m, d.verdict == Verdict::reject ? DropReason::policy_reject : DropReason::policy_deny);
@@ -556,23 +602,32 @@ bool Burst::watch(BurstState& s, FlowEntry& e) {
 // Ends a flow found evasive (malformed first flight, bytes that changed, a second
 // name): denied from now on, RST to both ends so neither waits, the packet dropped.
 void Burst::reset_flow(BurstState& s, FlowEntry& e, DropReason why) {
-  const ParsedPacket& p = s.p;
   const bool released = e.l7 != kL7Wait;
-  const uint32_t server_next = released ? p.tcp_seq : e.isn + 1;
+  reset_flow_at(s, e, why, released ? s.p.tcp_seq : e.isn + 1);
+}
+
+// reset_flow() with the server's RST at server_next, the next sequence number the
+// server expects from the client.
+void Burst::reset_flow_at(BurstState& s, FlowEntry& e, DropReason why, uint32_t server_next) {
+  const ParsedPacket& p = s.p;
   e.verdict = Verdict::deny;
   e.rule_index = kNoRule;
   e.l7 = kL7Done;
   l7_close(w_, e);
-  if (from_ == kInside && !(p.tcp_flags & kTcpRst) && may_answer(p)) {
-    rte_mbuf* back = synth_rst_reply(w_.pool, frame_of(s.m), p);
-    rte_mbuf* fwd = synth_rst_forward(w_.pool, frame_of(s.m), p, server_next);
-    w_.counters.synth_rst += (back != nullptr) + (fwd != nullptr);
-    w_.counters.synth_failed += (back == nullptr) + (fwd == nullptr);
-    if (back != nullptr) send(back, from_);
-    if (fwd != nullptr) forward(fwd);
-    ++e.resets;
-  }
+  if (from_ == kInside && !(p.tcp_flags & kTcpRst) && may_answer(p)) rst_both(s, e, server_next);
   drop(s.m, why);
+}
+
+// RST to both ends of a TCP flow: back to the client, answering this segment, and on to
+// the server at server_next.
+void Burst::rst_both(BurstState& s, FlowEntry& e, uint32_t server_next) {
+  rte_mbuf* back = synth_rst_reply(w_.pool, frame_of(s.m), s.p);
+  rte_mbuf* fwd = synth_rst_forward(w_.pool, frame_of(s.m), s.p, server_next);
+  w_.counters.synth_rst += (back != nullptr) + (fwd != nullptr);
+  w_.counters.synth_failed += (back == nullptr) + (fwd == nullptr);
+  if (back != nullptr) send(back, from_);
+  if (fwd != nullptr) forward(fwd);
+  ++e.resets;
 }
 
 // The name of a flow decided without one (for its record): its first payload segment,
@@ -618,6 +673,7 @@ void Burst::handle_dns(BurstState& s, FlowEntry& e) {
   l7::Error err;
   FlowAux& a = aux(e);
   if (from_ == kOutside) {
+    if (a.inspect == kInspectMatched) return drop(s.m, DropReason::policy_deny);
     if (l7::parse_dns_response(msg, p.payload_len, &q, &err) != l7::Status::ok)
       return drop(s.m, DropReason::dns_unsolicited);
     const uint32_t key = dns_key(q);
@@ -638,27 +694,217 @@ void Burst::handle_dns(BurstState& s, FlowEntry& e) {
     a.app.name = q.name;
     e.name_seen = 1;
   }
-  Decision d = w_.policy->classify(e.key);
-  if (d.needs_name) d = w_.policy->decide_name(e.key, d, &q.name, w_.id);
-  e.verdict = d.verdict;
-  e.rule_index = d.rule_index;
-  e.policy_version = static_cast<uint32_t>(w_.policy_version);
+  Decision d{e.verdict, e.rule_index};  // a flow an inspect rule ended stays ended
+  if (a.inspect != kInspectMatched) {
+    d = w_.policy->classify(e.key);
+    if (d.needs_name) d = w_.policy->decide_name(e.key, d, &q.name, w_.id);
+    e.verdict = d.verdict;
+    e.rule_index = d.rule_index;
+    e.policy_version = static_cast<uint32_t>(w_.policy_version);
+  }
   if (d.verdict == Verdict::allow) {
+    if (inspecting() && !inspect_udp(s, e)) return;
     a.dns_id[a.dns_next] = q.id;
     a.dns_key[a.dns_next] = dns_key(q);
     a.dns_next = static_cast<uint8_t>((a.dns_next + 1) % FlowAux::kDnsPending);
     return pass(s);
   }
-  if (d.verdict == Verdict::reject && may_answer(p)) {
-    rte_mbuf* r = synth_dns_refused(w_.pool, frame_of(s.m), p);
-    if (r == nullptr) {
-      ++w_.counters.synth_failed;
+  if (d.verdict == Verdict::reject) refuse_dns(s);
+  drop(s.m, d.verdict == Verdict::reject ? DropReason::policy_reject : DropReason::policy_deny);
+}
+
+// A DNS REFUSED answer to the query in s, when one may be sent.
+void Burst::refuse_dns(BurstState& s) {
+  if (!may_answer(s.p)) return;
+  rte_mbuf* r = synth_dns_refused(w_.pool, frame_of(s.m), s.p);
+  if (r == nullptr) {
+    ++w_.counters.synth_failed;
+  } else {
+    ++w_.counters.synth_dns;
+    send(r, from_);
+  }
+}
+
+// ---- Payload inspection (docs/l7.md) -------------------------------------------------
+
+// Whether the flow's outbound payload is scanned, decided at its first payload and again
+// after every policy change: some inspect rule covers its source service, and not all
+// of inspect_max_bytes has been scanned.
+bool Burst::inspect_on(const FlowEntry& e, FlowAux& a) {
+  if (a.inspect == kInspectMatched) return false;
+  if (a.inspect == kInspectUnknown || a.inspect_gen != w_.policy_gen) {
+    // The sequence number survives a policy change only for a flow that was scanned:
+    // any other may have sent payload meanwhile (inspect_tcp then starts mid-flow).
+    if (a.inspect_gen != w_.policy_gen && a.inspect != kInspectOn) a.inspect_seq = 0;
+    const bool on =
+        w_.policy->inspects(e.key) && a.inspected < w_.policy->settings().inspect_max_bytes;
+    if (!on) a.inspect_seq = 0;
+    a.inspect = on ? kInspectOn : kInspectOff;
+    a.inspect_gen = w_.policy_gen;
+  }
+  return a.inspect == kInspectOn;
+}
+
+// Scans the next len bytes of the flow's outbound stream (opened at its first bytes),
+// within inspect_max_bytes: past it the stream closes and the flow is no longer
+// inspected. Returns the inspect index that matched, kNoMatch, or kScanFailed (no stream
+// block, or Hyperscan refused the scan: the caller fails closed).
+int32_t Burst::scan_stream(FlowEntry& e, FlowAux& a, const uint8_t* data, uint32_t len) {
+  const uint32_t limit = w_.policy->settings().inspect_max_bytes;
+  const uint32_t n = std::min(len, limit - a.inspected);  // inspect_on(): inspected < limit
+  if (a.inspect_stream == nullptr) {
+    a.inspect_stream = inspect_open(*w_.policy, w_.streams, w_.flows.index_of(&e));
+    if (a.inspect_stream == nullptr) return kScanFailed;
+    ++w_.counters.inspect_streams;
+  }
+  const int32_t hit = inspect_scan(*w_.policy, w_.id, a.inspect_stream, e.key, data, n);
+  a.inspected += n;
+  w_.counters.inspect_bytes += n;
+  if (hit == kScanFailed) {
+    inspect_stop(a);
+  } else if (hit == kNoMatch && a.inspected >= limit) {
+    inspect_stop(a);
+    ++w_.counters.inspect_limit_reached;
+  }
+  return hit;
+}
+
+// An outbound TCP segment of an allowed flow: its bytes past those already scanned are
+// scanned, in sequence order. A segment starting beyond them (a gap) is dropped, so the
+// client resends in order and the server gets exactly the bytes that were scanned. The
+// part of a retransmission already scanned is not compared (see docs/l7.md).
+bool Burst::inspect_tcp(BurstState& s, FlowEntry& e) {
+  const ParsedPacket& p = s.p;
+  FlowAux& a = aux(e);
+  if (!inspect_on(e, a)) return true;
+  const uint32_t seq = p.tcp_seq + ((p.tcp_flags & kTcpSyn) ? 1 : 0);
+  if (!a.inspect_seq) {
+    // Covered from mid-flow on (a policy change): scanned from the highest byte the
+    // client has sent, this segment included when it is the one that sent it. Earlier
+    // bytes passed unscanned; a later copy of them passes as a retransmission.
+    const uint32_t sent = e.tcp[0].end - (e.tcp[0].fin ? 1 : 0);
+    a.inspect_next = seq + p.payload_len == sent ? seq : sent;
+    a.inspect_seq = 1;
+  }
+  const int64_t ahead = static_cast<int32_t>(seq - a.inspect_next);
+  if (ahead > 0) {
+    drop(s.m, DropReason::inspect_gap);
+    return false;
+  }
+  const uint64_t seen = static_cast<uint64_t>(-ahead);
+  if (seen >= p.payload_len) return true;  // every byte scanned before: a retransmission
+  const uint32_t server_next = a.inspect_next;
+  a.inspect_next = seq + p.payload_len;
+  const int32_t hit = scan_stream(e, a, frame_of(s.m) + p.payload_offset + seen,
+                                  p.payload_len - static_cast<uint32_t>(seen));
+  if (hit == kNoMatch) return true;
+  if (hit == kScanFailed) {
+    reset_flow_at(s, e, DropReason::inspect_no_stream, server_next);
+  } else {
+    inspect_matched(s, e, static_cast<uint32_t>(hit), server_next);
+  }
+  return false;
+}
+
+// The client's FIN: once every byte before it has been scanned, none can follow, and the
+// stream's block goes back to the pool (a byte after a FIN would get a new stream).
+void Burst::inspect_fin(const BurstState& s, FlowEntry& e) {
+  const ParsedPacket& p = s.p;
+  FlowAux& a = aux(e);
+  if (a.inspect_stream == nullptr || !a.inspect_seq) return;
+  if (p.tcp_seq + ((p.tcp_flags & kTcpSyn) ? 1 : 0) + p.payload_len != a.inspect_next) return;
+  inspect_close(a.inspect_stream);
+  a.inspect_stream = nullptr;
+}
+
+// The first flight of a flow that waited for its name, allowed: scanned whole before
+// release() sends it ([0, contiguous), the bytes it forwards). The server has been sent
+// nothing past the handshake yet.
+bool Burst::inspect_flight(BurstState& s, FlowEntry& e, const L7Ctx& c) {
+  FlowAux& a = aux(e);
+  if (!inspecting() || c.stream.contiguous == 0 || !inspect_on(e, a)) return true;
+  a.inspect_seq = 1;
+  a.inspect_next = c.stream.base_seq + c.stream.contiguous;
+  const int32_t hit = scan_stream(e, a, c.stream.buf, c.stream.contiguous);
+  if (hit == kNoMatch) return true;
+  if (hit == kScanFailed) {
+    reset_flow_at(s, e, DropReason::inspect_no_stream, c.stream.base_seq);
+  } else {
+    inspect_matched(s, e, static_cast<uint32_t>(hit), c.stream.base_seq);
+  }
+  return false;
+}
+
+// An outbound UDP datagram of an allowed flow, scanned on its own (on the worker's
+// datagram stream, reset after each). A fragmented datagram of an inspected flow is
+// dropped (its first fragment: the others then find no datagram to follow): they would
+// pass unscanned. An atomic fragment is a whole datagram.
+bool Burst::inspect_udp(BurstState& s, FlowEntry& e) {
+  const ParsedPacket& p = s.p;
+  FlowAux& a = aux(e);
+  if (!inspect_on(e, a)) return true;
+  if (p.is_fragment && p.more_fragments) {
+    drop(s.m, DropReason::inspect_fragment);
+    return false;
+  }
+  if (p.payload_len == 0) return true;
+  if (w_.dgram == nullptr) {
+    w_.dgram = inspect_open(*w_.policy, w_.streams, kDgramOwner);
+    if (w_.dgram != nullptr) ++w_.counters.inspect_streams;
+  }
+  const uint32_t limit = w_.policy->settings().inspect_max_bytes;
+  const uint32_t n = std::min<uint32_t>(p.payload_len, limit - a.inspected);
+  const int32_t hit = w_.dgram == nullptr ? kScanFailed
+                                          : inspect_datagram(*w_.policy, w_.id, w_.dgram, e.key,
+                                                             frame_of(s.m) + p.payload_offset, n,
+                                                             n == p.payload_len);
+  a.inspected += n;
+  w_.counters.inspect_bytes += n;
+  if (hit == kScanFailed) {  // fail closed; the next datagram gets a fresh stream
+    inspect_close(w_.dgram);
+    w_.dgram = nullptr;
+    e.verdict = Verdict::deny;
+    e.rule_index = kNoRule;
+    drop(s.m, DropReason::inspect_no_stream);
+    return false;
+  }
+  if (hit >= 0) {
+    inspect_matched(s, e, static_cast<uint32_t>(hit), 0);
+    return false;
+  }
+  if (a.inspected >= limit) {
+    a.inspect = kInspectOff;
+    ++w_.counters.inspect_limit_reached;
+  }
+  return true;
+}
+
+// A pattern of inspect rule `index` matched: the flow ends with the rule's action (deny:
+// dropped silently from now on; reject: RST to both ends, the server's at server_next,
+// or for UDP an ICMP port unreachable, a REFUSED answer for DNS), and its record names
+// the rule.
+void Burst::inspect_matched(BurstState& s, FlowEntry& e, uint32_t index, uint32_t server_next) {
+  FlowAux& a = aux(e);
+  a.inspect = kInspectMatched;
+  inspect_close(a.inspect_stream);
+  a.inspect_stream = nullptr;
+  e.verdict = w_.policy->inspect_verdict(index);
+  e.rule_index = w_.policy->inspect_rule_index(index);
+  e.policy_version = static_cast<uint32_t>(w_.policy_version);
+  e.l7 = kL7Done;
+  l7_close(w_, e);
+  ++w_.counters.inspect_matches;
+  if (index < abi::kMaxInspectRules) ++w_.inspect_hits[index];
+  if (e.verdict == Verdict::reject) {
+    if (e.key.proto == kProtoTcp) {
+      if (may_answer(s.p)) rst_both(s, e, server_next);
+    } else if (e.key.remote_port == 53) {
+      refuse_dns(s);
     } else {
-      ++w_.counters.synth_dns;
-      send(r, from_);
+      reject(s, &e);
     }
   }
-  drop(s.m, d.verdict == Verdict::reject ? DropReason::policy_reject : DropReason::policy_deny);
+  drop(s.m, DropReason::inspect_match);
 }
 
 void Burst::handle(BurstState& s) {
@@ -686,12 +932,18 @@ bool worker_init(WorkerCtx& w, const WorkerConfig& cfg, FlowRecordRing* records)
   if (!w.frags.init(cfg.frag_capacity, cfg.hash_seed[0] ^ 0x9e3779b97f4a7c15ull)) return false;
   w.flows.set_on_end(on_flow_end, &w);
   const uint32_t n = cfg.l7_contexts;
+  const uint32_t streams = cfg.inspect_streams != WorkerConfig::kAutoStreams
+                               ? cfg.inspect_streams
+                               : std::min(cfg.flow_capacity / 4, WorkerConfig::kMaxAutoStreams);
+  inspect_install_allocator();
+  w.inspect_hits = static_cast<uint64_t*>(
+      rte_zmalloc("egw_inspect_hits", sizeof(uint64_t) * abi::kMaxInspectRules, 64));
   w.aux = static_cast<FlowAux*>(
       rte_zmalloc("egw_flow_aux", sizeof(FlowAux) * size_t{w.flows.capacity()}, 64));
   w.l7 = static_cast<L7Ctx*>(rte_zmalloc("egw_l7", sizeof(L7Ctx) * size_t{n ? n : 1}, 64));
   w.l7_free = static_cast<uint32_t*>(rte_zmalloc("egw_l7_free", sizeof(uint32_t) * (n ? n : 1), 0));
-  if (w.aux == nullptr || w.l7 == nullptr || w.l7_free == nullptr ||
-      (n != 0 && !w.reasm.init(n, l7::kReasmMaxBytes))) {
+  if (w.aux == nullptr || w.l7 == nullptr || w.l7_free == nullptr || w.inspect_hits == nullptr ||
+      !w.streams.init(streams) || (n != 0 && !w.reasm.init(n, l7::kReasmMaxBytes))) {
     worker_destroy(w);
     return false;
   }
@@ -702,7 +954,13 @@ bool worker_init(WorkerCtx& w, const WorkerConfig& cfg, FlowRecordRing* records)
 }
 
 void worker_destroy(WorkerCtx& w) {
-  if (w.aux != nullptr) w.flows.flush(EndReason::shutdown);  // releases held segments
+  if (w.aux != nullptr) w.flows.flush(EndReason::shutdown);  // releases segments, streams
+  inspect_close(w.dgram);
+  w.dgram = nullptr;
+  if (inspect_bound() == &w.streams) inspect_bind(nullptr);
+  w.streams.destroy();
+  rte_free(w.inspect_hits);
+  w.inspect_hits = nullptr;
   rte_free(w.aux);
   rte_free(w.l7);
   rte_free(w.l7_free);
@@ -719,6 +977,19 @@ WorkerCtx::~WorkerCtx() { worker_destroy(*this); }
 void worker_refresh_policy(WorkerCtx& w) {
   const RuntimePolicy* p = w.published.load(std::memory_order_acquire);
   if (p == w.policy) return;
+  // Every open stream belongs to the old policy's database: closed now, while it still
+  // exists. Their flows reopen one on the new database with their next payload.
+  uint32_t owner = 0;
+  for (uint32_t left = w.streams.in_use(); left != 0; --left) {
+    hs_stream* s = static_cast<hs_stream*>(w.streams.last_in_use(&owner));
+    if (owner < w.flows.capacity()) w.aux[owner].inspect_stream = nullptr;
+    if (s == w.dgram) w.dgram = nullptr;
+    inspect_close(s);
+    ++w.counters.inspect_swap_closed;
+  }
+  if (w.inspect_hits != nullptr)
+    std::memset(w.inspect_hits, 0, sizeof(uint64_t) * abi::kMaxInspectRules);
+  ++w.policy_gen;
   w.policy = p;
   w.policy_version = p != nullptr ? p->version() : 0;
   if (p != nullptr) w.flows.set_timeouts(p->timeouts());
@@ -731,6 +1002,7 @@ void worker_process_burst(WorkerCtx& w, rte_mbuf** pkts, uint16_t n, Side from, 
   if (now_ns < w.now_ns) now_ns = w.now_ns;
   w.now_ns = now_ns;
   w.counters.rx_packets += n;
+  inspect_bind(&w.streams);  // hs_open_stream draws from this worker's blocks
   Burst burst(w, from, out);
   BurstState st[kBurst];
   unsigned count = 0;

@@ -12,6 +12,7 @@
 #include "dataplane/flow_log.h"
 #include "dataplane/flow_table.h"
 #include "dataplane/frag.h"
+#include "dataplane/inspect.h"
 #include "dataplane/l7/l7.h"
 #include "dataplane/l7/reasm.h"
 #include "dataplane/policy.h"
@@ -31,8 +32,13 @@ struct TxBatch {
 };
 
 struct WorkerConfig {
+  static constexpr uint32_t kAutoStreams = 0xffffffff;
+  static constexpr uint32_t kMaxAutoStreams = 16384;
   uint32_t flow_capacity = 65536;
   uint32_t l7_contexts = 256;  // flows that may wait for (or watch) their name at once
+  // Flows whose payload may be inspected at once (one abi::kInspectStreamBlock block
+  // each); kAutoStreams: a quarter of flow_capacity, at most kMaxAutoStreams.
+  uint32_t inspect_streams = kAutoStreams;
   uint32_t frag_capacity = 4096;
   uint64_t hash_seed[2] = {0, 0};  // per-boot random
   unsigned id = 0;
@@ -55,14 +61,28 @@ enum L7Phase : uint8_t {
   kL7Done,      // nothing more to inspect
 };
 
+// A flow's payload inspection (FlowAux::inspect).
+enum InspectPhase : uint8_t {
+  kInspectUnknown = 0,  // decided at its next outbound payload
+  kInspectOn,           // the policy's inspect rules cover it: payload is scanned
+  kInspectOff,          // not covered, or inspect_max_bytes scanned
+  kInspectMatched,      // a pattern matched: the flow ended with the rule's action
+};
+
 // Per-flow data beside the flow table entry (same index): the name for the flow
-// record, and the DNS queries a response may answer.
+// record, the DNS queries a response may answer, the payload inspection state.
 struct FlowAux {
   l7::FlowName app;
   static constexpr unsigned kDnsPending = 4;
   uint16_t dns_id[kDnsPending];
   uint32_t dns_key[kDnsPending];  // hash of the question (name, type, class)
   uint8_t dns_next;
+  uint8_t inspect;            // InspectPhase
+  uint8_t inspect_seq;        // TCP: inspect_next is known
+  hs_stream* inspect_stream;  // of the current policy's database; opened at need
+  uint32_t inspect_next;      // TCP: the next outbound sequence number to scan
+  uint32_t inspected;         // outbound payload bytes scanned
+  uint32_t inspect_gen;       // WorkerCtx::policy_gen `inspect` was decided under
 };
 
 // A flow waiting for (or watching) its name: its first-flight stream.
@@ -96,6 +116,13 @@ struct alignas(64) WorkerCtx {
   uint32_t l7_free_top = 0;
   uint32_t l7_cap = 0;
   l7::ReasmPool reasm;
+  // Payload inspection: stream blocks, the stream datagrams are scanned on (reset after
+  // each), matches per inspect index of the policy in force (kMaxInspectRules; zeroed
+  // when the policy changes), and a generation bumped at every policy change.
+  StreamPool streams;
+  hs_stream* dgram = nullptr;
+  uint64_t* inspect_hits = nullptr;
+  uint32_t policy_gen = 0;
 
   WorkerCtx() = default;
   WorkerCtx(const WorkerCtx&) = delete;
@@ -108,7 +135,9 @@ bool worker_init(WorkerCtx& w, const WorkerConfig& cfg, FlowRecordRing* records)
 // Frees them (after the worker stopped; flush first).
 void worker_destroy(WorkerCtx& w);
 
-// Picks up a newly published policy (between bursts).
+// Picks up a newly published policy (between bursts, on the worker's thread). Streams of
+// the previous policy's inspect database are closed first: that database is freed once
+// the worker is next quiescent.
 void worker_refresh_policy(WorkerCtx& w);
 
 // Processes one burst received on `from`. Packets to send go to out[kInside] /

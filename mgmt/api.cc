@@ -9,9 +9,11 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <sstream>
 
+#include "dataplane/policy_abi.h"
 #include "mgmt/compiler.h"
 
 namespace egw::mgmt {
@@ -62,6 +64,38 @@ const char* code_for(int status) {
 void unauthorized(http::Response& res, const std::string& why) {
   error_response(res, 401, "unauthorized", why);
   res.set_header("WWW-Authenticate", "Bearer realm=\"egw\"");
+}
+
+// Why a stored blob cannot be published as `version` by this build, empty when it can:
+// the header checks the dataplane's loader makes first, and the version stamped in it.
+std::string blob_problem(const std::string& blob, uint64_t version) {
+  abi::PolicyHeader h;
+  if (blob.size() < sizeof(h))
+    return std::to_string(blob.size()) + " bytes, shorter than a policy header";
+  std::memcpy(&h, blob.data(), sizeof(h));
+  if (h.magic != abi::kPolicyMagic) return "bad magic (not a compiled egw policy)";
+  if (h.abi_version != abi::kPolicyAbiVersion)
+    return "policy ABI version " + std::to_string(h.abi_version) + ", this build's is " +
+           std::to_string(abi::kPolicyAbiVersion);
+  if (h.header_size != sizeof(h)) return "header_size " + std::to_string(h.header_size);
+  if (h.total_size != blob.size() || h.total_size > abi::kPolicyMaxSize)
+    return "header says " + std::to_string(h.total_size) + " bytes, the file has " +
+           std::to_string(blob.size());
+  if (h.flags != 0) return "reserved header flags are not 0";
+  if (abi::fnv1a64(reinterpret_cast<const uint8_t*>(blob.data()) + h.header_size,
+                   blob.size() - h.header_size) != h.checksum)
+    return "checksum mismatch (corrupted)";
+  if (h.policy_version != version)
+    return "stamped with version " + std::to_string(h.policy_version);
+  return "";
+}
+
+// "PATH: MESSAGE (and N more)" of a failed compile.
+std::string first_error(const CompileResult& cr) {
+  const rules::Error& e = cr.errors.front();
+  std::string s = (e.path.empty() ? "" : e.path + ": ") + e.message;
+  if (cr.errors.size() > 1) s += " (and " + std::to_string(cr.errors.size() - 1) + " more)";
+  return s;
 }
 
 }  // namespace
@@ -308,6 +342,7 @@ void Api::commit_document(const std::string& document, const Identity& who,
     error_response(res, 500, "commit_failed", "the policy was not committed: " + err);
     return;
   }
+  set_policy_error("");  // whatever kept the previous version from being published
   fault_point("before_publish");
   Publisher::Result pr = publish(v, cr.blob);
   fault_point("after_publish");
@@ -316,6 +351,7 @@ void Api::commit_document(const std::string& document, const Identity& who,
   if (pr.active) {
     out["active"] = true;
     out["activation_ms"] = std::round(pr.activation_ms * 1000.0) / 1000.0;  // microseconds
+    out["stats"] = compile_stats_json(cr);
     json_response(res, 200, out);
   } else if (pr.busy) {
     request_republish();  // keeps trying in the background
@@ -325,6 +361,7 @@ void Api::commit_document(const std::string& document, const Identity& who,
     res.set_header("Retry-After", "1");
   } else if (!publisher_.connected()) {
     out["active"] = false;  // published when a dataplane connects
+    out["stats"] = compile_stats_json(cr);
     json_response(res, 200, out);
   } else {
     error_response(res, 500, "activation_failed",
@@ -356,9 +393,108 @@ std::vector<VersionInfo> Api::history() const {
   return store_.history();
 }
 
+// ---- the current blob, recompiled after an upgrade ----
+
+std::string Api::policy_error() const {
+  std::lock_guard<std::mutex> g(error_mu_);
+  return policy_error_;
+}
+
+void Api::set_policy_error(const std::string& why) {
+  std::lock_guard<std::mutex> g(error_mu_);
+  policy_error_ = why;
+}
+
+bool Api::current_blob(uint64_t* version, std::string* blob, std::string* err) {
+  std::lock_guard<std::mutex> g(mutation_mu_);
+  return current_blob_locked(version, blob, err);
+}
+
+// Caller holds mutation_mu_: no commit runs in between.
+bool Api::current_blob_locked(uint64_t* version, std::string* blob, std::string* err) {
+  std::string problem, document;
+  VersionInfo info;
+  {
+    std::lock_guard<std::mutex> g(store_mu_);
+    *version = store_.current_version();
+    if (*version == 0) return true;
+    if (!store_.read_blob(*version, blob, err)) {
+      *err = "cannot read the stored blob of version " + std::to_string(*version) + ": " + *err;
+      set_policy_error(*err);
+      blob->clear();
+      return false;
+    }
+    problem = blob_problem(*blob, *version);
+    if (problem.empty()) {
+      set_policy_error("");
+      return true;
+    }
+    store_.info(*version, &info);
+    if (!store_.read_document(*version, &document, err)) {
+      *err = "the stored blob of version " + std::to_string(*version) +
+             " is not one this build publishes: " + problem +
+             "; and its document cannot be read: " + *err;
+      set_policy_error(*err);
+      blob->clear();
+      return false;
+    }
+  }
+  const std::string what = "the stored blob of version " + std::to_string(*version) +
+                           " is not one this build publishes: " + problem;
+  AuditRecord rec;
+  rec.method = "RECOMPILE";
+  rec.path = "/v1/policy";
+  rec.sha256_before = rec.sha256_after = info.sha256;
+  rec.version = *version;
+  auto audit_event = [&](int status, const std::string& detail) {
+    rec.status = status;
+    rec.detail = detail;
+    std::string aerr;
+    std::lock_guard<std::mutex> g(audit_mu_);
+    if (!audit_.append(rec, &aerr)) fprintf(stderr, "egw-mgmt: %s\n", aerr.c_str());
+  };
+
+  CompileResult cr = compile_document(document, *version);
+  if (!cr.errors.empty()) {
+    *err = what + "; and its document no longer compiles with this build: " + first_error(cr) +
+           "; not published (a connected dataplane keeps its policy): commit a corrected "
+           "policy";
+    audit_event(500, *err);
+    set_policy_error(*err);
+    blob->clear();
+    return false;
+  }
+  std::string werr;
+  bool stored;
+  {
+    std::lock_guard<std::mutex> g(store_mu_);
+    stored = store_.replace_current_blob(cr.blob, &werr);
+  }
+  *blob = std::move(cr.blob);
+  if (!stored) {
+    // Published all the same: the dataplane gets the right policy; the disk is the problem.
+    const std::string why = what + "; recompiled, but the stored blob cannot be replaced (" + werr +
+                            "): a dataplane booted from current.egwp would refuse it";
+    fprintf(stderr, "egw-mgmt: %s\n", why.c_str());
+    audit_event(500, why);
+    set_policy_error(why);
+    return true;
+  }
+  const std::string done = what + "; recompiled from its document (same version, " +
+                           std::to_string(blob->size()) + " bytes) and replaced current.egwp";
+  fprintf(stderr, "egw-mgmt: %s\n", done.c_str());
+  audit_event(200, done);
+  set_policy_error("");
+  return true;
+}
+
 // ---- republisher ----
 
 void Api::start_republisher() {
+  {
+    std::lock_guard<std::mutex> g(repub_mu_);
+    repub_wanted_ = true;  // checks (and recompiles) the stored blob at start
+  }
   repub_thread_ = std::thread([this] { republish_loop(); });
 }
 
@@ -390,16 +526,11 @@ void Api::republish_loop() {
     bool retry = false;
     {
       std::lock_guard<std::mutex> g(mutation_mu_);
-      uint64_t v;
+      uint64_t v = 0;
       std::string blob, err;
-      {
-        std::lock_guard<std::mutex> sg(store_mu_);
-        v = store_.current_version();
-        if (v != 0 && !store_.read_blob(v, &blob, &err)) {
-          fprintf(stderr, "egw-mgmt: cannot republish version %llu: %s\n",
-                  static_cast<unsigned long long>(v), err.c_str());
-          v = 0;
-        }
+      if (!current_blob_locked(&v, &blob, &err)) {
+        fprintf(stderr, "egw-mgmt: not republishing: %s\n", err.c_str());
+        v = 0;
       }
       if (v != 0 && publisher_.connected()) {
         Publisher::Result r = publish(v, blob);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "mgmt/auth.h"
+#include "mgmt/compiler.h"
 #include "mgmt/http.h"
 #include "mgmt/publisher.h"
 #include "mgmt/store.h"
@@ -30,6 +31,7 @@ std::string to_json(const Json::Value& v);
 bool parse_json_strict(const std::string& text, Json::Value* out, std::string* err);
 
 void json_response(http::Response& res, int status, const Json::Value& body);
+
 // The contract's error shape: {"error":{"code","message","details":[{"path","message"}]}}.
 void error_response(http::Response& res, int status, const std::string& code,
                     const std::string& message, const std::vector<rules::Error>& details = {});
@@ -90,7 +92,18 @@ class Api {
   bool read_document(uint64_t version, std::string* document, std::string* err) const;
   std::vector<VersionInfo> history() const;
 
-  // Republishes the current version from a thread of its own (Publisher's on_connect).
+  // The current version (0: none committed) and its blob, for (re)publishing. A stored
+  // blob this build's dataplane would refuse (another policy ABI version after an
+  // upgrade, or a header that fails its checks) is recompiled from the version's document
+  // under the same number and replaces the stored one (logged to stderr and the audit
+  // log). False with *err when that fails: nothing is to be published, and the reason
+  // stays in policy_error() until a later check passes or a version is committed.
+  bool current_blob(uint64_t* version, std::string* blob, std::string* err);
+  // Why the current version cannot be published; empty when it can (GET /v1/health).
+  std::string policy_error() const;
+
+  // Republishes the current version from a thread of its own (Publisher's on_connect),
+  // and checks (current_blob) the stored one once at start.
   void start_republisher();
   void request_republish();
   void stop_republisher();
@@ -107,6 +120,8 @@ class Api {
   bool audit(const http::Request& req, const Identity* who, int status, const Snapshot& before,
              const Snapshot& after, std::string* err);
   Publisher::Result publish(uint64_t version, const std::string& blob);
+  bool current_blob_locked(uint64_t* version, std::string* blob, std::string* err);
+  void set_policy_error(const std::string& why);
   void republish_loop();
 
   PolicyStore& store_;
@@ -119,6 +134,8 @@ class Api {
   std::mutex mutation_mu_;    // one mutation (commit + publish) at a time
   mutable std::mutex store_mu_;  // PolicyStore access
   std::mutex audit_mu_;
+  mutable std::mutex error_mu_;
+  std::string policy_error_;  // under error_mu_
 
   std::mutex repub_mu_;
   std::condition_variable repub_cv_;

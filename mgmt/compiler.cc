@@ -3,6 +3,7 @@
 #include "mgmt/compiler.h"
 
 #include <hs.h>
+#include <json/json.h>
 #include <openssl/evp.h>
 
 #include <cstdlib>
@@ -18,9 +19,6 @@
 namespace egw::mgmt {
 
 namespace {
-
-constexpr const char* kInspectUnsupported =
-    "not supported yet: inspect rules need the L7 stage (payload inspection)";
 
 // One section body under construction.
 struct Section {
@@ -78,15 +76,23 @@ void add_error(CompileResult& res, std::string path, std::string message) {
     res.errors.push_back({std::move(path), std::move(message)});
 }
 
-// Finds what this compiler cannot enforce yet and the limits of the format.
+// The limits of the format: a rule index (rules, then inspect rules) fits 16 bits.
 void check_supported(const rules::Policy& p, CompileResult& res) {
   size_t total = 0;
   for (const rules::Ruleset& rs : p.rulesets) total += rs.rules.size();
-  for (const rules::InspectRule& in : p.inspect) add_error(res, in.path, kInspectUnsupported);
   if (total > abi::kMaxRules)
     add_error(
         res, "/rulesets",
         std::to_string(total) + " rules: more than the limit of " + std::to_string(abi::kMaxRules));
+  if (p.inspect.size() > abi::kMaxInspectRules)
+    add_error(res, "/inspect",
+              std::to_string(p.inspect.size()) + " inspect rules: more than the limit of " +
+                  std::to_string(abi::kMaxInspectRules));
+  else if (total <= abi::kMaxRules && total + p.inspect.size() > abi::kMaxRules)
+    add_error(res, "/inspect",
+              std::to_string(total) + " rules and " + std::to_string(p.inspect.size()) +
+                  " inspect rules: more than the limit of " + std::to_string(abi::kMaxRules) +
+                  " together");
 }
 
 bool sha256(std::string_view data, uint8_t out[32]) {
@@ -142,6 +148,84 @@ bool compile_regex_db(const std::vector<RegexEntry>& entries, std::string* out,
   return true;
 }
 
+// One inspect pattern: its inspect index and JSON path.
+struct PatternEntry {
+  const std::string* pattern;
+  uint32_t inspect;
+  std::string path;
+};
+
+std::string hs_compile_message(hs_compile_error_t* e) {
+  std::string m = e && e->message ? e->message : "unknown error";
+  hs_free_compile_error(e);
+  return m;
+}
+
+// Compiles every inspect pattern into one stream-mode database (id = inspect index) and
+// serializes it into *out. Refuses a set whose per-flow stream state would not fit the
+// dataplane's block. A set Hyperscan refuses without naming a pattern is compiled one
+// pattern at a time to find the ones it refuses (the failure path only).
+bool compile_inspect_db(const std::vector<PatternEntry>& entries, std::string* out,
+                        CompileResult& res) {
+  std::vector<const char*> exprs;
+  std::vector<unsigned> flags, ids;
+  for (const PatternEntry& e : entries) {
+    exprs.push_back(e.pattern->c_str());
+    flags.push_back(rules::inspect_pattern_flags());
+    ids.push_back(e.inspect);
+  }
+  hs_database_t* db = nullptr;
+  hs_compile_error_t* cerr = nullptr;
+  if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()),
+                       HS_MODE_STREAM, rules::domain_regex_platform(), &db, &cerr) != HS_SUCCESS) {
+    const int at = cerr ? cerr->expression : -1;
+    const std::string msg = hs_compile_message(cerr);
+    if (at >= 0 && static_cast<size_t>(at) < entries.size()) {
+      add_error(res, entries[at].path, "Hyperscan cannot compile it: \"" + msg + "\"");
+      return false;
+    }
+    size_t named = 0;
+    for (const PatternEntry& e : entries) {
+      hs_database_t* one = nullptr;
+      if (hs_compile(e.pattern->c_str(), rules::inspect_pattern_flags(), HS_MODE_STREAM,
+                     rules::domain_regex_platform(), &one, &cerr) != HS_SUCCESS) {
+        add_error(res, e.path, "Hyperscan cannot compile it: \"" + hs_compile_message(cerr) + "\"");
+        ++named;
+      }
+      hs_free_database(one);
+    }
+    if (named == 0)
+      add_error(res, "/inspect",
+                "Hyperscan cannot compile the inspect patterns together (all of them form one "
+                "database): \"" +
+                    msg + "\"");
+    return false;
+  }
+  size_t state = 0;
+  hs_error_t rc = hs_stream_size(db, &state);
+  if (rc == HS_SUCCESS && state > abi::kInspectStreamBlock) {
+    hs_free_database(db);
+    add_error(res, "/inspect",
+              "the inspect patterns need " + std::to_string(state) +
+                  " bytes of stream state per flow, more than the dataplane's " +
+                  std::to_string(abi::kInspectStreamBlock) +
+                  "-byte block: use fewer patterns, or shorter bounded repeats and windows");
+    return false;
+  }
+  char* bytes = nullptr;
+  size_t len = 0;
+  if (rc == HS_SUCCESS) rc = hs_serialize_database(db, &bytes, &len);
+  hs_free_database(db);
+  if (rc != HS_SUCCESS) {
+    add_error(res, "/inspect",
+              "serializing the Hyperscan database failed (error " + std::to_string(rc) + ")");
+    return false;
+  }
+  out->assign(bytes, len);
+  free(bytes);  // Hyperscan's default allocator is malloc
+  return true;
+}
+
 // Lays out header, section table and 8-byte aligned bodies; fills size and checksum.
 std::string assemble(std::vector<Section>& sections, uint64_t version, const uint8_t sha[32]) {
   abi::PolicyHeader h{};
@@ -184,8 +268,11 @@ CompileResult compile(const rules::Policy& p, std::string_view source, uint64_t 
   Section rule_cidrs{abi::kSecRuleCidrs, sizeof(abi::CidrRec), {}};
   Section domain_table{abi::kSecDomainTable, 1, {}};
   Section regex_db{abi::kSecNameRegexDb, 1, {}};
+  Section inspect{abi::kSecInspect, sizeof(abi::InspectRec), {}};
+  Section inspect_db{abi::kSecInspectDb, 1, {}};
   l7::DomainTableBuilder domains;
   std::vector<RegexEntry> regexes;
+  std::vector<PatternEntry> patterns;
 
   // Strings are NUL-terminated in the section (length excludes the NUL) so the
   // dataplane can hand out const char* without copying.
@@ -207,6 +294,7 @@ CompileResult compile(const rules::Policy& p, std::string_view source, uint64_t 
   st.udp_s = p.limits.udp_s;
   st.icmp_s = p.limits.icmp_s;
   st.max_flows = p.limits.max_flows;
+  st.inspect_max_bytes = p.limits.inspect_max_bytes;
   settings.push(st);
 
   std::map<std::string, uint32_t> service_index;
@@ -262,8 +350,30 @@ CompileResult compile(const rules::Policy& p, std::string_view source, uint64_t 
       rules.push(rec);
     }
   }
+  for (const rules::InspectRule& in : p.inspect) {
+    abi::InspectRec rec{};
+    rec.id = str(in.id);
+    rec.action = action_code(in.action);
+    rec.flags = in.from_any ? abi::kRuleFromAny : 0;
+    rec.from_first = rule_from.count();
+    if (!in.from_any) {
+      for (const std::string& name : in.from) {
+        auto it = service_index.find(name);
+        if (it == service_index.end()) {
+          add_error(res, in.path + "/from", "unknown service \"" + name + "\"");
+          continue;
+        }
+        rule_from.push(it->second);
+      }
+    }
+    rec.from_count = rule_from.count() - rec.from_first;
+    const uint32_t index = inspect.push(rec);
+    for (size_t k = 0; k < in.patterns.size(); ++k)
+      patterns.push_back({&in.patterns[k], index, in.path + "/patterns/" + std::to_string(k)});
+  }
   if (!res.errors.empty()) return res;
   if (!regexes.empty() && !compile_regex_db(regexes, &regex_db.bytes, res)) return res;
+  if (!patterns.empty() && !compile_inspect_db(patterns, &inspect_db.bytes, res)) return res;
   if (strings.bytes.size() > UINT32_MAX) {
     add_error(res, "", "names and ids take more than 4 GiB");
     return res;
@@ -281,6 +391,10 @@ CompileResult compile(const rules::Policy& p, std::string_view source, uint64_t 
     all.push_back(std::move(domain_table));
   }
   if (!regexes.empty()) all.push_back(std::move(regex_db));
+  if (!patterns.empty()) {
+    all.push_back(std::move(inspect));
+    all.push_back(std::move(inspect_db));
+  }
   res.blob = assemble(all, version, sha);
   if (res.blob.size() > abi::kPolicyMaxSize) {
     res.blob.clear();
@@ -290,6 +404,8 @@ CompileResult compile(const rules::Policy& p, std::string_view source, uint64_t 
   res.stats.services = p.services.size();
   res.stats.rulesets = p.rulesets.size();
   res.stats.rules = rules.count();
+  res.stats.inspect_rules = p.inspect.size();
+  res.stats.inspect_patterns = patterns.size();
   return res;
 }
 
@@ -314,6 +430,20 @@ CompileResult compile_document(std::string_view json, uint64_t policy_version) {
     return res;
   }
   return compile_policy(*parsed.policy, json, policy_version);
+}
+
+Json::Value compile_stats_json(const CompileResult& cr) {
+  Json::Value stats(Json::objectValue);
+  stats["services"] = Json::UInt64(cr.stats.services);
+  stats["service_cidrs"] = Json::UInt64(cr.stats.service_cidrs);
+  stats["rulesets"] = Json::UInt64(cr.stats.rulesets);
+  stats["rules"] = Json::UInt64(cr.stats.rules);
+  stats["domains"] = Json::UInt64(cr.stats.domains);
+  stats["regexes"] = Json::UInt64(cr.stats.regexes);
+  stats["inspect_rules"] = Json::UInt64(cr.stats.inspect_rules);
+  stats["inspect_patterns"] = Json::UInt64(cr.stats.inspect_patterns);
+  stats["compiled_bytes"] = Json::UInt64(cr.blob.size());
+  return stats;
 }
 
 }  // namespace egw::mgmt

@@ -9,6 +9,10 @@
 
 #include "rules/policy.h"
 
+namespace Json {
+class Value;
+}
+
 namespace egw::mgmt {
 
 struct CompileStats {
@@ -18,6 +22,8 @@ struct CompileStats {
   size_t rules = 0;
   size_t domains = 0;  // to.domains entries, over all rules
   size_t regexes = 0;  // to.domain_regex patterns, over all rules
+  size_t inspect_rules = 0;
+  size_t inspect_patterns = 0;  // patterns over all inspect rules
 };
 
 struct CompileResult {
@@ -28,10 +34,14 @@ struct CompileResult {
 
 // Compiles policy (already validated) into a blob. source_document is the JSON text it
 // was parsed from (its SHA-256 goes into the header); policy_version is 0 offline.
-// Refuses, with one error per path, what the dataplane cannot enforce yet (inspect) and
-// what does not compile (a domain_regex set Hyperscan refuses as a whole).
+// Refuses, with one error per path, what does not compile: a domain_regex or inspect
+// pattern set Hyperscan refuses as a whole, an inspect stream state over the per-flow block.
 CompileResult compile_policy(const rules::Policy& policy, std::string_view source_document,
                              uint64_t policy_version);
+
+// The compile statistics as egw's JSON answers carry them (the "stats" object of
+// POST /v1/policy/validate, PUT /v1/policy, ...): counts and compiled_bytes.
+Json::Value compile_stats_json(const CompileResult& cr);
 
 // Parses, validates and compiles a document; returns every error of the first stage
 // that failed.

@@ -204,17 +204,45 @@ std::string scalar_text(const Json::Value& v) {
   return printable(Json::writeString(w, v));
 }
 
+// A compile's statistics in words, "1 services, 2 service CIDRs, ..., 8128 bytes", from
+// the "stats" object of a REST answer (keys the server adds later follow as "key value").
+std::string stats_text(const Json::Value& stats) {
+  static const std::pair<const char*, const char*> kKnown[] = {
+      {"services", "services"},
+      {"service_cidrs", "service CIDRs"},
+      {"rulesets", "rulesets"},
+      {"rules", "rules"},
+      {"domains", "domains"},
+      {"regexes", "regexes"},
+      {"inspect_rules", "inspect rules"},
+      {"inspect_patterns", "inspect patterns"},
+      {"compiled_bytes", "bytes"}};
+  if (!stats.isObject()) return "";
+  std::string out;
+  auto add = [&](const std::string& s) { out += (out.empty() ? "" : ", ") + s; };
+  for (const auto& [key, words] : kKnown)
+    if (stats.isMember(key)) add(scalar_text(stats[key]) + " " + words);
+  for (const auto& name : stats.getMemberNames()) {
+    bool known = false;
+    for (const auto& k : kKnown) known = known || name == k.first;
+    if (!known) add(printable(name) + " " + scalar_text(stats[name]));
+  }
+  return out;
+}
+
 // "committed version 7: ..." from the answer of PUT /v1/policy or a rollback.
 void print_commit(const Json::Value& j, const char* verb) {
   std::string version = j["version"].isNumeric() ? json_number_text(j["version"]) : "?";
+  const std::string stats = stats_text(j["stats"]);
+  const std::string tail = stats.empty() ? "" : " (" + stats + ")";
   if (j["active"].isBool() && j["active"].asBool()) {
     std::string ms = j["activation_ms"].isNumeric() ? json_number_text(j["activation_ms"]) : "?";
-    printf("%s version %s: active in %s ms\n", verb, version.c_str(), ms.c_str());
+    printf("%s version %s: active in %s ms%s\n", verb, version.c_str(), ms.c_str(), tail.c_str());
   } else {
     printf(
-        "committed version %s: no dataplane connected, it will be published when one "
+        "committed version %s%s: no dataplane connected, it will be published when one "
         "connects\n",
-        version.c_str());
+        version.c_str(), tail.c_str());
   }
 }
 
@@ -232,8 +260,7 @@ int cmd_validate_offline(const std::string& file) {
     print_errors(file == "-" ? "<stdin>" : file, res.errors);
     return kExitRefused;
   }
-  printf("valid: %zu services, %zu rulesets, %zu rules, %zu bytes compiled\n", res.stats.services,
-         res.stats.rulesets, res.stats.rules, res.blob.size());
+  printf("valid: %s\n", stats_text(compile_stats_json(res)).c_str());
   return kExitOk;
 }
 
@@ -267,10 +294,7 @@ int cmd_validate(Context& ctx, const std::vector<std::string>& args) {
     return kExitRefused;
   }
   if (!ok_status(r)) return http_error(r);
-  std::string stats;
-  for (const auto& name : r.json["stats"].getMemberNames())
-    stats +=
-        (stats.empty() ? "" : ", ") + printable(name) + " " + scalar_text(r.json["stats"][name]);
+  const std::string stats = stats_text(r.json["stats"]);
   printf("valid (checked by %s)%s%s\n", ctx.config.server.c_str(), stats.empty() ? "" : ": ",
          stats.c_str());
   return kExitOk;
@@ -705,8 +729,8 @@ int cmd_compile(const std::vector<std::string>& args) {
     return kExitRefused;
   }
   if (!write_atomic(out, res.blob, &err)) return fail(err);
-  printf("compiled %s: %zu services, %zu rules, %zu bytes -> %s\n", in.c_str(), res.stats.services,
-         res.stats.rules, res.blob.size(), out.c_str());
+  printf("compiled %s: %s -> %s\n", in.c_str(), stats_text(compile_stats_json(res)).c_str(),
+         out.c_str());
   return kExitOk;
 }
 

@@ -55,15 +55,9 @@ void validate_policy(Api& api, const http::Request& req, http::Response& res) {
                          cr.errors);
           return;
         }
-        Json::Value stats(Json::objectValue);
-        stats["services"] = Json::UInt64(cr.stats.services);
-        stats["service_cidrs"] = Json::UInt64(cr.stats.service_cidrs);
-        stats["rulesets"] = Json::UInt64(cr.stats.rulesets);
-        stats["rules"] = Json::UInt64(cr.stats.rules);
-        stats["compiled_bytes"] = Json::UInt64(cr.blob.size());
         Json::Value body(Json::objectValue);
         body["valid"] = true;
-        body["stats"] = stats;
+        body["stats"] = compile_stats_json(cr);
         json_response(out, 200, body);
       },
       Role::reader);

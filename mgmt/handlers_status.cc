@@ -26,10 +26,12 @@ static_assert(sizeof(kDropNames) / sizeof(kDropNames[0]) == kDropReasonCount);
 void health(Api& api, const http::Request&, http::Response& res) {
   Json::Value body(Json::objectValue);
   const bool up = api.publisher().connected();
-  body["status"] = "ok";
+  const std::string policy_error = api.policy_error();
+  body["status"] = policy_error.empty() ? "ok" : "degraded";
   body["dataplane"] = up ? "connected" : "disconnected";
   body["policy_version"] = Json::UInt64(api.current_version());
   if (up) body["dataplane_policy_version"] = Json::UInt64(api.publisher().dataplane_version());
+  if (!policy_error.empty()) body["policy_error"] = policy_error;  // why it is not published
   json_response(res, 200, body);
 }
 

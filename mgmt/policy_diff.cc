@@ -170,6 +170,7 @@ void diff_top(const Policy& b, const Policy& a, std::vector<DiffLine>* out) {
       {"udp_s", &rules::Limits::udp_s},
       {"icmp_s", &rules::Limits::icmp_s},
       {"max_flows", &rules::Limits::max_flows},
+      {"inspect_max_bytes", &rules::Limits::inspect_max_bytes},
   };
   for (const Field& f : kFields) {
     uint32_t vb = b.limits.*f.member, va = a.limits.*f.member;

@@ -406,6 +406,17 @@ bool PolicyStore::open(const std::string& dir, std::string* err) {
     *err = "cannot list " + versions + ": " + ec.message();
     return false;
   }
+  // A blob replacement (replace_current_blob) stopped before its rename.
+  if (current != 0) {
+    const std::string blob_tmp = version_dir(dir, current) + "/policy.egwp.tmp";
+    if (exists(blob_tmp)) {
+      if (::unlink(blob_tmp.c_str()) != 0) {
+        *err = sys_error("cannot remove leftover", blob_tmp);
+        return false;
+      }
+      if (!fsync_dir(version_dir(dir, current), err)) return false;
+    }
+  }
   if (cleaned && !(fsync_dir(versions, err) && fsync_dir(dir, err))) return false;
 
   // 3. The current version must be whole; its document must match its recorded sha256.
@@ -597,6 +608,26 @@ uint64_t PolicyStore::commit(const std::string& document, const std::string& blo
   return current_;
 }
 
+bool PolicyStore::replace_current_blob(const std::string& blob, std::string* err) {
+  if (dir_.empty() || current_ == 0) {
+    *err = dir_.empty() ? "the policy store is not open" : "no version is committed yet";
+    return false;
+  }
+  // current.egwp first: whatever stops us before the second rename, versions/N keeps the
+  // old blob, open() puts it back into current.egwp and the next republish retries.
+  const std::string vdir = version_dir(dir_, current_);
+  const std::string egwp = current_blob_path();
+  if (!replace_file(dir_, egwp, blob, err)) {
+    ::unlink((egwp + ".tmp").c_str());
+    return false;
+  }
+  if (!replace_file(vdir, vdir + "/policy.egwp", blob, err)) {
+    ::unlink((vdir + "/policy.egwp.tmp").c_str());
+    return false;
+  }
+  return true;
+}
+
 // ---- AuditLog ----
 
 bool AuditLog::open(const std::string& path, std::string* err) {
@@ -624,7 +655,8 @@ bool AuditLog::append(const AuditRecord& r, std::string* err) {
                      ",\"path\":" + json_quote(r.path) + ",\"status\":" + std::to_string(r.status) +
                      ",\"sha256_before\":" + json_string_or_null(r.sha256_before) +
                      ",\"sha256_after\":" + json_string_or_null(r.sha256_after) + ",\"version\":" +
-                     (r.version == 0 ? std::string("null") : std::to_string(r.version)) + "}\n";
+                     (r.version == 0 ? std::string("null") : std::to_string(r.version)) +
+                     (r.detail.empty() ? "" : ",\"detail\":" + json_quote(r.detail)) + "}\n";
   ssize_t n;
   do {
     n = ::write(fd_, line.data(), line.size());

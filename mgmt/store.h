@@ -47,6 +47,13 @@ class PolicyStore {
   uint64_t commit(const std::string& document, const std::string& blob, const std::string& author,
                   const std::string& comment, std::string* err);
 
+  // Replaces the current version's compiled blob with `blob` (the same document compiled
+  // again, stamped with the same version; after an upgrade that changed the blob ABI):
+  // current.egwp, then versions/N/policy.egwp, each atomically. The document and its
+  // meta.json stay. On error returns false with *err; a crash or failure in between
+  // leaves the old blob in versions/N, which open() copies back to current.egwp.
+  bool replace_current_blob(const std::string& blob, std::string* err);
+
   // The compiled blob of the current version, for `egw-dataplane --policy`.
   std::string current_blob_path() const { return dir_ + "/current.egwp"; }
   const std::string& dir() const { return dir_; }
@@ -68,6 +75,8 @@ struct AuditRecord {
   int status = 0;
   std::string sha256_before, sha256_after;  // of the active document, empty = null
   uint64_t version = 0;                     // version after the call, 0 = null
+  // What egw-mgmt did on its own (entries without a request); empty = no such field.
+  std::string detail;
 };
 
 class AuditLog {

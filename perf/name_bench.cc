@@ -3,8 +3,11 @@
 // literal to.domains and of to.domain_regex patterns, RuntimePolicy::load time, and ns
 // per decide_name() (hits and misses, thread CPU time, median of 5 runs). Every rule is
 // "from any, tcp 443", so each name is decided by the first candidate its match yields.
+// Then name extraction: ns per parse_tcp_flight() on a first flight (TLS ClientHellos,
+// an HTTP request head) and per parse_dns_query(), from a fresh state as a flow starts.
 // Needs the EAL (RuntimePolicy builds rte_acl/rte_lpm): started without hugepages.
 // Usage: name_bench [max_literals [max_regexes]]   (defaults 100000 and 10000)
+// The tls13-pq-2seg row is the post-quantum hello parsed as its two segments arrive.
 #include <rte_eal.h>
 #include <unistd.h>
 
@@ -20,6 +23,8 @@
 #include "dataplane/policy.h"
 #include "mgmt/compiler.h"
 #include "rules/policy.h"
+#include "tests/support/dns_msg.h"
+#include "tests/support/tls_hello.h"
 
 namespace {
 
@@ -203,6 +208,87 @@ void print(const Row& r) {
   fflush(stdout);
 }
 
+// ---- Name extraction ------------------------------------------------------------
+
+constexpr size_t kParseIters = 200000;  // parser calls per run
+constexpr size_t kMss = 1448;           // a segment of a 1500-byte path with timestamps
+
+const char kHost[] = "www.example.com";
+
+struct Input {
+  const char* kind;
+  std::vector<uint8_t> bytes;
+  uint16_t port;     // remote port: 53 is DNS over TCP (not used here), else detected
+  size_t first_seg;  // 0: one call with every byte; else two calls, at first_seg and all
+  bool dns;          // parse_dns_query() instead of parse_tcp_flight()
+};
+
+// Runs one flow's parse (fresh state, as in the worker); returns the name's length.
+size_t parse_once(const Input& in) {
+  egw::l7::Error err;
+  if (in.dns) {
+    egw::l7::DnsQuery q;
+    return egw::l7::parse_dns_query(in.bytes.data(), in.bytes.size(), &q, &err) ==
+                   egw::l7::Status::ok
+               ? q.name.len
+               : 0;
+  }
+  egw::l7::FlightState st;
+  egw::l7::FlowName out;
+  if (in.first_seg != 0 && egw::l7::parse_tcp_flight(in.bytes.data(), in.first_seg, in.port, &st,
+                                                     &out, &err) != egw::l7::Status::need_more)
+    return 0;
+  return egw::l7::parse_tcp_flight(in.bytes.data(), in.bytes.size(), in.port, &st, &out, &err) ==
+                     egw::l7::Status::ok &&
+                 out.has_name
+             ? out.name.len
+             : 0;
+}
+
+// Median ns per flow (thread CPU time); every parse must yield kHost.
+double time_parse(const Input& in) {
+  std::vector<double> runs;
+  for (int r = 0; r < kRuns; ++r) {
+    size_t named = 0;
+    const double start = thread_ns();
+    for (size_t i = 0; i < kParseIters; ++i) named += parse_once(in) == sizeof(kHost) - 1;
+    runs.push_back((thread_ns() - start) / kParseIters);
+    if (named != kParseIters) {
+      fprintf(stderr, "name_bench: %s named %zu of %zu\n", in.kind, named, kParseIters);
+      exit(1);
+    }
+  }
+  return median(runs);
+}
+
+std::vector<uint8_t> bytes_of(const std::string& s) {
+  return std::vector<uint8_t>(s.begin(), s.end());
+}
+
+void print_extraction() {
+  using namespace egw::test;
+  HelloSpec tls13 = tls13_spec(kHost);
+  tls13.pad_to = 512;  // padded like browsers' hellos: a 517-byte record
+  const TlsBytes pq = hello_stream(pq_spec(kHost));
+  const std::string http =
+      std::string("GET /index.html HTTP/1.1\r\nHost: ") + kHost +
+      "\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 "
+      "Firefox/128.0\r\nAccept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;"
+      "q=0.8\r\nAccept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate\r\n"
+      "Connection: keep-alive\r\nUpgrade-Insecure-Requests: 1\r\n\r\n";
+  const Input inputs[] = {
+      {"tls13", hello_stream(tls13), 443, 0, false}, {"tls13-pq", pq, 443, 0, false},
+      {"tls13-pq-2seg", pq, 443, kMss, false},       {"http", bytes_of(http), 80, 0, false},
+      {"dns", dns_query(kHost), 53, 0, true},
+  };
+  printf("\n%-14s %6s %6s %8s\n", "extract", "bytes", "calls", "ns_flow");
+  for (const Input& in : inputs) {
+    printf("%-14s %6zu %6d %8.0f\n", in.kind, in.bytes.size(), in.first_seg ? 2 : 1,
+           time_parse(in));
+    fflush(stdout);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -231,6 +317,7 @@ int main(int argc, char** argv) {
   for (size_t n = 1000; n <= max_literals; n *= 10) print(literal_row(n));
   for (bool shared : {true, false})
     for (size_t n = 100; n <= max_regexes; n *= 10) print(regex_row(n, shared));
+  print_extraction();
   rte_eal_cleanup();
   return 0;
 }

@@ -88,5 +88,10 @@ echo "domain table (literal to.domains matcher, dataplane/l7/domain_table.h):"
 "$B/perf/domain_table_bench"
 
 echo
-echo "name conditions (to.domains / to.domain_regex: validate, compile, load, decide_name):"
+echo "name conditions (to.domains / to.domain_regex: validate, compile, load, decide_name),"
+echo "then name extraction (parse_tcp_flight, parse_dns_query):"
 "$B/perf/name_bench"
+
+echo
+echo "L7 cost per flow through the worker (egw-replay: a rule that needs the name vs an L3/L4 rule):"
+/usr/bin/python3 perf/l7_flows.py "$B"

@@ -4,9 +4,12 @@
 
 #include <cstdio>
 
+#include <hs.h>
 #include <json/json.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <initializer_list>
 #include <map>
@@ -21,7 +24,6 @@ namespace egw::rules {
 namespace {
 
 constexpr int kStackLimit = 64;
-constexpr size_t kMaxInspectPatternLength = 4096;
 
 // Appends one reference token to a JSON pointer, escaped per RFC 6901.
 std::string join(const std::string& base, std::string_view key) {
@@ -478,16 +480,14 @@ void Validator::inspect(const Json::Value& v, Policy& p) {
     rule_id(in, ip, &r.id);
     from(in, ip, &r.from_any, &r.from);
     if (require(in, "patterns", ip)) {
-      string_list(
-          in["patterns"], join(ip, "patterns"), "pattern",
-          [&](const std::string& s, const std::string& pp) {
-            if (s.empty())
-              add(pp, "empty pattern");
-            else if (s.size() > kMaxInspectPatternLength)
-              add(pp, "pattern longer than " + std::to_string(kMaxInspectPatternLength) + " bytes");
-            else
-              r.patterns.push_back(s);
-          });
+      string_list(in["patterns"], join(ip, "patterns"), "pattern",
+                  [&](const std::string& s, const std::string& pp) {
+                    std::string why;
+                    if (check_inspect_pattern(s, &why))
+                      r.patterns.push_back(s);
+                    else
+                      add(pp, why);
+                  });
     }
     if (require(in, "action", ip)) {
       if (auto a = action(in["action"], join(ip, "action"), false)) r.action = *a;
@@ -513,10 +513,11 @@ void Validator::limits(const Json::Value& v, Policy& p) {
       {"udp_s", &Limits::udp_s, 1, 86400},
       {"icmp_s", &Limits::icmp_s, 1, 3600},
       {"max_flows", &Limits::max_flows, 1, 1 << 26},
+      {"inspect_max_bytes", &Limits::inspect_max_bytes, 0, int64_t{1} << 31},  // 0: none
   };
   check_fields(v, path,
                {"l7_max_bytes", "l7_timeout_ms", "tcp_syn_s", "tcp_established_s", "tcp_closing_s",
-                "udp_s", "icmp_s", "max_flows"});
+                "udp_s", "icmp_s", "max_flows", "inspect_max_bytes"});
   for (const Bound& b : kBounds) {
     if (!v.isMember(b.key)) continue;
     if (auto x = integer(v[b.key], join(path, b.key), b.lo, b.hi, b.key))
@@ -644,6 +645,17 @@ std::string lexical_problem(std::string_view text) {
 }
 
 }  // namespace
+
+unsigned inspect_pattern_flags() {
+  return HS_FLAG_SINGLEMATCH | HS_FLAG_DOTALL;
+}
+
+// Cheap checks only (hs_expression_info parses, it does not compile): what only a
+// compile can refuse is refused by mgmt::compile_policy at the pattern's path.
+bool check_inspect_pattern(std::string_view pattern, std::string* why) {
+  return check_hs_pattern(pattern, inspect_pattern_flags(), kMaxInspectPatternLength,
+                          kMaxInspectRepeat, "every payload: make it need at least one byte", why);
+}
 
 bool read_json_strict(std::string_view text, Json::Value* root, std::vector<Error>* errors) {
   size_t bad = 0;

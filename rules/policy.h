@@ -44,7 +44,7 @@ struct Rule {
   std::vector<PortRange> ports;              // empty = any port
   std::vector<Cidr> to_cidrs;                // empty = any destination
   std::vector<std::string> to_domains;       // normalized: "name", "*.suffix" or "*"
-  std::vector<std::string> to_domain_regex;  // each compiles alone (check_domain_regex)
+  std::vector<std::string> to_domain_regex;  // each parses alone (check_domain_regex)
   Action action = Action::deny;
 };
 
@@ -58,9 +58,21 @@ struct InspectRule {
   std::string path;
   bool from_any = false;
   std::vector<std::string> from;
-  std::vector<std::string> patterns;
+  std::vector<std::string> patterns;  // each checked alone (check_inspect_pattern)
   Action action = Action::deny;
 };
+
+// Inspect pattern bounds (those of to.domain_regex) and Hyperscan flags, at validation
+// and in the compiled stream database: one report per pattern and flow, and `.` matches
+// any byte (a payload is not made of lines).
+constexpr size_t kMaxInspectPatternLength = 1024;
+constexpr unsigned kMaxInspectRepeat = 1000;
+unsigned inspect_pattern_flags();
+
+// Checks an inspect pattern: length, bounded repeats, Hyperscan accepts it, and it
+// cannot match the empty string (it would match every payload). On failure returns
+// false and *why says what is wrong (quoting Hyperscan's message).
+bool check_inspect_pattern(std::string_view pattern, std::string* why);
 
 struct Limits {
   uint32_t l7_max_bytes = 16384;
@@ -70,7 +82,8 @@ struct Limits {
   uint32_t tcp_closing_s = 30;
   uint32_t udp_s = 60;
   uint32_t icmp_s = 30;
-  uint32_t max_flows = 0;  // 0 = from the dataplane's configured memory
+  uint32_t max_flows = 0;                // 0 = from the dataplane's configured memory
+  uint32_t inspect_max_bytes = 1048576;  // outbound payload bytes inspected per flow; 0 = none
 };
 
 struct Policy {

@@ -16,6 +16,11 @@ constexpr uint8_t kTlsAlert = 21;
 constexpr uint8_t kTlsApplicationData = 23;
 constexpr uint8_t kClientHello = 1;
 constexpr size_t kTlsRecordHeader = 5;
+constexpr size_t kPlainAlert = 2;  // level and description
+// The smallest ClientHello body a server accepts: version, random, session id length,
+// one cipher suite, one compression method; tls.cc refuses bodies over 2^16.
+constexpr size_t kMinHelloBody = 2 + 32 + 1 + 2 + 2 + 1 + 1;
+constexpr size_t kMaxHelloBody = size_t{1} << 16;
 constexpr size_t kMaxDetectMethod = 16;  // longest method token recognised as HTTP
 constexpr uint32_t kNever = UINT32_MAX;  // st->want once nothing more is watched
 
@@ -97,6 +102,9 @@ Detect http_method(const uint8_t* p, size_t n) {
 
 // ---- TLS ---------------------------------------------------------------------------
 
+// FlightState::head for TLS: set once the client's ChangeCipherSpec was walked.
+constexpr uint8_t kTlsAfterCcs = 1;
+
 uint16_t be16(const uint8_t* p) {
   return static_cast<uint16_t>((p[0] << 8) | p[1]);
 }
@@ -136,16 +144,20 @@ Status tls_name(const TlsHello& h, FlowName* fn, Error* err) {
   return Status::bad;
 }
 
-// Whether the unit's walked records hold its whole hello (the length its header declares).
-bool hello_walked(const uint8_t* d, const FlightState* st) {
-  if (st->body_left < 4) return false;
-  const size_t body = (size_t{handshake_byte(d, st->unit_start, 1)} << 16) |
-                      (size_t{handshake_byte(d, st->unit_start, 2)} << 8) |
-                      handshake_byte(d, st->unit_start, 3);
-  return st->body_left >= 4 + body;
+// The declared body length of the unit's hello (its handshake header is walked).
+size_t hello_body(const uint8_t* d, const FlightState* st) {
+  return (size_t{handshake_byte(d, st->unit_start, 1)} << 16) |
+         (size_t{handshake_byte(d, st->unit_start, 2)} << 8) | handshake_byte(d, st->unit_start, 3);
 }
 
-// The hello whose records are data[unit_start, end): parsed once, then judged.
+// Whether the unit's walked records hold its whole hello (the length its header declares).
+bool hello_walked(const uint8_t* d, const FlightState* st) {
+  return st->body_left >= 4 && st->body_left >= 4 + hello_body(d, st);
+}
+
+// The hello whose records are data[unit_start, end): parsed once, then judged. A flow
+// has two hellos at most (one HelloRetryRequest, RFC 8446 4.1.4): after the second one
+// nothing is left to watch.
 Status tls_hello_done(const uint8_t* d, size_t end, FlightState* st, FlowName* out, Error* err) {
   TlsHello h;
   size_t consumed = 0;
@@ -154,11 +166,70 @@ Status tls_hello_done(const uint8_t* d, size_t end, FlightState* st, FlowName* o
   if (s == Status::bad) return fail(st, err, *err);
   FlowName fn;
   if (tls_name(h, &fn, err) != Status::ok) return fail(st, err, *err);
+  const bool second = st->decided;
   const Status j = judge(fn, st, out, err);
   if (j != Status::ok) return j;
+  if (second) return finish(st);
   st->unit_start = static_cast<uint32_t>(end);
   st->scan = st->unit_start;
   st->body_left = 0;
+  return Status::ok;
+}
+
+// Reads the record header at st->scan (its first byte is present): ok with *rec_len,
+// need_more with st->want set (the type and version bytes are judged as they come, the
+// length once whole), or bad. A record of any content type is checked as a handshake
+// record is (version 3.x, length 1..2^14+2048) unless `handshake` asks for that type.
+Status record_header(const uint8_t* d, size_t len, bool handshake, FlightState* st, size_t* rec_len,
+                     Error* err) {
+  const size_t scan = st->scan;
+  const size_t have = len - scan < kTlsRecordHeader ? len - scan : kTlsRecordHeader;
+  uint8_t any[kTlsRecordHeader];
+  const uint8_t* hdr = d + scan;
+  if (!handshake) {
+    std::memcpy(any, hdr, have);
+    any[0] = kTlsHandshake;
+    hdr = any;
+  }
+  const Status s = check_tls_record_header(hdr, have, rec_len, err);
+  if (s == Status::bad) return fail(st, err, *err);
+  if (s == Status::need_more) {
+    st->want = sat_add(static_cast<uint32_t>(scan), have < 2 ? have + 1 : kTlsRecordHeader);
+  }
+  return s;
+}
+
+// A record other than handshake at st->scan, after the first hello (docs/l7.md). Inside
+// a hello's records nothing may come between them (RFC 8446 5.1), except that after the
+// client's ChangeCipherSpec application data or an encrypted alert says the "hello" was
+// TLS 1.2's encrypted Finished: done. Between hellos, application data ends the watch
+// (encrypted from here on); a ChangeCipherSpec or a plaintext alert is skipped, as
+// servers read on after both (RFC 8446 5; user_canceled). *skipped: the walk goes on.
+Status tls_other_record(const uint8_t* d, size_t len, FlightState* st, Error* err, bool* skipped) {
+  *skipped = false;
+  const size_t scan = st->scan;
+  const uint8_t type = d[scan];
+  const bool after_ccs = (st->head & kTlsAfterCcs) != 0;
+  const bool in_hello = st->body_left > 0;
+  if (in_hello && !after_ccs) return fail(st, err, Error::not_handshake);
+  if (type == kTlsApplicationData) return finish(st);
+  if (type != kTlsChangeCipherSpec && type != kTlsAlert) {
+    // After the ChangeCipherSpec: encrypted records of another type, not ours to read.
+    return after_ccs && !in_hello ? finish(st) : fail(st, err, Error::not_handshake);
+  }
+  if (in_hello && type == kTlsChangeCipherSpec) return fail(st, err, Error::not_handshake);
+  size_t rec_len = 0;
+  const Status hs = record_header(d, len, false, st, &rec_len, err);
+  if (hs == Status::bad) return hs;
+  if (hs == Status::need_more) return Status::ok;  // st->want is set
+  // An alert is 2 bytes in clear; any other length is encrypted (after the
+  // ChangeCipherSpec) or refused by every server.
+  if (type == kTlsAlert && rec_len != kPlainAlert) return finish(st);
+  if (in_hello) return fail(st, err, Error::not_handshake);  // a plaintext alert inside it
+  if (type == kTlsChangeCipherSpec) st->head |= kTlsAfterCcs;
+  st->scan = sat_add(static_cast<uint32_t>(scan), kTlsRecordHeader + rec_len);
+  st->unit_start = st->scan;  // its body is never read: the next record may start there
+  *skipped = true;
   return Status::ok;
 }
 
@@ -169,32 +240,25 @@ Status tls_step(const uint8_t* d, size_t len, FlightState* st, FlowName* out, Er
   for (;;) {
     const size_t scan = st->scan;
     const size_t seen = st->body_left;
-    if (seen == 0 && st->decided) {
-      // Between hellos: what the client sends after its hello says whether to go on.
-      if (len <= scan) {
-        st->want = sat_add(static_cast<uint32_t>(scan), 1);
-        return Status::ok;
-      }
-      const uint8_t type = d[scan];
-      if (type == kTlsChangeCipherSpec || type == kTlsAlert || type == kTlsApplicationData) {
-        return finish(st);  // encrypted from here on (or closing): nothing to read
-      }
-      if (type != kTlsHandshake) return fail(st, err, Error::not_handshake);
-    }
     if (hello_walked(d, st)) {
       const Status s = tls_hello_done(d, scan, st, out, err);
       if (s != Status::ok || st->done) return s;
       continue;
     }
-    size_t rec_len = 0;
-    const size_t have = len - scan < kTlsRecordHeader ? len - scan : kTlsRecordHeader;
-    const Status hs = check_tls_record_header(d + scan, have, &rec_len, err);
-    if (hs == Status::bad) return fail(st, err, *err);
-    if (hs == Status::need_more) {
-      // The type and version bytes are judged as they come, the length once whole.
-      st->want = sat_add(static_cast<uint32_t>(scan), have < 2 ? have + 1 : kTlsRecordHeader);
+    if (len <= scan) {
+      st->want = sat_add(static_cast<uint32_t>(scan), 1);
       return pending(st);
     }
+    if (st->decided && d[scan] != kTlsHandshake) {
+      bool skipped = false;
+      const Status s = tls_other_record(d, len, st, err, &skipped);
+      if (!skipped) return s;
+      continue;
+    }
+    size_t rec_len = 0;
+    const Status hs = record_header(d, len, true, st, &rec_len, err);
+    if (hs == Status::bad) return hs;
+    if (hs == Status::need_more) return pending(st);
     if (seen == 0) {  // the unit's first handshake byte: its message type
       if (len - scan <= kTlsRecordHeader) {
         st->want = sat_add(static_cast<uint32_t>(scan), kTlsRecordHeader + 1);
@@ -202,7 +266,8 @@ Status tls_step(const uint8_t* d, size_t len, FlightState* st, FlowName* out, Er
       }
       if (d[scan + kTlsRecordHeader] != kClientHello) {
         // After a hello, other handshake messages are TLS 1.2's second flight
-        // (Certificate, ClientKeyExchange), then ChangeCipherSpec: nothing to read.
+        // (Certificate, ClientKeyExchange) or, after the ChangeCipherSpec, its encrypted
+        // Finished: nothing to read.
         if (st->decided) return finish(st);
         return fail(st, err, Error::not_handshake);
       }
@@ -214,14 +279,22 @@ Status tls_step(const uint8_t* d, size_t len, FlightState* st, FlowName* out, Er
     const size_t next = scan + kTlsRecordHeader + rec_len;
     st->scan = static_cast<uint32_t>(next);
     st->body_left = static_cast<uint32_t>(seen + rec_len);
-    if (seen < 4 && seen + rec_len >= 4 && !hello_walked(d, st)) {
-      // The handshake header is in but not the whole hello: the parser refuses a length
-      // over its bound (or bytes after the hello in its last record) now.
-      TlsHello h;
-      size_t consumed = 0;
-      const Status s =
-          parse_tls_client_hello(d + st->unit_start, next - st->unit_start, &h, err, &consumed);
-      if (s == Status::bad) return fail(st, err, *err);
+    if (seen < 4 && seen + rec_len >= 4) {  // the handshake header is in
+      if ((st->head & kTlsAfterCcs) != 0) {
+        // After the ChangeCipherSpec, a handshake record starting with 1 is a hello only
+        // with a length a server can accept; else it is TLS 1.2's encrypted Finished.
+        const size_t body = hello_body(d, st);
+        if (body < kMinHelloBody || body > kMaxHelloBody) return finish(st);
+      }
+      if (!hello_walked(d, st)) {
+        // Not the whole hello yet: the parser refuses a length over its bound (or bytes
+        // after the hello in its last record) now.
+        TlsHello h;
+        size_t consumed = 0;
+        const Status s =
+            parse_tls_client_hello(d + st->unit_start, next - st->unit_start, &h, err, &consumed);
+        if (s == Status::bad) return fail(st, err, *err);
+      }
     }
   }
 }

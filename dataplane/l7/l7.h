@@ -136,7 +136,8 @@ struct FlightState {
   bool decided = false;              // the first unit was parsed: *out was filled
   bool done = false;                 // nothing more to watch on this flow
   uint8_t head = 0;                  // HTTP: where the unit is (before/in its request line,
-                                     // in its header fields)
+                                     // in its header fields); TLS: the client's
+                                     // ChangeCipherSpec was seen
   Error error = Error::none;         // a call said bad: later calls say so again
   uint32_t unit_start = 0;           // start of the unit (hello/request/message) not yet parsed
   uint32_t scan = 0;                 // HTTP: where the search for the end of the head resumes;
@@ -155,9 +156,10 @@ struct FlightState {
 //   need_more: the first unit is not complete (st->want says when to call again).
 //   ok:        *out holds the flow's name (from the first unit). Later complete units
 //              are judged on later calls: another name -> bad (name_mismatch).
-//              st->done: nothing more to watch (TLS after the client's
-//              ChangeCipherSpec/application data, HTTP after CONNECT/Upgrade or a body
-//              whose length is unknown, unknown protocols).
+//              st->done: nothing more to watch (TLS after the second hello,
+//              application data, an encrypted alert or a handshake message that is not
+//              a hello; HTTP after CONNECT/Upgrade or a body whose length is unknown;
+//              unknown protocols).
 //   bad:       malformed, evasive or conflicting: the flow must be denied (*err says why).
 // Work is amortised O(len) over all calls of a flow.
 Status parse_tcp_flight(const uint8_t* data, size_t len, uint16_t remote_port,

@@ -660,7 +660,8 @@ RefResult reference(const GenPolicy& g, const FlowKey& k, const char* name) {
   for (size_t i = 0; i < g.rules.size(); ++i) {
     const GenRule& r = g.rules[i];
     if (!r.from.empty() && std::find(r.from.begin(), r.from.end(), svc) == r.from.end()) continue;
-    if (r.proto == kProtoIcmp && k.proto != (k.family == 4 ? kProtoIcmp : kIcmp6)) continue;
+    const int icmp = k.family == 4 ? int{kProtoIcmp} : int{kIcmp6};
+    if (r.proto == kProtoIcmp && k.proto != icmp) continue;
     if ((r.proto == kProtoTcp || r.proto == kProtoUdp) && k.proto != r.proto) continue;
     if (!r.ports.empty()) {
       if (k.proto != kProtoTcp && k.proto != kProtoUdp) continue;

@@ -15,12 +15,16 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/dns_msg.h"
 #include "tests/support/frames.h"
+#include "tests/support/worker_harness.h"
 
 namespace egw {
 namespace {
 
 using test::build_frame;
+using test::dns_cat;
+using test::dns_question;
 using test::FrameSpec;
 using Bytes = std::vector<uint8_t>;
 
@@ -40,14 +44,10 @@ Bytes slice(const Bytes& b, size_t off, size_t n) {
                b.begin() + static_cast<std::ptrdiff_t>(off + n));
 }
 
-// The bytes of m's first segment; bytes_of: of m, a single segment.
-Bytes bytes_of_first(const rte_mbuf* m) {
-  const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
-  return Bytes(d, d + rte_pktmbuf_data_len(m));
-}
+// The bytes of m, a single segment.
 Bytes bytes_of(const rte_mbuf* m) {
   EXPECT_EQ(m->nb_segs, 1);
-  return bytes_of_first(m);
+  return test::bytes_of_first(m);
 }
 
 ParsedPacket parse_ok(const Bytes& f) {
@@ -76,68 +76,82 @@ bool checksums_ok(const Bytes& f, const ParsedPacket& p) {
   return test::detail::sum16(l4, l4_len, ph) == 0xffff;
 }
 
+// Where a frame goes: the resolver or the web server, by family.
+struct Server {
+  const char* v4;
+  const char* v6;
+  uint16_t port;
+};
+const Server kResolver{"192.0.2.53", "2001:db8:53::1", 53};
+const Server kWebServer{"198.51.100.7", "2001:db8:443::1", 443};
+
+// A frame from the client (10.1.2.3 or 2001:db8::10, port sport) to `to`.
+FrameSpec client_frame(const Server& to, uint8_t proto, uint16_t sport, uint8_t family = 4) {
+  FrameSpec s;
+  s.family = family;
+  s.src = family == 4 ? "10.1.2.3" : "2001:db8::10";
+  s.dst = family == 4 ? to.v4 : to.v6;
+  s.proto = proto;
+  s.sport = sport;
+  s.dport = to.port;
+  return s;
+}
+
+// The same in a case's L2/L3 shape: its family, VLAN tags, IPv4 options, IPv6 extensions.
+template <typename Case>
+FrameSpec case_frame(const Case& c, const Server& to, uint8_t proto, uint16_t sport) {
+  FrameSpec s = client_frame(to, proto, sport, c.family);
+  s.vlans = c.vlans;
+  s.ip_options = c.ip_options;
+  s.v6_ext = c.v6_ext;
+  return s;
+}
+
+// The fresh IP header of a synthesized frame (no options, no extension headers): its
+// family, protocol, length (`l4_len` bytes after it), hop limit; not a fragment.
+void expect_fresh_ip(const Bytes& a, const ParsedPacket& p, uint8_t family, uint8_t proto,
+                     size_t l4_len, uint8_t ttl) {
+  const size_t l3 = p.l3_offset;
+  EXPECT_EQ(p.l34.family, family);
+  EXPECT_EQ(p.l34.proto, proto);
+  EXPECT_FALSE(p.is_fragment);
+  if (family == 4) {
+    EXPECT_EQ(a[l3], 0x45);
+    EXPECT_EQ(get16(a, l3 + 2), 20 + l4_len);
+    EXPECT_EQ(a[l3 + 8], ttl);
+    EXPECT_EQ(p.l4_offset, l3 + 20);
+  } else {
+    EXPECT_EQ(get16(a, l3 + 4), l4_len);
+    EXPECT_EQ(a[l3 + 6], proto);
+    EXPECT_EQ(a[l3 + 7], ttl);
+    EXPECT_EQ(p.l4_offset, l3 + 40);
+  }
+}
+
 class SynthTest : public testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    pool_ = rte_pktmbuf_pool_create("synth_test", 255, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
-    ASSERT_NE(pool_, nullptr);
-  }
-  static void TearDownTestSuite() { rte_mempool_free(pool_); }
-  void SetUp() override { free_ = rte_mempool_avail_count(pool_); }
-  void TearDown() override { EXPECT_EQ(rte_mempool_avail_count(pool_), free_) << "mbuf leak"; }
-
-  static MbufPtr mbuf_of(const Bytes& f) {
-    MbufPtr m(rte_pktmbuf_alloc(pool_));
-    EXPECT_NE(m, nullptr);
-    std::memcpy(rte_pktmbuf_append(m.get(), static_cast<uint16_t>(f.size())), f.data(), f.size());
-    return m;
+  static void SetUpTestSuite() { ASSERT_TRUE(suite_.make("synth_test", 255)); }
+  static void TearDownTestSuite() { suite_.tear_down(); }
+  void SetUp() override { free_ = rte_mempool_avail_count(suite_.pool); }
+  void TearDown() override {
+    EXPECT_EQ(rte_mempool_avail_count(suite_.pool), free_) << "mbuf leak";
   }
 
-  static rte_mempool* pool_;
+  static MbufPtr mbuf_of(const Bytes& f) { return MbufPtr(test::mbuf_of(suite_.pool, f)); }
+
+  static inline test::SuiteState suite_;
   unsigned free_ = 0;
 };
-rte_mempool* SynthTest::pool_ = nullptr;
 
 // ---- synth_dns_refused ----
 
-// A DNS message: header (id, flag bytes, counts) and raw body.
+// A DNS message: header (id, flag bytes, question and additional counts) and raw body.
 Bytes dns_msg(uint16_t id, uint8_t f2, uint8_t f3, uint16_t qd, uint16_t ar, const Bytes& body) {
-  Bytes m = {static_cast<uint8_t>(id >> 8),
-             static_cast<uint8_t>(id),
-             f2,
-             f3,
-             static_cast<uint8_t>(qd >> 8),
-             static_cast<uint8_t>(qd),
-             0,
-             0,
-             0,
-             0,
-             static_cast<uint8_t>(ar >> 8),
-             static_cast<uint8_t>(ar)};
-  m.insert(m.end(), body.begin(), body.end());
-  return m;
-}
-// A question: the name's labels, its root label, qtype and qclass.
-Bytes question(const std::vector<std::string>& labels, uint16_t qtype, uint16_t qclass = 1) {
-  Bytes q;
-  for (const auto& l : labels) {
-    q.push_back(static_cast<uint8_t>(l.size()));
-    q.insert(q.end(), l.begin(), l.end());
-  }
-  q.push_back(0);
-  for (uint16_t v : {qtype, qclass}) {
-    q.push_back(static_cast<uint8_t>(v >> 8));
-    q.push_back(static_cast<uint8_t>(v));
-  }
-  return q;
-}
-Bytes cat(Bytes a, const Bytes& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
+  return dns_cat({test::dns_header(static_cast<uint16_t>(f2 << 8 | f3), qd, 0, 0, ar, id), body});
 }
 // EDNS OPT pseudo-RR (root name, type 41, 1232-byte UDP payload), for the additional section.
 const Bytes kOpt = {0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0};
-const Bytes kWww = question({"www", "example", "com"}, 1);
+const Bytes kWww = dns_question("www.example.com", 1);
 
 struct DnsCase {
   std::string desc;
@@ -152,11 +166,16 @@ struct DnsCase {
 
 std::vector<DnsCase> dns_cases() {
   const std::string l63(63, 'a');
-  const Bytes max_name = question({l63, l63, l63, std::string(61, 'b')}, 1);  // 255 bytes
-  const Bytes long_name = question({l63, l63, l63, std::string(62, 'b')}, 1);
-  const Bytes aaaa = question({"ipv6", "example", "org"}, 28);
+  const std::string l63_3 = l63 + "." + l63 + "." + l63 + ".";
+  const Bytes max_name = dns_question(l63_3 + std::string(61, 'b'), 1);  // 255 bytes
+  const Bytes long_name = dns_question(l63_3 + std::string(62, 'b'), 1);
+  const Bytes aaaa = dns_question("ipv6.example.org", 28);
   return {
-      {"v4, RD, EDNS not echoed", 4, {}, dns_msg(0x1234, 0x01, 0x20, 1, 1, cat(kWww, kOpt)), kWww},
+      {"v4, RD, EDNS not echoed",
+       4,
+       {},
+       dns_msg(0x1234, 0x01, 0x20, 1, 1, dns_cat({kWww, kOpt})),
+       kWww},
       {"v4 VLAN, RD clear", 4, {100}, dns_msg(0xbeef, 0x00, 0x00, 1, 0, kWww), kWww},
       {"v4 QinQ", 4, {100, 200}, dns_msg(1, 0x01, 0, 1, 0, kWww), kWww},
       {"v4 with IP options: answer without",
@@ -166,7 +185,7 @@ std::vector<DnsCase> dns_cases() {
        kWww,
        17,
        {0x94, 0x04, 0, 0}},
-      {"v6 AAAA", 6, {}, dns_msg(0xffff, 0x01, 0, 1, 1, cat(aaaa, kOpt)), aaaa},
+      {"v6 AAAA", 6, {}, dns_msg(0xffff, 0x01, 0, 1, 1, dns_cat({aaaa, kOpt})), aaaa},
       {"v6 VLAN", 6, {7}, dns_msg(3, 0x01, 0, 1, 0, aaaa), aaaa},
       {"v6 QinQ", 6, {7, 4095}, dns_msg(4, 0x01, 0, 1, 0, aaaa), aaaa},
       {"v6 with a destination options header: plain answer",
@@ -177,7 +196,7 @@ std::vector<DnsCase> dns_cases() {
        17,
        {},
        {{60, {1, 4, 0, 0, 0, 0}}}},
-      {"root name, NS", 4, {}, dns_msg(6, 0x00, 0, 1, 0, question({}, 2)), question({}, 2)},
+      {"root name, NS", 4, {}, dns_msg(6, 0x00, 0, 1, 0, dns_question("", 2)), dns_question("", 2)},
       {"opcode NOTIFY copied, AA/TC/AD/CD cleared",
        4,
        {},
@@ -186,14 +205,14 @@ std::vector<DnsCase> dns_cases() {
       {"two questions: the first copied",
        4,
        {},
-       dns_msg(8, 0x01, 0, 2, 0, cat(kWww, question({"x"}, 16))),
+       dns_msg(8, 0x01, 0, 2, 0, dns_cat({kWww, dns_question("x", 16)})),
        kWww},
       {"255-byte name", 6, {}, dns_msg(9, 0x01, 0, 1, 0, max_name), max_name},
       {"odd lengths, CH class",
        4,
        {},
-       dns_msg(10, 0x01, 0, 1, 0, question({"ab"}, 16, 3)),
-       question({"ab"}, 16, 3)},
+       dns_msg(10, 0x01, 0, 1, 0, dns_question("ab", 16, 3)),
+       dns_question("ab", 16, 3)},
       // Refused to answer.
       {"compression pointer at the name start",
        4,
@@ -209,12 +228,12 @@ std::vector<DnsCase> dns_cases() {
       {"compression pointer, followed by 200 bytes",
        4,
        {},
-       dns_msg(11, 0x01, 0, 1, 0, cat({0xc0, 0x0c}, Bytes(200, 0))),
+       dns_msg(11, 0x01, 0, 1, 0, dns_cat({{0xc0, 0x0c}, Bytes(200, 0)})),
        {}},
       {"extended label type 0x40, followed by 80 bytes",
        6,
        {},
-       dns_msg(13, 0x01, 0, 1, 0, cat({0x41}, Bytes(80, 0))),
+       dns_msg(13, 0x01, 0, 1, 0, dns_cat({{0x41}, Bytes(80, 0)})),
        {}},
       {"extended label type 0x40",
        4,
@@ -242,22 +261,13 @@ std::vector<DnsCase> dns_cases() {
 TEST_F(SynthTest, DnsRefused) {
   for (const DnsCase& c : dns_cases()) {
     SCOPED_TRACE(c.desc);
-    FrameSpec s;
-    s.family = c.family;
-    s.src = c.family == 4 ? "10.1.2.3" : "2001:db8::10";
-    s.dst = c.family == 4 ? "192.0.2.53" : "2001:db8:53::1";
-    s.proto = c.proto;
-    s.sport = 40123;
-    s.dport = 53;
+    FrameSpec s = case_frame(c, kResolver, c.proto, 40123);
     s.tcp_flags = kTcpAck | kTcpPsh;
     s.payload = c.dns;
-    s.vlans = c.vlans;
-    s.ip_options = c.ip_options;
-    s.v6_ext = c.v6_ext;
     s.ttl = 17;
     const Bytes qf = test::pad_ethernet(build_frame(s));
     const ParsedPacket q = parse_ok(qf);
-    MbufPtr m(synth_dns_refused(pool_, qf.data(), q));
+    MbufPtr m(synth_dns_refused(suite_.pool, qf.data(), q));
     if (c.want_q.empty()) {
       EXPECT_EQ(m, nullptr);
       continue;
@@ -273,26 +283,16 @@ TEST_F(SynthTest, DnsRefused) {
     EXPECT_EQ(p.vlan, q.vlan);
     // L3: addresses swapped, a fresh header.
     EXPECT_EQ(p.kind, FrameKind::ip);
-    EXPECT_EQ(p.l34.family, c.family);
-    EXPECT_EQ(p.l34.proto, kProtoUdp);
     EXPECT_EQ(std::memcmp(p.l34.src, q.l34.dst, 16), 0);
     EXPECT_EQ(std::memcmp(p.l34.dst, q.l34.src, 16), 0);
-    EXPECT_FALSE(p.is_fragment);
     const size_t l3 = p.l3_offset;
     const size_t udp_len = 8 + 12 + c.want_q.size();
+    expect_fresh_ip(a, p, c.family, kProtoUdp, udp_len, 64);
     if (c.family == 4) {
-      EXPECT_EQ(a[l3], 0x45);
       EXPECT_EQ(a[l3 + 1], 0);
-      EXPECT_EQ(get16(a, l3 + 2), 20 + udp_len);
       EXPECT_EQ(get16(a, l3 + 6), 0x4000);  // DF
-      EXPECT_EQ(a[l3 + 8], 64);
-      EXPECT_EQ(p.l4_offset, l3 + 20);
     } else {
       EXPECT_EQ(get32(a, l3), 0x60000000u);
-      EXPECT_EQ(get16(a, l3 + 4), udp_len);
-      EXPECT_EQ(a[l3 + 6], kProtoUdp);
-      EXPECT_EQ(a[l3 + 7], 64);
-      EXPECT_EQ(p.l4_offset, l3 + 40);
     }
     // UDP: ports swapped, length, checksum present and right.
     EXPECT_EQ(p.l34.sport, 53);
@@ -317,22 +317,17 @@ TEST_F(SynthTest, DnsRefused) {
 
 // A first fragment holds the question: answered from it; a later fragment: no answer.
 TEST_F(SynthTest, DnsRefusedFragments) {
-  FrameSpec s;
-  s.src = "10.1.2.3";
-  s.dst = "192.0.2.53";
-  s.proto = 17;
-  s.sport = 40000;
-  s.dport = 53;
-  s.payload = dns_msg(1, 0x01, 0, 1, 0, cat(kWww, Bytes(200, 0)));
+  FrameSpec s = client_frame(kResolver, kProtoUdp, 40000);
+  s.payload = dns_msg(1, 0x01, 0, 1, 0, dns_cat({kWww, Bytes(200, 0)}));
   const auto frags = test::fragment_ipv4(build_frame(s), 96);
   ASSERT_GE(frags.size(), 2u);
   const ParsedPacket first = parse_ok(frags[0]);
-  MbufPtr m(synth_dns_refused(pool_, frags[0].data(), first));
+  MbufPtr m(synth_dns_refused(suite_.pool, frags[0].data(), first));
   ASSERT_NE(m, nullptr);
   const Bytes a = bytes_of(m.get());
   EXPECT_EQ(slice(a, parse_ok(a).payload_offset + 12, kWww.size()), kWww);
   const ParsedPacket second = parse_ok(frags[1]);
-  EXPECT_EQ(synth_dns_refused(pool_, frags[1].data(), second), nullptr);
+  EXPECT_EQ(synth_dns_refused(suite_.pool, frags[1].data(), second), nullptr);
 }
 
 // ---- synth_tcp_data ----
@@ -393,25 +388,16 @@ std::vector<DataCase> data_cases() {
 TEST_F(SynthTest, TcpData) {
   for (const DataCase& c : data_cases()) {
     SCOPED_TRACE(c.desc);
-    FrameSpec s;
-    s.family = c.family;
-    s.src = c.family == 4 ? "10.1.2.3" : "2001:db8::10";
-    s.dst = c.family == 4 ? "198.51.100.7" : "2001:db8:443::1";
-    s.proto = c.tmpl_proto;
-    s.sport = 51000;
-    s.dport = 443;
+    FrameSpec s = case_frame(c, kWebServer, c.tmpl_proto, 51000);
     s.tcp_flags = c.tmpl_flags;
     s.seq = 1000;
     s.ack = 0xabcdef01;
     s.window = 502;
     s.tcp_options = c.tcp_options;
     s.payload = Bytes(10, 0xee);  // the template's own data is not carried
-    s.vlans = c.vlans;
     s.ip_id = 0x4242;
     s.ttl = 57;
     s.dont_fragment = c.dont_fragment;
-    s.ip_options = c.ip_options;
-    s.v6_ext = c.v6_ext;
     Bytes tf = build_frame(s);
     const size_t tl3 = test::l3_offset_of(tf);
     if (c.family == 4) {
@@ -426,7 +412,7 @@ TEST_F(SynthTest, TcpData) {
     const size_t hdrs = t.l3_offset + (c.family == 4 ? 20 : 40) + (t.payload_offset - t.l4_offset);
     size_t len = c.len;
     {
-      MbufPtr probe(rte_pktmbuf_alloc(pool_));
+      MbufPtr probe(rte_pktmbuf_alloc(suite_.pool));
       const size_t room = rte_pktmbuf_tailroom(probe.get());
       if (c.len == kFillRoom) len = room - hdrs;
       if (c.len == kOverRoom) len = room - hdrs + 1;
@@ -435,7 +421,8 @@ TEST_F(SynthTest, TcpData) {
     Bytes payload(len);
     for (size_t i = 0; i < len; ++i) payload[i] = static_cast<uint8_t>(i * 7 + 1);
     const uint32_t seq = 0xfffffff0;
-    MbufPtr m(synth_tcp_data(pool_, tf.data(), t, seq, payload.data(), static_cast<uint16_t>(len)));
+    MbufPtr m(
+        synth_tcp_data(suite_.pool, tf.data(), t, seq, payload.data(), static_cast<uint16_t>(len)));
     if (!c.want) {
       EXPECT_EQ(m, nullptr);
       continue;
@@ -448,27 +435,17 @@ TEST_F(SynthTest, TcpData) {
     EXPECT_EQ(slice(a, 0, p.l3_offset), slice(tf, 0, t.l3_offset));
     EXPECT_EQ(p.vlan, t.vlan);
     // L3.
-    EXPECT_EQ(p.l34.family, c.family);
-    EXPECT_EQ(p.l34.proto, kProtoTcp);
     EXPECT_EQ(std::memcmp(p.l34.src, t.l34.src, 16), 0);
     EXPECT_EQ(std::memcmp(p.l34.dst, t.l34.dst, 16), 0);
-    EXPECT_FALSE(p.is_fragment);
     const size_t l3 = p.l3_offset;
     const size_t tcp_hl = t.payload_offset - t.l4_offset;
+    expect_fresh_ip(a, p, c.family, kProtoTcp, tcp_hl + len, 57);
     if (c.family == 4) {
-      EXPECT_EQ(a[l3], 0x45);
       EXPECT_EQ(a[l3 + 1], 0x2a);
-      EXPECT_EQ(get16(a, l3 + 2), 20 + tcp_hl + len);
       EXPECT_EQ(get16(a, l3 + 4), 0x4242);
       EXPECT_EQ(get16(a, l3 + 6), c.dont_fragment ? 0x4000 : 0);
-      EXPECT_EQ(a[l3 + 8], 57);
-      EXPECT_EQ(p.l4_offset, l3 + 20);
     } else {
       EXPECT_EQ(get32(a, l3), get32(tf, tl3));
-      EXPECT_EQ(get16(a, l3 + 4), tcp_hl + len);
-      EXPECT_EQ(a[l3 + 6], kProtoTcp);
-      EXPECT_EQ(a[l3 + 7], 57);
-      EXPECT_EQ(p.l4_offset, l3 + 40);
     }
     // TCP: the template's header and options, our seq and flags.
     EXPECT_EQ(p.l34.sport, 51000);
@@ -489,18 +466,14 @@ TEST_F(SynthTest, TcpData) {
 }
 
 TEST_F(SynthTest, TcpDataFragmentTemplate) {
-  FrameSpec s;
-  s.src = "10.1.2.3";
-  s.dst = "198.51.100.7";
-  s.sport = 51000;
-  s.dport = 443;
+  FrameSpec s = client_frame(kWebServer, kProtoTcp, 51000);
   s.tcp_flags = kTcpAck;
   s.payload = Bytes(100, 1);
   const auto frags = test::fragment_ipv4(build_frame(s), 64);
   const ParsedPacket first = parse_ok(frags[0]);
   ASSERT_TRUE(first.is_fragment);
   const uint8_t data[1] = {1};
-  EXPECT_EQ(synth_tcp_data(pool_, frags[0].data(), first, 1, data, 1), nullptr);
+  EXPECT_EQ(synth_tcp_data(suite_.pool, frags[0].data(), first, 1, data, 1), nullptr);
 }
 
 // ---- strip_tcp_payload ----
@@ -560,19 +533,10 @@ std::vector<StripCase> strip_cases() {
 TEST_F(SynthTest, StripTcpPayload) {
   for (const StripCase& c : strip_cases()) {
     SCOPED_TRACE(c.desc);
-    FrameSpec s;
-    s.family = c.family;
-    s.src = c.family == 4 ? "10.1.2.3" : "2001:db8::10";
-    s.dst = c.family == 4 ? "198.51.100.7" : "2001:db8:443::1";
-    s.proto = c.proto;
-    s.sport = 51000;
-    s.dport = 443;
+    FrameSpec s = case_frame(c, kWebServer, c.proto, 51000);
     s.tcp_flags = kTcpSyn;
     s.seq = 777;
     if (c.tfo_options) s.tcp_options = kTfoOpts;
-    s.vlans = c.vlans;
-    s.ip_options = c.ip_options;
-    s.v6_ext = c.v6_ext;
     for (size_t i = 0; i < c.payload; ++i) s.payload.push_back(static_cast<uint8_t>(i ^ 0x5a));
     Bytes in = test::pad_ethernet(build_frame(s));
     const ParsedPacket q = parse_ok(in);
@@ -619,11 +583,7 @@ TEST_F(SynthTest, StripTcpPayload) {
 }
 
 TEST_F(SynthTest, StripTcpPayloadRefusesFragmentsAndChains) {
-  FrameSpec s;
-  s.src = "10.1.2.3";
-  s.dst = "198.51.100.7";
-  s.sport = 51000;
-  s.dport = 443;
+  FrameSpec s = client_frame(kWebServer, kProtoTcp, 51000);  // a SYN
   s.payload = Bytes(100, 1);
   const Bytes whole = build_frame(s);
   const auto frags = test::fragment_ipv4(whole, 64);
@@ -646,22 +606,16 @@ TEST_F(SynthTest, StripTcpPayloadRefusesFragmentsAndChains) {
   ASSERT_EQ(rte_pktmbuf_chain(whole_head.get(), mbuf_of(Bytes(10, 0)).release()), 0);
   EXPECT_FALSE(strip_tcp_payload(whole_head.get(), p));
   EXPECT_EQ(rte_pktmbuf_pkt_len(whole_head.get()), whole.size() + 10);
-  EXPECT_EQ(bytes_of_first(whole_head.get()), whole);
+  EXPECT_EQ(test::bytes_of_first(whole_head.get()), whole);
 }
 
 // An empty pool: nothing synthesized, nothing leaked.
 TEST_F(SynthTest, EmptyPool) {
-  rte_mempool* empty =
-      rte_pktmbuf_pool_create("synth_test_empty", 1, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+  rte_mempool* empty = test::make_pool("synth_test_empty", 1);
   ASSERT_NE(empty, nullptr);
   MbufPtr held(rte_pktmbuf_alloc(empty));
   ASSERT_NE(held, nullptr);
-  FrameSpec s;
-  s.src = "10.1.2.3";
-  s.dst = "192.0.2.53";
-  s.proto = 17;
-  s.sport = 40000;
-  s.dport = 53;
+  FrameSpec s = client_frame(kResolver, kProtoUdp, 40000);
   s.payload = dns_msg(1, 0x01, 0, 1, 0, kWww);
   const Bytes qf = build_frame(s);
   EXPECT_EQ(synth_dns_refused(empty, qf.data(), parse_ok(qf)), nullptr);

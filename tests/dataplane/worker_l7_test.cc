@@ -9,21 +9,27 @@
 #include <rte_mbuf.h>
 
 #include <algorithm>
-#include <map>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "dataplane/worker.h"
-#include "mgmt/compiler.h"
+#include "tests/support/dns_msg.h"
 #include "tests/support/frames.h"
 #include "tests/support/tls_hello.h"
+#include "tests/support/worker_harness.h"
 
 namespace egw {
 namespace {
 
+using test::account;
+using test::Conn;
+using test::cuts;
+using test::every;
 using test::FrameSpec;
+using test::Out;
+using test::Seg;
 using Bytes = std::vector<uint8_t>;
 
 constexpr const char* kPolicy = R"({
@@ -54,17 +60,7 @@ constexpr const char* kCli6 = "2001:2:0:1::2";
 constexpr const char* kSrv6 = "2001:2:0:100::10";
 constexpr uint32_t kIsn = 0xfffffff0;  // the stream crosses the sequence wrap
 constexpr uint32_t kSrvIsn = 5000;
-constexpr uint8_t SYN = 0x02, ACK = 0x10, PSH = 0x08, FIN = 0x01, RST = 0x04;
-
-// One client segment: bytes [off, off + len) of the stream (or `fill` bytes instead of
-// the stream's, to send different content), at a time.
-struct Seg {
-  uint32_t off, len;
-  int fill = -1;  // >= 0: every byte is this value instead of the stream's
-  uint64_t at_ms = 0;
-  bool syn = false;  // carried on the SYN (TCP Fast Open)
-  bool fin = false;
-};
+constexpr uint8_t SYN = 0x02, ACK = 0x10, PSH = 0x08;
 
 enum class Want { allow, deny, reject, reset };  // reset: RST both ends, counted drop
 
@@ -84,21 +80,6 @@ Bytes bytes_of(const std::string& s) { return Bytes(s.begin(), s.end()); }
 
 Bytes hello(const std::string& sni) { return test::hello_stream(test::tls13_spec(sni)); }
 
-std::vector<Seg> cuts(size_t total, std::vector<uint32_t> at) {
-  std::vector<Seg> out;
-  uint32_t prev = 0;
-  at.push_back(static_cast<uint32_t>(total));
-  for (uint32_t a : at) {
-    if (a > prev) out.push_back({prev, a - prev});
-    prev = a;
-  }
-  return out;
-}
-std::vector<Seg> every(size_t total, uint32_t n) {
-  std::vector<uint32_t> at;
-  for (uint32_t i = n; i < total; i += n) at.push_back(i);
-  return cuts(total, at);
-}
 std::vector<Seg> reversed(std::vector<Seg> v) {
   std::reverse(v.begin(), v.end());
   return v;
@@ -111,174 +92,57 @@ std::vector<Seg> shuffled(std::vector<Seg> v, unsigned seed) {
 
 class WorkerL7Test : public testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    pool_ = rte_pktmbuf_pool_create("worker_l7_test", 8191, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
-    ASSERT_NE(pool_, nullptr);
-    auto compiled = mgmt::compile_document(kPolicy, 9);
-    ASSERT_TRUE(compiled.errors.empty())
-        << compiled.errors[0].path << ": " << compiled.errors[0].message;
-    std::string err;
-    policy_ = RuntimePolicy::load(reinterpret_cast<const uint8_t*>(compiled.blob.data()),
-                                  compiled.blob.size(), &err)
-                  .release();
-    ASSERT_NE(policy_, nullptr) << err;
-  }
-  static void TearDownTestSuite() {
-    delete policy_;
-    policy_ = nullptr;
-    rte_mempool_free(pool_);
-  }
+  static void SetUpTestSuite() { ASSERT_TRUE(suite_.make("worker_l7_test", 8191, kPolicy, 9)); }
+  static void TearDownTestSuite() { suite_.tear_down(); }
 
   void SetUp() override {
     ring_ = std::make_unique<FlowRecordRing>();
     w_ = std::make_unique<WorkerCtx>();
-    WorkerConfig cfg;
-    cfg.flow_capacity = 1024;
-    cfg.frag_capacity = 64;
+    WorkerConfig cfg = test::worker_config(suite_.pool);
     cfg.l7_contexts = 4;
     cfg.hash_seed[0] = 1;
     cfg.hash_seed[1] = 2;
-    cfg.pool = pool_;
-    ASSERT_TRUE(worker_init(*w_, cfg, ring_.get()));
-    w_->published.store(policy_);
-    worker_refresh_policy(*w_);
-    pool_free_ = rte_mempool_avail_count(pool_);
+    ASSERT_TRUE(test::start_worker(*w_, cfg, ring_.get(), suite_.policy.get()));
+    pool_free_ = rte_mempool_avail_count(suite_.pool);
   }
   void TearDown() override {
     w_.reset();
     ring_.reset();
     // Nothing held or leaked: every mbuf is back in the pool.
-    EXPECT_EQ(rte_mempool_avail_count(pool_), pool_free_);
+    EXPECT_EQ(rte_mempool_avail_count(suite_.pool), pool_free_);
   }
 
-  // Sends one frame from `from` at t0 + ms; the packets that came out, freed after
-  // their bytes were copied.
-  struct Out {
-    std::vector<Bytes> to_server;  // forwarded outward (kOutside)
-    std::vector<Bytes> to_client;  // sent back inward (kInside)
-  };
+  // Sends one frame from `from` at t0 + ms; the packets that came out, copied.
   Out send(const Bytes& frame, Side from, uint64_t ms) {
-    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
-    EXPECT_NE(m, nullptr);
-    memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size())), frame.data(),
-           frame.size());
-    TxBatch out[2];
-    worker_process_burst(*w_, &m, 1, from, kT0 + ms * 1000000ull, out);
-    Out r;
-    for (int side = 0; side < 2; ++side) {
-      for (unsigned i = 0; i < out[side].n; ++i) {
-        rte_mbuf* o = out[side].pkts[i];
-        const uint8_t* d = rte_pktmbuf_mtod(o, const uint8_t*);
-        Bytes b(d, d + rte_pktmbuf_data_len(o));
-        (side == kOutside ? r.to_server : r.to_client).push_back(std::move(b));
-        rte_pktmbuf_free(o);
-      }
-    }
-    return r;
+    return test::send_frame(*w_, suite_.pool, frame, from, test::at_ms(ms));
   }
 
+  // The connection of a case: the client at sport, the server at port.
+  static test::TcpEnds ends(int family, uint16_t port, uint16_t sport = 40000) {
+    return {family == 4 ? kCli : kCli6, family == 4 ? kSrv : kSrv6, sport, port, kIsn, kSrvIsn};
+  }
   FrameSpec spec(int family, bool outbound, uint16_t port, uint8_t flags, uint32_t seq,
                  uint32_t ack, uint16_t sport = 40000) {
-    FrameSpec s;
-    s.family = static_cast<uint8_t>(family);
-    const char* cli = family == 4 ? kCli : kCli6;
-    const char* srv = family == 4 ? kSrv : kSrv6;
-    s.src = outbound ? cli : srv;
-    s.dst = outbound ? srv : cli;
-    s.proto = 6;
-    s.sport = outbound ? sport : port;
-    s.dport = outbound ? port : sport;
-    s.tcp_flags = flags;
-    s.seq = seq;
-    s.ack = ack;
-    if (!outbound) {
-      s.src_mac = test::kOutsideMac;
-      s.dst_mac = test::kInsideMac;
-    }
-    return s;
-  }
-
-  // What a connection did: the bytes the server received (rebuilt by sequence number
-  // from the forwarded data segments), the RSTs each side got.
-  struct Conn {
-    std::map<uint32_t, uint8_t> server_bytes;  // stream offset -> byte
-    int rst_to_client = 0, rst_to_server = 0;
-    size_t answers = 0;
-  };
-  void account(const Out& o, uint32_t base, Conn* c) {
-    for (const Bytes& f : o.to_server) {
-      ParsedPacket p;
-      ASSERT_EQ(parse_frame(f.data(), f.size(), &p).status, ParseStatus::ok);
-      if (p.l34.proto != 6) continue;
-      if (p.tcp_flags & RST) ++c->rst_to_server;
-      const uint32_t seq = p.tcp_seq + ((p.tcp_flags & SYN) ? 1 : 0);
-      for (uint16_t i = 0; i < p.payload_len; ++i) {
-        const uint32_t off = seq + i - base;
-        const uint8_t b = f[p.payload_offset + i];
-        auto [it, fresh] = c->server_bytes.emplace(off, b);
-        EXPECT_TRUE(fresh || it->second == b) << "the server got two versions of byte " << off;
-      }
-    }
-    for (const Bytes& f : o.to_client) {
-      ParsedPacket p;
-      ASSERT_EQ(parse_frame(f.data(), f.size(), &p).status, ParseStatus::ok);
-      if (p.l34.proto == 6 && (p.tcp_flags & RST)) ++c->rst_to_client;
-      ++c->answers;
-    }
+    return test::tcp_segment(ends(family, port, sport), outbound, flags, seq, ack);
   }
 
   // Handshake, then the client's segments; the server ACKs nothing (held data is not
   // acknowledged), so the flight is only what the client sends.
   Conn run(const TcpCase& tc) {
-    Conn c;
-    const uint32_t base = kIsn + 1;
-    std::vector<Seg> segs = tc.segs;
-    if (segs.empty()) segs.push_back({0, static_cast<uint32_t>(tc.stream.size())});
-    const bool tfo = !segs.empty() && segs[0].syn;
-    auto data_frame = [&](const Seg& s) {
-      FrameSpec f = spec(tc.family, true, tc.port,
-                         s.syn ? SYN : static_cast<uint8_t>(ACK | PSH | (s.fin ? FIN : 0)),
-                         s.syn ? kIsn : base + s.off, s.syn ? 0 : kSrvIsn + 1);
-      for (uint32_t i = 0; i < s.len; ++i) {
-        f.payload.push_back(s.fill >= 0 ? static_cast<uint8_t>(s.fill) : tc.stream[s.off + i]);
-      }
-      return test::build_frame(f);
-    };
-    if (tfo) {
-      account(send(data_frame(segs[0]), kInside, 0), base, &c);
-      segs.erase(segs.begin());
-    } else {
-      account(send(test::build_frame(spec(tc.family, true, tc.port, SYN, kIsn, 0)), kInside, 0),
-              base, &c);
-    }
-    account(send(test::build_frame(spec(tc.family, false, tc.port, SYN | ACK, kSrvIsn, base)),
-                 kOutside, 0),
-            base, &c);
-    account(send(test::build_frame(spec(tc.family, true, tc.port, ACK, base, kSrvIsn + 1)),
-                 kInside, 0),
-            base, &c);
-    for (const Seg& s : segs) account(send(data_frame(s), kInside, s.at_ms), base, &c);
-    return c;
+    return test::drive_tcp(*w_, suite_.pool, ends(tc.family, tc.port), tc.stream, tc.segs);
   }
 
   FlowEntry* flow_of(int family, uint16_t port, uint16_t sport = 40000) {
-    FlowEntry* found = nullptr;
-    w_->flows.for_each([&](FlowEntry& e) {
-      if (e.key.family == family && e.key.remote_port == port && e.key.inside_port == sport)
-        found = &e;
+    return test::find_flow(*w_, [&](const FlowEntry& e) {
+      return e.key.family == family && e.key.remote_port == port && e.key.inside_port == sport;
     });
-    return found;
   }
 
-  static constexpr uint64_t kT0 = 1'800'000'000'000'000'000ull;
-  static rte_mempool* pool_;
-  static RuntimePolicy* policy_;
+  static inline test::SuiteState suite_;
   std::unique_ptr<FlowRecordRing> ring_;
   std::unique_ptr<WorkerCtx> w_;
   unsigned pool_free_ = 0;
 };
-rte_mempool* WorkerL7Test::pool_ = nullptr;
-RuntimePolicy* WorkerL7Test::policy_ = nullptr;
 
 std::vector<TcpCase> tcp_cases() {
   const Bytes ok = hello("allowed.egw.test");
@@ -367,11 +231,7 @@ std::vector<TcpCase> tcp_cases() {
                  "http-ok", DropReason::l7_bad, "www.egw.test"});
   }
   {
-    Bytes q = {0, 0};  // DNS over TCP: length prefix, then the query
-    const Bytes msg = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 3,   'w', 'w', 'w',
-                       3,    'e',  'g',  'w',  4, 't', 'e', 's', 't', 0, 0, 1, 0,   1};
-    q[1] = static_cast<uint8_t>(msg.size());
-    q.insert(q.end(), msg.begin(), msg.end());
+    const Bytes q = test::dns_tcp_framed(test::dns_query("www.egw.test"));
     v.push_back({"DNS over TCP split in 3 (checklist 22)", 4, 53, q, every(q.size(), 11),
                  Want::allow, "dns-tcp-ok", {}, "www.egw.test"});
   }
@@ -389,7 +249,7 @@ TEST_F(WorkerL7Test, TcpCases) {
     const Conn c = run(tc);
     FlowEntry* e = flow_of(tc.family, tc.port);
     ASSERT_NE(e, nullptr);
-    const std::string rule = e->rule_index == kNoRule ? "" : policy_->rule_id(e->rule_index);
+    const std::string rule = e->rule_index == kNoRule ? "" : suite_.policy->rule_id(e->rule_index);
     switch (tc.want) {
       case Want::allow: {
         EXPECT_EQ(e->verdict, Verdict::allow);
@@ -419,7 +279,9 @@ TEST_F(WorkerL7Test, TcpCases) {
         EXPECT_GT(w_->counters.drop_count(tc.reason), before.drop_count(tc.reason));
         break;
     }
-    if (tc.want != Want::reset) EXPECT_EQ(rule, tc.rule);
+    if (tc.want != Want::reset) {
+      EXPECT_EQ(rule, tc.rule);
+    }
     if (!tc.name_logged.empty()) {
       const l7::FlowName& n = w_->aux[w_->flows.index_of(e)].app;
       EXPECT_EQ(std::string(n.name.buf, n.name.len), tc.name_logged);
@@ -471,44 +333,21 @@ TEST_F(WorkerL7Test, InboundPayloadWhileWaitingAndNoContext) {
 
 // DNS over UDP: each query judged on its name; responses only for queries that passed.
 TEST_F(WorkerL7Test, DnsQueriesAndResponses) {
-  auto query = [](uint16_t id, const std::string& name, uint16_t qd = 1) {
-    Bytes m = {static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id), 0x01, 0x00, 0,
-               static_cast<uint8_t>(qd), 0, 0, 0, 0, 0, 0};
-    size_t start = 0;
-    const std::string n = name + ".";
-    for (size_t i = 0; i < n.size(); ++i) {
-      if (n[i] == '.') {
-        m.push_back(static_cast<uint8_t>(i - start));
-        m.insert(m.end(), n.begin() + static_cast<long>(start), n.begin() + static_cast<long>(i));
-        start = i + 1;
-      }
-    }
-    m.push_back(0);
-    m.insert(m.end(), {0, 1, 0, 1});
-    return m;
+  // A message of one question (qd: the count its header says) with the given flags.
+  auto message = [](uint16_t flags, uint16_t id, const std::string& name, uint16_t qd = 1) {
+    return test::dns_cat({test::dns_header(flags, qd, 0, 0, 0, id), test::dns_question(name)});
   };
-  auto frame = [](bool out, const Bytes& msg, int family = 4) {
-    FrameSpec s;
-    s.family = static_cast<uint8_t>(family);
-    const char* cli = family == 4 ? kCli : kCli6;
-    const char* srv = family == 4 ? kSrv : kSrv6;
-    s.src = out ? cli : srv;
-    s.dst = out ? srv : cli;
-    s.proto = 17;
-    s.sport = out ? 5353 : 53;
-    s.dport = out ? 53 : 5353;
-    s.payload = msg;
-    if (!out) {
-      s.src_mac = test::kOutsideMac;
-      s.dst_mac = test::kInsideMac;
-    }
-    return test::build_frame(s);
+  auto query = [&](uint16_t id, const std::string& name, uint16_t qd = 1) {
+    return message(test::kDnsQueryFlags, id, name, qd);
   };
   auto response = [&](uint16_t id, const std::string& name) {
-    Bytes m = query(id, name);
-    m[2] = 0x81;
-    m[3] = 0x80;
-    return m;
+    return message(test::kDnsResponseFlags, id, name);
+  };
+  auto frame = [this](bool out, const Bytes& msg, int family = 4) {
+    FrameSpec s = spec(family, out, 53, 0, 0, 0, 5353);  // its TCP fields go unused
+    s.proto = 17;
+    s.payload = msg;
+    return test::build_frame(s);
   };
   struct Step {
     const char* what;

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "dataplane/worker.h"
-#include "mgmt/compiler.h"
 #include "tests/support/frames.h"
+#include "tests/support/worker_harness.h"
 
 namespace egw {
 namespace {
@@ -66,16 +66,7 @@ struct Case {
 
 FrameSpec tcp4(const char* src, const char* dst, uint16_t sp, uint16_t dp, uint8_t flags,
                uint32_t seq, uint32_t ack, std::vector<uint16_t> vlans = {}) {
-  FrameSpec s;
-  s.family = 4;
-  s.src = src;
-  s.dst = dst;
-  s.proto = 6;
-  s.sport = sp;
-  s.dport = dp;
-  s.tcp_flags = flags;
-  s.seq = seq;
-  s.ack = ack;
+  FrameSpec s = test::tcp_spec(src, dst, sp, dp, flags, seq, ack);
   s.vlans = std::move(vlans);
   return s;
 }
@@ -83,29 +74,12 @@ Frame tcp(const char* src, const char* dst, uint16_t sp, uint16_t dp, uint8_t fl
           uint32_t ack, std::vector<uint16_t> vlans = {}) {
   return test::build_frame(tcp4(src, dst, sp, dp, flags, seq, ack, std::move(vlans)));
 }
-Frame tcp6(const char* src, const char* dst, uint16_t sp, uint16_t dp, uint8_t flags,
-           uint32_t seq, uint32_t ack) {
-  FrameSpec s = tcp4(src, dst, sp, dp, flags, seq, ack);
-  s.family = 6;
-  return test::build_frame(s);
-}
 Frame with_payload(FrameSpec s, size_t n) {
   s.payload.assign(n, 'x');
   return test::build_frame(s);
 }
-FrameSpec udp_spec(const char* src, const char* dst, uint16_t sp, uint16_t dp, size_t len = 20) {
-  FrameSpec s;
-  s.family = (std::string(src).find(':') != std::string::npos) ? 6 : 4;
-  s.src = src;
-  s.dst = dst;
-  s.proto = 17;
-  s.sport = sp;
-  s.dport = dp;
-  s.payload.assign(len, 'u');
-  return s;
-}
 Frame udp(const char* src, const char* dst, uint16_t sp, uint16_t dp, size_t len = 20) {
-  return test::build_frame(udp_spec(src, dst, sp, dp, len));
+  return test::build_frame(test::udp_spec(src, dst, sp, dp, Frame(len, 'u')));
 }
 Frame icmp_echo(const char* src, const char* dst, uint8_t type, uint16_t id) {
   FrameSpec s;
@@ -167,9 +141,9 @@ std::vector<Case> cases() {
   v.push_back({"allowed TCP session passes both ways", tcp_session(kCli, kSrv, 40000)});
   {
     Case c{"allowed IPv6 TCP handshake", {}};
-    c.steps = {{"SYN out", tcp6(kCli6, kSrv6, 40000, 80, SYN, 1, 0), kInside, Expect::forward},
-               {"SYN-ACK in", tcp6(kSrv6, kCli6, 80, 40000, SA, 9, 2), kOutside, Expect::forward},
-               {"ACK out", tcp6(kCli6, kSrv6, 40000, 80, ACK, 2, 10), kInside, Expect::forward}};
+    c.steps = {{"SYN out", tcp(kCli6, kSrv6, 40000, 80, SYN, 1, 0), kInside, Expect::forward},
+               {"SYN-ACK in", tcp(kSrv6, kCli6, 80, 40000, SA, 9, 2), kOutside, Expect::forward},
+               {"ACK out", tcp(kCli6, kSrv6, 40000, 80, ACK, 2, 10), kInside, Expect::forward}};
     v.push_back(c);
   }
   v.push_back({"default deny: port not allowed",
@@ -395,95 +369,60 @@ void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 class WorkerTest : public testing::TestWithParam<Case> {
  protected:
-  static void SetUpTestSuite() {
-    pool_ = rte_pktmbuf_pool_create("worker_test", 4095, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
-    ASSERT_NE(pool_, nullptr);
-    auto compiled = mgmt::compile_document(kPolicy, 7);
-    ASSERT_TRUE(compiled.errors.empty()) << compiled.errors[0].path << ": "
-                                         << compiled.errors[0].message;
-    std::string err;
-    policy_ = RuntimePolicy::load(reinterpret_cast<const uint8_t*>(compiled.blob.data()),
-                                  compiled.blob.size(), &err)
-                  .release();
-    ASSERT_NE(policy_, nullptr) << err;
-  }
-  static void TearDownTestSuite() {
-    delete policy_;
-    rte_mempool_free(pool_);
-  }
+  static void SetUpTestSuite() { ASSERT_TRUE(suite_.make("worker_test", 4095, kPolicy, 7)); }
+  static void TearDownTestSuite() { suite_.tear_down(); }
   // A worker on the test pool running `policy` (nullptr: none), recording into ring.
   static std::unique_ptr<WorkerCtx> make_worker(FlowRecordRing* ring, const RuntimePolicy* policy,
                                                 uint32_t flows = 65536) {
     auto w = std::make_unique<WorkerCtx>();
-    WorkerConfig cfg;
-    cfg.flow_capacity = flows;
-    cfg.frag_capacity = 64;
+    WorkerConfig cfg = test::worker_config(suite_.pool, flows);
     cfg.hash_seed[0] = 0x1234;
     cfg.hash_seed[1] = 0x5678;
-    cfg.pool = pool_;
-    EXPECT_TRUE(worker_init(*w, cfg, ring));
-    w->published.store(policy);
-    worker_refresh_policy(*w);
+    EXPECT_TRUE(test::start_worker(*w, cfg, ring, policy));
     return w;
   }
-  static rte_mbuf* mbuf_of(const Frame& f) {
-    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
-    EXPECT_NE(m, nullptr);
-    if (m != nullptr) memcpy(rte_pktmbuf_append(m, f.size()), f.data(), f.size());
-    return m;
+  static test::Out send(WorkerCtx& w, const Frame& f, Side from, uint64_t now) {
+    return test::send_frame(w, suite_.pool, f, from, now);
   }
-  static void free_out(TxBatch out[2]) {
-    for (int o = 0; o < 2; ++o)
-      for (unsigned i = 0; i < out[o].n; ++i) rte_pktmbuf_free(out[o].pkts[i]);
-  }
-  static rte_mempool* pool_;
-  static RuntimePolicy* policy_;
+  static inline test::SuiteState suite_;
 };
-rte_mempool* WorkerTest::pool_ = nullptr;
-RuntimePolicy* WorkerTest::policy_ = nullptr;
 
 TEST_P(WorkerTest, Steps) {
   const Case& c = GetParam();
   auto ring = std::make_unique<FlowRecordRing>();
-  auto w = make_worker(ring.get(), c.with_policy ? policy_ : nullptr, c.flow_capacity);
-  const uint64_t t0 = 1'800'000'000'000'000'000ull;
-  const unsigned pool_free = rte_mempool_avail_count(pool_);
+  auto w = make_worker(ring.get(), c.with_policy ? suite_.policy.get() : nullptr, c.flow_capacity);
+  const unsigned pool_free = rte_mempool_avail_count(suite_.pool);
 
   for (const Step& s : c.steps) {
     SCOPED_TRACE(s.what);
-    rte_mbuf* m = mbuf_of(s.frame);
-    ASSERT_NE(m, nullptr);
     const WorkerCounters before = w->counters;
-    TxBatch out[2];
-    worker_process_burst(*w, &m, 1, s.from, t0 + s.at_ms * 1'000'000ull, out);
+    const test::Out out = send(*w, s.frame, s.from, test::at_ms(s.at_ms));
     const Side other = s.from == kInside ? kOutside : kInside;
     switch (s.expect) {
       case Expect::forward:
-        ASSERT_EQ(out[other].n, 1) << "not forwarded: " << changed_reasons(before, w->counters);
-        EXPECT_EQ(out[s.from].n, 0);
-        EXPECT_EQ(rte_pktmbuf_pkt_len(out[other].pkts[0]), s.frame.size());
-        EXPECT_EQ(0, memcmp(rte_pktmbuf_mtod(out[other].pkts[0], void*), s.frame.data(),
-                            s.frame.size()));
+        ASSERT_EQ(out.on(other).size(), 1u)
+            << "not forwarded: " << changed_reasons(before, w->counters);
+        EXPECT_EQ(out.on(s.from).size(), 0u);
+        EXPECT_EQ(out.on(other)[0].size(), s.frame.size());
+        EXPECT_EQ(out.on(other)[0], s.frame);
         EXPECT_EQ(w->counters.total_drops(), before.total_drops());
         break;
       case Expect::drop:
       case Expect::answer:
-        EXPECT_EQ(out[other].n, 0) << "forwarded";
-        EXPECT_EQ(out[s.from].n, s.expect == Expect::answer ? 1 : 0);
+        EXPECT_EQ(out.on(other).size(), 0u) << "forwarded";
+        EXPECT_EQ(out.on(s.from).size(), s.expect == Expect::answer ? 1u : 0u);
         EXPECT_EQ(w->counters.drop_count(s.reason), before.drop_count(s.reason) + 1)
             << "expected drop reason " << drop_reason_name(s.reason) << ", got "
             << changed_reasons(before, w->counters);
         EXPECT_EQ(w->counters.total_drops(), before.total_drops() + 1);
         break;
     }
-    if (s.expect == Expect::answer && out[s.from].n == 1) {
+    if (s.expect == Expect::answer && out.on(s.from).size() == 1) {
       // The answer goes back to the sender: its destination is the packet's source.
       ParsedPacket orig, ans;
       ASSERT_EQ(parse_frame(s.frame.data(), s.frame.size(), &orig).status, ParseStatus::ok);
-      rte_mbuf* a = out[s.from].pkts[0];
-      ASSERT_EQ(parse_frame(rte_pktmbuf_mtod(a, const uint8_t*), rte_pktmbuf_data_len(a), &ans)
-                    .status,
-                ParseStatus::ok);
+      const Frame& a = out.on(s.from)[0];
+      ASSERT_EQ(parse_frame(a.data(), a.size(), &ans).status, ParseStatus::ok);
       EXPECT_EQ(0, memcmp(ans.l34.dst, orig.l34.src, 16));
       EXPECT_EQ(0, memcmp(ans.l34.src, orig.l34.dst, 16));
       if (orig.l34.proto == kProtoTcp) {
@@ -498,7 +437,6 @@ TEST_P(WorkerTest, Steps) {
         EXPECT_EQ(ans.inner.dport, orig.l34.dport);
       }
     }
-    free_out(out);
   }
   EXPECT_EQ(w->counters.rx_packets, c.steps.size());
   // Every flow ends with exactly one record; counters stay exact.
@@ -506,14 +444,14 @@ TEST_P(WorkerTest, Steps) {
   worker_flush(*w);
   EXPECT_EQ(ring->size(), created);
   EXPECT_EQ(w->flows.size(), 0u);
-  EXPECT_EQ(rte_mempool_avail_count(pool_), pool_free) << "mbuf leak";
+  EXPECT_EQ(rte_mempool_avail_count(suite_.pool), pool_free) << "mbuf leak";
 }
 
 // Fragments arriving back to back in one burst follow the decision their first
 // fragment got earlier in that same burst; the reply's fragments too.
 TEST_F(WorkerTest, FragmentsInOneBurst) {
   auto ring = std::make_unique<FlowRecordRing>();
-  auto w = make_worker(ring.get(), policy_);
+  auto w = make_worker(ring.get(), suite_.policy.get());
   struct Run {
     std::vector<Frame> frames;
     Side from;
@@ -523,33 +461,23 @@ TEST_F(WorkerTest, FragmentsInOneBurst) {
                       {test::fragment_ipv6(udp(kCli6, kSrv6, 7000, 53, 1400), 400), kInside}};
   for (const Run& r : runs) {
     ASSERT_GE(r.frames.size(), 3u);
-    std::vector<rte_mbuf*> ms;
-    for (const Frame& f : r.frames) {
-      ms.push_back(mbuf_of(f));
-    }
-    TxBatch out[2];
-    worker_process_burst(*w, ms.data(), static_cast<uint16_t>(ms.size()), r.from,
-                         1'800'000'000'000'000'000ull, out);
+    const test::Out out = test::send_burst(*w, suite_.pool, r.frames, r.from, test::kT0);
     const Side other = r.from == kInside ? kOutside : kInside;
-    EXPECT_EQ(out[other].n, r.frames.size()) << changed_reasons(WorkerCounters{}, w->counters);
-    free_out(out);
+    EXPECT_EQ(out.on(other).size(), r.frames.size())
+        << changed_reasons(WorkerCounters{}, w->counters);
   }
   EXPECT_EQ(w->counters.total_drops(), 0u);
 }
 
 // Reject answers are rate limited per worker: a burst of kBurst, then kPerSecond.
 TEST_F(WorkerTest, RejectAnswersAreRateLimited) {
-  auto w = make_worker(nullptr, policy_);
-  uint64_t now = 1'800'000'000'000'000'000ull;
+  auto w = make_worker(nullptr, suite_.policy.get());
+  uint64_t now = test::kT0;
   auto send_syns = [&](uint16_t first_port, unsigned count) {
-    unsigned answers = 0;
+    size_t answers = 0;
     for (unsigned i = 0; i < count; ++i) {
       Frame f = tcp(kCli, kRej, static_cast<uint16_t>(first_port + i), 443, SYN, 1, 0);
-      rte_mbuf* m = mbuf_of(f);
-      TxBatch out[2];
-      worker_process_burst(*w, &m, 1, kInside, now, out);
-      answers += out[kInside].n;
-      free_out(out);
+      answers += send(*w, f, kInside, now).to_client.size();
     }
     return answers;
   };
@@ -568,25 +496,21 @@ INSTANTIATE_TEST_SUITE_P(Table, WorkerTest, testing::ValuesIn(cases()),
 // A flow record carries the decision, the rule and the counts of both directions.
 TEST_F(WorkerTest, SessionRecord) {
   auto ring = std::make_unique<FlowRecordRing>();
-  auto w = make_worker(ring.get(), policy_);
-  uint64_t now = 1'800'000'000'000'000'000ull;
+  auto w = make_worker(ring.get(), suite_.policy.get());
+  uint64_t now = test::kT0;
   uint64_t bytes[2] = {0, 0};
   for (const Step& s : tcp_session(kCli, kSrv, 40000)) {
-    rte_mbuf* m = mbuf_of(s.frame);
-    ASSERT_NE(m, nullptr);
     bytes[s.from] += s.frame.size();
-    TxBatch out[2];
     now += 1000;
-    worker_process_burst(*w, &m, 1, s.from, now, out);
-    free_out(out);
+    send(*w, s.frame, s.from, now);
   }
   worker_flush(*w);
   FlowRecord r;
   ASSERT_TRUE(ring->pop(&r));
   EXPECT_EQ(r.verdict, Verdict::allow);
   EXPECT_STREQ(r.rule_id, "") << "workers leave naming the rule to the reader";
-  EXPECT_STREQ(policy_->rule_id(r.rule_index), "http");
-  snprintf(r.rule_id, sizeof r.rule_id, "%s", policy_->rule_id(r.rule_index));
+  EXPECT_STREQ(suite_.policy->rule_id(r.rule_index), "http");
+  snprintf(r.rule_id, sizeof r.rule_id, "%s", suite_.policy->rule_id(r.rule_index));
   EXPECT_EQ(r.policy_version, 7u);
   EXPECT_EQ(r.pkts[0], 5u);
   EXPECT_EQ(r.pkts[1], 3u);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end test of name rules: the demo-names ruleset of rules/examples/demo.json with
 # real TLS (curl, openssl s_client), HTTP (curl) and DNS (dig) clients through
-# egw-dataplane, against a TLS server answering any SNI, the HTTP server and dnsmasq.
+# egw-dataplane, against a TLS server answering any SNI, the HTTP server and dnsmasq;
+# and of its inspect rule no-aws-keys (an AWS key id in an HTTP request resets the flow).
 # Checks the outcomes, that egw (not the resolver) answered REFUSED, that its RSTs reach
 # the servers, the flow records' names, and replays the client's capture through
 # egw-replay to compare its names with tshark's.
@@ -23,6 +24,47 @@ source "$(dirname "${BASH_SOURCE[0]}")/names_lib.sh"
 PORT_TLS_REJ_V4=41443
 PORT_TLS_REJ_V6=41444
 PORT_HTTP_REJ=41080
+PORT_KEY_V4=41081
+PORT_KEY_V6=41082
+
+# An HTTP/1.1 server (keep-alive; python's http.server answers in HTTP/1.0 and closes) on
+# another allowed address, logging by client port: a request after the first one on a
+# connection is scanned as part of the stream, not of the first flight held for the name.
+SRV_V4_KEEP=198.19.1.11
+HTTP11_SERVER='
+import functools, http.server, sys
+class Handler(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, fmt, *args):
+        print(f"{self.client_address[1]} " + fmt % args, flush=True)
+class Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, peer):
+        print(f"{peer[1]} {sys.exc_info()[0].__name__}", flush=True)
+Server((sys.argv[1], 80), functools.partial(Handler, directory=sys.argv[2])).serve_forever()
+'
+start_http11_server() {
+  ip -n "$NS_SRV" addr add "$SRV_V4_KEEP/15" dev eth0 || egw_die "cannot add $SRV_V4_KEEP"
+  egw_spawn "$NS_SRV" "$EGW_WORK/http11.log" \
+    /usr/bin/python3 -u -c "$HTTP11_SERVER" "$SRV_V4_KEEP" "$EGW_WORK/www"
+  local i
+  for ((i = 0; i < 50; i++)); do
+    ip netns exec "$NS_SRV" ss -Hltn "src $SRV_V4_KEEP" 2>/dev/null | grep -q . && return 0
+    sleep 0.1
+  done
+  egw_die "the HTTP/1.1 server did not start: see $EGW_WORK/http11.log"
+}
+
+# The client port of the keep-alive connection: the one whose GET / was answered (curl's
+# retry of the second request, on a new connection, is reset in its first flight). Its
+# port is not pinned: the retry would reuse it, and the rejected flow would refuse it.
+keepalive_port() {
+  awk '/"GET \/ HTTP\/1.1" 200/ { print $1; exit }' "$EGW_WORK/http11.log"
+}
+
+# An AWS access key id (AWS's documented example), which the inspect rule no-aws-keys
+# (AKIA[0-9A-Z]{16}) matches, and a value that looks alike but does not match.
+AWS_KEY=AKIAIOSFODNN7EXAMPLE
+NOT_KEY=AKIAiosfodnn7example
 
 # curl https://NAME/ with NAME resolved to ADDR (no DNS involved): tls NAME ADDR [OPTS].
 CURL="curl -sS -o /dev/null --max-time 3"
@@ -68,6 +110,9 @@ names_cases() {
       "IPv$v TLS SNI other.example (no rule) is dropped: curl times out|$NS_CLI|exit=28|$(tls other.example "$addr")"
       "IPv$v HTTP Host www.egw.test is allowed (200)|$NS_CLI|ok|$CURL -f -g -H 'Host: www.egw.test' http://$host/"
       "IPv$v HTTP Host other.egw.test is rejected: reset|$NS_CLI|exit=52,56 within=2|$CURL -g -H 'Host: other.egw.test' http://$host/"
+      "IPv$v HTTP POST to www.egw.test with an AWS key id in the body: reset at once (no-aws-keys)|$NS_CLI|exit=52,56 within=2|$CURL -g --local-port $((v == 4 ? PORT_KEY_V4 : PORT_KEY_V6)) -H 'Host: www.egw.test' --data 'key=$AWS_KEY' http://$host/"
+      "IPv$v HTTP GET to www.egw.test with an AWS key id in the query: reset at once|$NS_CLI|exit=52,56 within=2|$CURL -g -G -H 'Host: www.egw.test' --data 'key=$AWS_KEY' http://$host/"
+      "IPv$v HTTP GET to www.egw.test without the key: 200|$NS_CLI|ok|$CURL -f -g -G -H 'Host: www.egw.test' --data 'key=$NOT_KEY' http://$host/"
       "IPv$v DNS/UDP allowed.egw.test is answered by the resolver|$NS_CLI|ok|$EGW_DNSQ @$res allowed.egw.test A | grep '$SRV_V4_OK' >/dev/null"
       "IPv$v DNS/TCP AAAA api7.egw.test is answered|$NS_CLI|ok|$EGW_DNSQ +tcp @$res api7.egw.test AAAA | grep '$SRV_V6_OK' >/dev/null"
       "IPv$v DNS/UDP evil.example gets REFUSED at once|$NS_CLI|exit=7 within=1|$EGW_DNSQ @$res evil.example A"
@@ -81,6 +126,7 @@ names_cases() {
     "TLS ClientHello over 2 TLS records for blocked.egw.test is rejected|$NS_CLI|exit=1 within=2|$(sclient blocked.egw.test "$SPLIT")"
     "TLS ClientHello of ~1.7 KB for blocked.egw.test is rejected|$NS_CLI|exit=1 within=2|$(sclient blocked.egw.test "$BIG")"
     "HTTP Host WWW.EGW.TEST:80 (case, port) is allowed|$NS_CLI|ok|$CURL -f -H 'Host: WWW.EGW.TEST:80' http://$SRV_V4_OK/"
+    "HTTP/1.1 keep-alive: a GET (200), then one with an AWS key id on the same connection: reset|$NS_CLI|exit=52,56 within=2|$CURL -H 'Host: www.egw.test' -o /dev/null http://$SRV_V4_KEEP/ http://$SRV_V4_KEEP/?key=$AWS_KEY"
     "HTTP Host 198.19.1.10 (an IP literal, no name) falls through to http-allowed|$NS_CLI|ok|$CURL -f http://$SRV_V4_OK/"
     "HTTP absolute target http://evil.example/ wins over Host www.egw.test: rejected|$NS_CLI|exit=52,56 within=2|$CURL --local-port $PORT_HTTP_REJ --request-target http://evil.example/ -H 'Host: www.egw.test' http://$SRV_V4_OK/"
     "TLS to tcp/443 of 198.19.2.10 is still rejected by block-other-server|$NS_CLI|exit=7 within=2|$CURL -k --resolve allowed.egw.test:443:$SRV_V4_REJ https://allowed.egw.test/"
@@ -125,14 +171,29 @@ check_resolver_log() {
 # The TLS server logs "PORT ConnectionResetError"; http.server a traceback under
 # "Exception occurred during processing of request from ('ADDR', PORT...)".
 server_reset() {
-  if grep -q "^$2 ConnectionResetError" "$1" 2>/dev/null ||
-     grep -A 40 "request from ('[^']*', $2[,)]" "$1" 2>/dev/null | grep '^ConnectionResetError' >/dev/null
-  then
-    echo "client port $2: ConnectionResetError in $(basename "$1")"
+  local rsts
+  # What the server's interface received: egw's RST from the client's port, seen by the
+  # capture in the server's namespace (its log says more when the thread got to the
+  # socket first: ConnectionResetError).
+  rsts=$(tshark -r "$SRV_CAP_FILE" -Y "tcp.flags.reset == 1 && tcp.srcport == $2" \
+           -T fields -e tcp.seq_raw 2>/dev/null | wc -l)
+  if [ "$rsts" -gt 0 ]; then
+    echo "client port $2: $rsts RST(s) reached the server's interface$(
+      grep -q "^$2 ConnectionResetError" "$1" 2>/dev/null && echo ', ConnectionResetError logged')"
     return 0
   fi
-  echo "no connection reset from client port $2 in $(basename "$1")"
+  echo "no RST from client port $2 reached the server's interface ($(basename "$1"))"
   return 1
+}
+
+# The HTTP servers' logs (request lines) never show the key: the requests that held it
+# were reset before any of it reached a server; the look-alike's GET was logged.
+no_key_logged() {
+  if grep -h "$AWS_KEY" "$EGW_WORK"/http-*.log "$EGW_WORK/http11.log"; then return 1; fi
+  local n
+  n=$(cat "$EGW_WORK"/http-*.log | grep -c "GET /?key=$NOT_KEY")
+  echo "no request line with the key; $n GETs with the look-alike"
+  [ "$n" -eq 2 ]
 }
 
 # flow_has JSON: a flow record with these fields ("tls.sni" reads r["tls"]["sni"]).
@@ -175,6 +236,9 @@ flow_expectations() {
     "http www.egw.test: allow, http-www|{$http, \"dest_ip\": \"$SRV_V4_OK\", \"http.hostname\": \"www.egw.test\", $allow, \"rule_id\": \"http-www\"}"
     "http other.egw.test: reject, http-other-names|{$http, \"http.hostname\": \"other.egw.test\", $reject, \"rule_id\": \"http-other-names\"}"
     "http absolute target evil.example: reject, http-other-names|{$http, \"src_port\": $PORT_HTTP_REJ, \"http.hostname\": \"evil.example\", $reject, \"rule_id\": \"http-other-names\"}"
+    "http POST with a key (IPv4): reject, no-aws-keys|{$http, \"src_port\": $PORT_KEY_V4, \"dest_ip\": \"$SRV_V4_OK\", \"http.hostname\": \"www.egw.test\", $reject, \"rule_id\": \"no-aws-keys\"}"
+    "http POST with a key (IPv6): reject, no-aws-keys|{$http, \"src_port\": $PORT_KEY_V6, \"dest_ip\": \"$SRV_V6_OK\", \"http.hostname\": \"www.egw.test\", $reject, \"rule_id\": \"no-aws-keys\"}"
+    "http keep-alive, the key in the 2nd request: reject, no-aws-keys|{$http, \"src_port\": ${KEEP_PORT:-0}, \"dest_ip\": \"$SRV_V4_KEEP\", \"http.hostname\": \"www.egw.test\", $reject, \"rule_id\": \"no-aws-keys\"}"
     "http IP literal $SRV_V4_OK: allow, http-allowed|{$http, \"http.hostname\": \"$SRV_V4_OK\", $allow, \"rule_id\": \"http-allowed\"}"
     "dns/udp allowed.egw.test: allow, dns-egw-test|{$dns, \"proto\": \"UDP\", \"dest_ip\": \"$RESOLVER_V4\", \"dns.rrname\": \"allowed.egw.test\", $allow, \"rule_id\": \"dns-egw-test\"}"
     "dns/tcp api7.egw.test (IPv6): allow, dns-egw-test|{$dns, \"proto\": \"TCP\", \"dest_ip\": \"$RESOLVER_V6\", \"dns.rrname\": \"api7.egw.test\", $allow, \"rule_id\": \"dns-egw-test\"}"
@@ -197,19 +261,26 @@ check_hello_shapes() {
   [ "${len:-0}" -gt 1600 ] && [ "${segs:-0}" -ge 2 ]
 }
 
-# Starts tcpdump on the client's interface; sets CAP_PID and CAP_FILE.
+# Starts tcpdump on the client's interface (every byte) and on the server's (TCP
+# headers); sets CAP_PID/CAP_FILE and SRV_CAP_PID/SRV_CAP_FILE.
 CAP_PID=""
 CAP_FILE=""
+SRV_CAP_PID=""
+SRV_CAP_FILE=""
 start_capture() {
   CAP_FILE="$EGW_WORK/client.pcap"
+  SRV_CAP_FILE="$EGW_WORK/server.pcap"
   egw_spawn "$NS_CLI" "$EGW_WORK/tcpdump.log" tcpdump -i eth0 -n -s 0 -U -w "$CAP_FILE"
   CAP_PID=${EGW_PIDS[-1]}
+  egw_spawn "$NS_SRV" "$EGW_WORK/tcpdump-srv.log" tcpdump -i eth0 -n -s 128 -U -w "$SRV_CAP_FILE" tcp
+  SRV_CAP_PID=${EGW_PIDS[-1]}
   local i
   for ((i = 0; i < 50; i++)); do
-    grep -q 'listening on' "$EGW_WORK/tcpdump.log" 2>/dev/null && return 0
+    grep -q 'listening on' "$EGW_WORK/tcpdump.log" 2>/dev/null &&
+      grep -q 'listening on' "$EGW_WORK/tcpdump-srv.log" 2>/dev/null && return 0
     sleep 0.1
   done
-  egw_die "tcpdump did not start: $(tail -n 1 "$EGW_WORK/tcpdump.log")"
+  egw_die "tcpdump did not start: $(tail -n 1 "$EGW_WORK/tcpdump.log" "$EGW_WORK/tcpdump-srv.log")"
 }
 
 main() {
@@ -218,6 +289,7 @@ main() {
   egw_topology_up
   egw_start_servers
   egw_start_name_servers
+  start_http11_server
   egw_compile_policy "$BUILD" "$EGW_ROOT/rules/examples/demo.json"
   egw_start_dataplane "$BUILD" "$EGW_POLICY"
   egw_wait_path 10
@@ -228,18 +300,28 @@ main() {
   for c in "${CASES[@]}"; do run_case "$c"; done
 
   check "DNS: dnsmasq answered the allowed names and never saw evil.example" check_resolver_log
+  sleep 0.5  # the last RSTs reach the server's capture
+  egw_stop_pid "$SRV_CAP_PID"
   check "TLS reject (IPv4): egw's RST reached the server too" \
     server_reset "$EGW_WORK/tls-$SRV_V4_OK.log" "$PORT_TLS_REJ_V4"
   check "TLS reject (IPv6): egw's RST reached the server too" \
     server_reset "$EGW_WORK/tls-$SRV_V6_OK.log" "$PORT_TLS_REJ_V6"
   check "HTTP reject: egw's RST reached the server too" \
     server_reset "$EGW_WORK/http-$SRV_V4_OK-80.log" "$PORT_HTTP_REJ"
+  check "inspect reject (IPv4): egw's RST reached the server too" \
+    server_reset "$EGW_WORK/http-$SRV_V4_OK-80.log" "$PORT_KEY_V4"
+  check "inspect reject (IPv6): egw's RST reached the server too" \
+    server_reset "$EGW_WORK/http-$SRV_V6_OK-80.log" "$PORT_KEY_V6"
+  check "inspect: the HTTP servers never received the key" no_key_logged
+  check "inspect, keep-alive: the first request was answered, then egw's RST reached the server" \
+    server_reset "$EGW_WORK/http11.log" "$(keepalive_port)"
 
   sleep 0.5  # the last replies reach the capture
   egw_stop_pid "$CAP_PID"
   egw_stop_dataplane
   check "SIGTERM: the dataplane exits 0" test "$EGW_DP_RC" -eq 0
 
+  KEEP_PORT=$(keepalive_port)
   flow_expectations
   local f what fields
   for f in "${FLOWS[@]}"; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Restarts, end to end: the dataplane restarted with --policy STATE/current.egwp enforces
 # the committed policy from its first packet and egw-mgmt reconnects; egw-mgmt killed -9
-# changes nothing the dataplane enforces, and a restarted egw-mgmt reconnects.
+# changes nothing the dataplane enforces, and a restarted egw-mgmt reconnects; after an
+# upgrade that changed the blob ABI, egw-mgmt recompiles the stored blob and publishes it.
 # Usage: bash tests/e2e/restart.sh BUILD_DIR   (root; ends with "N passed, N failed")
 set -uo pipefail
 
@@ -59,6 +60,39 @@ commit_reaches_dataplane() {
   mgmt_sees_dataplane_at "$2"
 }
 
+# Rewrites the policy ABI version (header bytes 4-5, little endian) of blob $1 to $2, as
+# an older build wrote it.
+set_blob_abi() {
+  /usr/bin/python3 -c 'import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(4); f.write(int(sys.argv[2]).to_bytes(2, "little"))' "$1" "$2"
+}
+
+# After the "upgrade", egw-mgmt put the recompiled v2 blob (saved in $1) back in the
+# store, audited it and published it ($2: published lines in the log before the restart).
+recompiled_and_published() {
+  local good=$1 n0=$2 f i
+  for ((i = 0; i < 50; i++)); do
+    [ "$(grep -c 'published version 2 to the dataplane' "$EGW_MGMT_LOG")" -gt "$n0" ] && break
+    sleep 0.2
+  done
+  for f in "$EGW_STATE/current.egwp" "$EGW_STATE/versions/2/policy.egwp"; do
+    cmp -s "$f" "$good" || { echo "$f was not recompiled"; return 1; }
+  done
+  tail -n 1 "$EGW_STATE/audit.jsonl" | grep -q '"method":"RECOMPILE".*"status":200,.*"version":2' ||
+    { echo "last audit line: $(tail -n 1 "$EGW_STATE/audit.jsonl")"; return 1; }
+  grep 'recompiled from its document' "$EGW_MGMT_LOG" | tail -n 1
+  [ "$(grep -c 'published version 2 to the dataplane' "$EGW_MGMT_LOG")" -gt "$n0" ] ||
+    { echo "egw-mgmt did not publish version 2"; return 1; }
+}
+
+# As mgmt_sees_dataplane_at, and health's status is ok (no policy_error).
+health_ok_at() {
+  mgmt_sees_dataplane_at "$1" || return 1
+  [ "$(egw_health status)" = ok ] ||
+    { echo "status $(egw_health status): $(egw_health policy_error)"; return 1; }
+}
+
 # The final counters: no packet of the restarted dataplane fell to no_policy.
 no_fail_closed_drops() {
   /usr/bin/python3 - "$(egw_dp_last_line)" <<'EOF'
@@ -103,6 +137,23 @@ print(json.dumps(d))' "$EGW_ROOT/rules/examples/demo.json" >"$EGW_WORK/demo-v2.j
   check "a commit through the restarted egw-mgmt activates v2" \
     commit_reaches_dataplane "$EGW_WORK/demo-v2.json" 2
   enforce "after egw-mgmt's restart and v2"
+
+  # 3. An upgrade changed the blob ABI: the stored v2 blob is one the dataplane refuses.
+  egw_stop_mgmt TERM
+  local abi published
+  cp "$EGW_STATE/current.egwp" "$EGW_WORK/v2.egwp"
+  abi=$(od -An -tu2 -j4 -N2 "$EGW_WORK/v2.egwp" | tr -d ' ')
+  set_blob_abi "$EGW_STATE/current.egwp" $((abi - 1))
+  set_blob_abi "$EGW_STATE/versions/2/policy.egwp" $((abi - 1))
+  published=$(grep -c 'published version 2 to the dataplane' "$EGW_MGMT_LOG")
+  egw_start_mgmt "$BUILD"
+  check "after an ABI change egw-mgmt recompiles v2, stores, audits and publishes it" \
+    recompiled_and_published "$EGW_WORK/v2.egwp" "$published"
+  check "health: connected at v2, status ok" health_ok_at 2
+  egw_stop_dataplane
+  EGW_DP_TAG=dataplane3 egw_start_dataplane "$BUILD" "$EGW_STATE/current.egwp"
+  enforce "dataplane restarted from the recompiled current.egwp"
+  check "the dataplane booted at v2 from the recompiled STATE/current.egwp" boot_version_is 2
 
   egw_stop_dataplane
   check "the restarted dataplane never dropped for want of a policy" no_fail_closed_drops

@@ -1,6 +1,7 @@
 // Tests for mgmt/compiler.cc: the blob is walked with the dataplane/policy_abi.h structs
-// (header, checksum, section table, rule order and fields), the name sections are opened
-// with their own readers (DomainTable, Hyperscan); unsupported parts are refused.
+// (header, checksum, section table, rule order and fields), the name and inspect sections
+// are opened with their own readers (DomainTable, Hyperscan); what the format cannot hold
+// is refused at its path.
 #include "tests/support/files.h"
 #include "mgmt/compiler.h"
 
@@ -259,13 +260,158 @@ TEST(Compiler, EmptyPolicyCompiles) {
   EXPECT_EQ(v.header().total_size, res.blob.size());
 }
 
-TEST(Compiler, InspectIsRefusedWithItsPath) {
-  CompileResult res = compile_document(test::file_text("rules/examples/contract.json"), 0);
+// The inspect ids (hs ids) a serialized stream database reports over data fed in the
+// given pieces, one stream.
+std::vector<unsigned> stream_matches(const std::string& bytes,
+                                     const std::vector<std::string>& pieces) {
+  hs_database_t* db = nullptr;
+  EXPECT_EQ(hs_deserialize_database(bytes.data(), bytes.size(), &db), HS_SUCCESS);
+  std::vector<unsigned> ids;
+  if (!db) return ids;
+  char* info = nullptr;
+  EXPECT_EQ(hs_database_info(db, &info), HS_SUCCESS);
+  EXPECT_NE(std::string(info ? info : "").find("Mode: STREAM"), std::string::npos) << info;
+  free(info);
+  size_t state = 0;
+  EXPECT_EQ(hs_stream_size(db, &state), HS_SUCCESS);
+  EXPECT_LE(state, abi::kInspectStreamBlock);
+  hs_scratch_t* scratch = nullptr;
+  hs_stream_t* stream = nullptr;
+  EXPECT_EQ(hs_alloc_scratch(db, &scratch), HS_SUCCESS);
+  EXPECT_EQ(hs_open_stream(db, 0, &stream), HS_SUCCESS);
+  auto on_match = [](unsigned id, unsigned long long, unsigned long long, unsigned, void* ctx) {
+    static_cast<std::vector<unsigned>*>(ctx)->push_back(id);
+    return 0;
+  };
+  for (const std::string& p : pieces)
+    EXPECT_EQ(hs_scan_stream(stream, p.data(), static_cast<unsigned>(p.size()), 0, scratch,
+                             on_match, &ids),
+              HS_SUCCESS);
+  hs_close_stream(stream, scratch, on_match, &ids);
+  hs_free_scratch(scratch);
+  hs_free_database(db);
+  return ids;
+}
+
+TEST(Compiler, InspectSections) {
+  const std::string doc = R"({"schema":1,
+    "services":{"web":{"cidrs":["198.18.1.0/24"]},"ci":{"cidrs":["198.18.2.0/24"]}},
+    "rulesets":[{"name":"r","rules":[{"id":"web-out","from":["web"],"action":"allow"}]}],
+    "inspect":[
+      {"id":"no-aws-keys","from":["any"],"patterns":["AKIA[0-9A-Z]{16}"],"action":"reject"},
+      {"id":"no-keys","from":["ci","web"],
+       "patterns":["-----BEGIN [A-Z ]*PRIVATE KEY-----","(?i)password=.{8}"],"action":"deny"}],
+    "limits":{"inspect_max_bytes":4096}})";
+  CompileResult res = compile_document(doc, 0);
+  ASSERT_TRUE(res.errors.empty()) << dump(res.errors);
+  EXPECT_EQ(res.stats.rules, 1u);
+  EXPECT_EQ(res.stats.inspect_rules, 2u);
+  EXPECT_EQ(res.stats.inspect_patterns, 3u);
+  BlobView v(res.blob);
+  EXPECT_EQ(v.header().section_count, 10u);
+  auto settings = v.table<abi::Settings>(abi::kSecSettings);
+  EXPECT_EQ(settings.at(0).inspect_max_bytes, 4096u);
+  auto inspect = v.table<abi::InspectRec>(abi::kSecInspect);
+  auto from = v.table<uint32_t>(abi::kSecRuleFrom);
+  ASSERT_EQ(inspect.size(), 2u);
+  EXPECT_EQ(v.str(inspect[0].id), "no-aws-keys");
+  EXPECT_EQ(inspect[0].action, abi::kActionReject);
+  EXPECT_EQ(inspect[0].flags, abi::kRuleFromAny);
+  EXPECT_EQ(inspect[0].from_count, 0u);
+  EXPECT_EQ(v.str(inspect[1].id), "no-keys");
+  EXPECT_EQ(inspect[1].action, abi::kActionDeny);
+  EXPECT_EQ(inspect[1].flags, 0u);
+  ASSERT_EQ(inspect[1].from_count, 2u);
+  EXPECT_EQ(from.at(inspect[1].from_first), 1u);      // "ci"
+  EXPECT_EQ(from.at(inspect[1].from_first + 1), 0u);  // "web"
+  auto db = v.table<char>(abi::kSecInspectDb);
+  const std::string bytes(db.begin(), db.end());
+  struct Scan {
+    const char* what;
+    std::vector<std::string> pieces;
+    std::vector<unsigned> ids;
+  };
+  const Scan scans[] = {
+      {"key in one piece", {"id=AKIAABCDEFGHIJKLMNOP&x"}, {0}},
+      {"key split in two", {"id=AKIAABCDEF", "GHIJKLMNOP"}, {0}},
+      {"key in 1-byte pieces",
+       {"A", "K", "I", "A", "0", "1", "2", "3", "4", "5",
+        "6", "7", "8", "9", "A", "B", "C", "D", "E", "F"},
+       {0}},
+      {"one report per pattern (single match)", {"AKIAABCDEFGHIJKLMNOP AKIAABCDEFGHIJKLMNOP"}, {0}},
+      {"second rule, its second pattern (dot-all, case-insensitive)",
+       {"PassWord=ab\ncd\x01"
+        "ef"},
+       {1}},
+      {"both rules", {"-----BEGIN RSA PRIVATE KEY-----\nAKIAABCDEFGHIJKLMNOP"}, {1, 0}},
+      {"too short a key", {"AKIAABCDEFGHIJKLMNO"}, {}},
+  };
+  for (const Scan& s : scans) {
+    SCOPED_TRACE(s.what);
+    EXPECT_EQ(stream_matches(bytes, s.pieces), s.ids);
+  }
+}
+
+TEST(Compiler, InspectErrors) {
+  std::string rules;  // 16 patterns of a 1000-byte window: ~2.3 KB of stream state
+  for (int i = 0; i < 16; ++i)
+    rules += std::string(i ? "," : "") + R"({"id":"i)" + std::to_string(i) +
+             R"(","from":["any"],"patterns":["k)" + std::to_string(i) +
+             R"(.{1000}z"],"action":"deny"})";
+  const std::string big = R"({"schema":1,"inspect":[)" + rules + "]}";
+  CompileResult res = compile_document(big, 0);
   EXPECT_TRUE(res.blob.empty());
   ASSERT_EQ(res.errors.size(), 1u) << dump(res.errors);
-  EXPECT_EQ(res.errors[0].path, "/inspect/0");
-  EXPECT_NE(res.errors[0].message.find("not supported yet: inspect rules"), std::string::npos)
+  EXPECT_EQ(res.errors[0].path, "/inspect");
+  EXPECT_NE(res.errors[0].message.find("bytes of stream state per flow, more than the "
+                                       "dataplane's 2048-byte block"),
+            std::string::npos)
       << res.errors[0].message;
+
+  // What only a compile refuses is reported at the pattern Hyperscan names (validation
+  // would have refused this one: compile_policy is handed it directly).
+  rules::Policy p;
+  rules::InspectRule in;
+  in.id = "i";
+  in.path = "/inspect/0";
+  in.from_any = true;
+  in.patterns = {"fine", "(a)\\1"};
+  p.inspect.push_back(in);
+  res = compile_policy(p, "{}", 0);
+  ASSERT_EQ(res.errors.size(), 1u) << dump(res.errors);
+  EXPECT_EQ(res.errors[0].path, "/inspect/0/patterns/1");
+  EXPECT_NE(res.errors[0].message.find("Hyperscan cannot compile it"), std::string::npos);
+
+  // Counts: inspect rules alone, and with the rules (one 16-bit rule index space).
+  p.inspect.clear();
+  for (uint32_t i = 0; i <= abi::kMaxInspectRules; ++i) {
+    in.id = "i" + std::to_string(i);
+    in.path = "/inspect/" + std::to_string(i);
+    in.patterns = {"x" + std::to_string(i)};
+    p.inspect.push_back(in);
+  }
+  res = compile_policy(p, "{}", 0);
+  ASSERT_EQ(res.errors.size(), 1u) << dump(res.errors);
+  EXPECT_EQ(res.errors[0].path, "/inspect");
+  EXPECT_NE(res.errors[0].message.find("4097 inspect rules: more than the limit of 4096"),
+            std::string::npos);
+  p.inspect.resize(10);
+  p.rulesets.resize(1);
+  for (uint32_t i = 0; i < abi::kMaxRules - 9; ++i) {
+    rules::Rule r;
+    r.id = "r" + std::to_string(i);
+    r.from_any = true;
+    p.rulesets[0].rules.push_back(r);
+  }
+  res = compile_policy(p, "{}", 0);
+  ASSERT_EQ(res.errors.size(), 1u) << dump(res.errors);
+  EXPECT_EQ(res.errors[0].path, "/inspect");
+  EXPECT_NE(res.errors[0].message.find("64991 rules and 10 inspect rules: more than the limit "
+                                       "of 65000 together"),
+            std::string::npos)
+      << res.errors[0].message;
+  p.rulesets[0].rules.pop_back();
+  EXPECT_TRUE(compile_policy(p, "{}", 0).errors.empty());
 }
 
 // The contract's example without its inspect rule: every name condition compiles.
@@ -404,6 +550,8 @@ TEST(Compiler, ContractExampleNames) {
   EXPECT_EQ(res.stats.rules, 4u);
   EXPECT_EQ(res.stats.domains, 3u);
   EXPECT_EQ(res.stats.regexes, 1u);
+  EXPECT_EQ(res.stats.inspect_rules, 0u);
+  EXPECT_EQ(res.stats.inspect_patterns, 0u);
   BlobView v(res.blob);
   EXPECT_EQ(v.header().section_count, 10u);
   auto rules = v.table<abi::RuleRec>(abi::kSecRules);
@@ -489,6 +637,7 @@ TEST(Compiler, Deterministic) {
       {"L3/L4", kL34Doc},
       {"contract-l34.json", test::file_text("rules/examples/contract-l34.json")},
       {"contract.json without inspect (names)", contract_without_inspect()},
+      {"contract.json (names, inspect)", test::file_text("rules/examples/contract.json")},
   };
   for (const auto& [file, doc] : docs) {
     CompileResult a = compile_document(doc, 3), b = compile_document(doc, 3);

@@ -108,6 +108,7 @@ void expect_whole(const std::string& dir, uint64_t want) {
     if (!cur.empty() && cur.back() == '\n') cur.pop_back();
     EXPECT_EQ(cur, std::to_string(want));
     EXPECT_EQ(test::file_text(s.current_blob_path()), blob(want));
+    EXPECT_FALSE(fs::exists(dir + "/versions/" + std::to_string(want) + "/policy.egwp.tmp"));
   }
   EXPECT_EQ(s.commit(doc(want + 1), blob(want + 1), "bob", "", &err), want + 1) << err;
 }
@@ -190,6 +191,49 @@ TEST(PolicyStore, CommitReadHistoryRoundTrip) {
   }
 }
 
+// The current version's blob is replaced in versions/N and current.egwp; nothing else
+// changes, and a restart keeps the new blob.
+TEST(PolicyStore, ReplaceCurrentBlob) {
+  TempDir t;
+  commit_versions(t.state(), 2);
+  const std::string fresh = std::string("EGWP\0\2", 6) + "recompiled";
+  std::string err, out;
+  {
+    PolicyStore s;
+    ASSERT_TRUE(s.open(t.state(), &err)) << err;
+    const auto before = s.history();
+    ASSERT_TRUE(s.replace_current_blob(fresh, &err)) << err;
+    EXPECT_EQ(s.current_version(), 2u);
+    EXPECT_EQ(test::file_text(s.current_blob_path()), fresh);
+    EXPECT_EQ(mode_of(s.current_blob_path()), 0600u);
+    ASSERT_TRUE(s.read_blob(2, &out, &err)) << err;
+    EXPECT_EQ(out, fresh);
+    EXPECT_EQ(mode_of(t.state() + "/versions/2/policy.egwp"), 0600u);
+    ASSERT_TRUE(s.read_blob(1, &out, &err)) << err;
+    EXPECT_EQ(out, blob(1));  // only the current version's
+    ASSERT_TRUE(s.read_document(2, &out, &err)) << err;
+    EXPECT_EQ(out, doc(2));
+    ASSERT_EQ(s.history().size(), before.size());
+    EXPECT_EQ(s.history().back().sha256, before.back().sha256);
+    EXPECT_FALSE(fs::exists(s.current_blob_path() + ".tmp"));
+    EXPECT_FALSE(fs::exists(t.state() + "/versions/2/policy.egwp.tmp"));
+  }
+  PolicyStore again;
+  ASSERT_TRUE(again.open(t.state(), &err)) << err;
+  EXPECT_EQ(test::file_text(again.current_blob_path()), fresh);
+  ASSERT_TRUE(again.read_blob(2, &out, &err)) << err;
+  EXPECT_EQ(out, fresh);
+
+  TempDir empty;
+  PolicyStore none;
+  EXPECT_FALSE(none.replace_current_blob(fresh, &err));
+  EXPECT_NE(err.find("not open"), std::string::npos) << err;
+  ASSERT_TRUE(none.open(empty.state(), &err)) << err;
+  EXPECT_FALSE(none.replace_current_blob(fresh, &err));
+  EXPECT_NE(err.find("no version is committed"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(none.current_blob_path()));
+}
+
 TEST(PolicyStore, CommitWithoutOpenFails) {
   PolicyStore s;
   std::string err;
@@ -266,6 +310,17 @@ TEST(PolicyStore, OpenRecoversFromCrashStates) {
        },
        0},
       {"state directory missing: created", 0, [](const std::string& d) { fs::remove_all(d); }, 0},
+      // replace_current_blob: current.egwp, then versions/N/policy.egwp.
+      {"blob replacement: current.egwp.tmp half written", 2,
+       [](const std::string& d) { spit(d + "/current.egwp.tmp", "EGWP-new"); }, 2},
+      {"blob replacement: current.egwp replaced, versions/2 not yet", 2,
+       [](const std::string& d) { spit(d + "/current.egwp", "EGWP-recompiled"); }, 2},
+      {"blob replacement: versions/2/policy.egwp.tmp written, not renamed", 2,
+       [](const std::string& d) {
+         spit(d + "/current.egwp", "EGWP-recompiled");
+         spit(d + "/versions/2/policy.egwp.tmp", "EGWP-recompiled");
+       },
+       2},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.description);
@@ -534,6 +589,9 @@ TEST(AuditLog, LinesHaveTheContractFieldsAndNulls) {
       {"time filled in when empty",
        {"", "ops", "127.0.0.1:1", "POST", "/v1/policy/rollback", 200, std::string(64, 'd'),
         std::string(64, 'e'), 9}},
+      {"egw-mgmt's own entry: a detail, last",
+       {"2026-11-27T17:00:04.000000Z", "", "", "RECOMPILE", "/v1/policy", 200, std::string(64, 'f'),
+        std::string(64, 'f'), 9, "version 9: recompiled \"x\""}},
   };
   for (const auto& c : cases) ASSERT_TRUE(log.append(c.r, &err)) << c.description << ": " << err;
 
@@ -553,9 +611,15 @@ TEST(AuditLog, LinesHaveTheContractFieldsAndNulls) {
     ASSERT_TRUE(reader->parse(line.data(), line.data() + line.size(), &v, &err)) << err << "\n"
                                                                                  << line;
     ASSERT_TRUE(v.isObject());
-    std::set<std::string> got;
+    std::set<std::string> got, want = keys;
     for (const auto& k : v.getMemberNames()) got.insert(k);
-    EXPECT_EQ(got, keys);
+    if (!c.r.detail.empty()) {
+      want.insert("detail");
+      EXPECT_EQ(v["detail"].asString(), c.r.detail);
+      EXPECT_EQ(line.substr(line.rfind(",\"detail\":")),
+                ",\"detail\":\"version 9: recompiled \\\"x\\\"\"}");
+    }
+    EXPECT_EQ(got, want);
     auto str_or_null = [&](const char* k, const std::string& want) {
       if (want.empty())
         EXPECT_TRUE(v[k].isNull()) << k;

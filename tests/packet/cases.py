@@ -34,6 +34,16 @@ POLICY_TUNNELS['rulesets'][0]['rules'].append(
     {'id': 'tunnels', 'from': ['app'], 'proto': 'any', 'to': {'cidrs': ['198.19.9.0/24']},
      'action': 'allow'})
 
+# Inspect rules: the contract's AWS key rule (reject) and a deny rule for UDP payload.
+POLICY_INSPECT = copy.deepcopy(POLICY)
+POLICY_INSPECT['rulesets'][0]['rules'].append(
+    {'id': 'udp-app', 'from': ['app'], 'proto': 'udp', 'ports': [5000], 'action': 'allow'})
+POLICY_INSPECT['inspect'] = [
+    {'id': 'no-aws-keys', 'from': ['any'], 'patterns': ['AKIA[0-9A-Z]{16}'], 'action': 'reject'},
+    {'id': 'no-udp-secrets', 'from': ['app'], 'patterns': ['secret=[0-9a-f]{8}'],
+     'action': 'deny'},
+]
+
 
 def out(pkt, vlan=None):
     """An outbound frame (from the inside host), optionally VLAN tagged (vid or (outer, inner))."""
@@ -112,6 +122,47 @@ def rst_to(client, server, cport, sport, ack=None):
 
 def unreach_to(client, server, cport, sport):
     return {'kind': 'unreach', 'src': server, 'dst': client, 'sport': cport, 'dport': sport}
+
+
+def rst_forward(client, server, cport, sport, seq):
+    """egw's RST on to the server, at the first byte the server was not sent."""
+    return {'kind': 'rst', 'src': client, 'dst': server, 'sport': cport, 'dport': sport,
+            'seq': seq}
+
+
+def key_split_case(c, s, sport, pieces):
+    """An allowed tcp/443 connection whose client sends an AWS key id split over the
+    segments `pieces` (the key completes in the last one), then retransmits that segment
+    (rejected again, like any packet of a rejected flow); the server's data after egw
+    reset the flow is dropped."""
+    o = lambda seq, data: out(ip(c, s) / TCP(sport=sport, dport=443, flags='PA', seq=seq,
+                                              ack=5001, window=64240) / data)
+    pkts, seq = handshake(c, s, sport, 443), 1001
+    for data in pieces[:-1]:
+        pkts += [o(seq, data), inb(ip(s, c) / TCP(sport=443, dport=sport, flags='A', seq=5001,
+                                                  ack=seq + len(data), window=65160))]
+        seq += len(data)
+    last = o(seq, pieces[-1])
+    late = inb(ip(s, c) / TCP(sport=443, dport=sport, flags='PA', seq=5001, ack=seq,
+                              window=65160) / b'HTTP/1.1 100 Continue\r\n\r\n')
+    n = len(pkts)
+    return {
+        'description': 'IPv%d: an AWS key id split over %d segments is found: the flow is reset '
+                       '(inspect reject), the segment completing it never reaches the server' % (
+                           6 if ':' in c else 4, len(pieces)),
+        'policy': POLICY_INSPECT,
+        'packets': pkts + [last, last, late],
+        'records': [rec(c, s, sport, 443, 'TCP', 'reject', 'no-aws-keys',
+                        (2 + len(pieces) + 1, len(pieces) + 1))],
+        # Everything before the last segment, then for it and its retransmission (one
+        # burst: egw-replay writes what goes onward first) a RST on to the server, the
+        # first at the first byte the server was not sent, and one back to the client at
+        # the segment's ack.
+        'pass': list(range(n)) + [rst_forward(c, s, sport, 443, seq),
+                                  {'kind': 'rst', 'src': c, 'dst': s, 'sport': sport, 'dport': 443},
+                                  dict(rst_to(c, s, sport, 443), seq=5001),
+                                  dict(rst_to(c, s, sport, 443), seq=5001)],
+        'drops': {'inspect_match': 1, 'policy_reject': 1, 'policy_deny': 1}}
 
 
 def frags4(pkt, size):
@@ -329,6 +380,30 @@ CASES = [
                  udp_out(C, DNS4, 5353, 53, bytes(DNS(id=9, rd=1, qd=DNSQR(qname='b.example'))))],
      'records': [rec(C, DNS4, 5353, 53, 'UDP', 'allow', 'dns', (1, 0))],
      'pass': [1], 'drops': {}, 'summary': {'oversize': 1, 'outbound': 1, 'packets': 2}},
+    key_split_case(C, S, 40500, [b'POST /k HTTP/1.1\r\nHost: x\r\n\r\nkey=AKIAABCDEF',
+                                 b'GHIJKLMNOP&more']),
+    key_split_case(C6, S6, 40501, [b'id=AK', b'I', b'AABCDEFGHIJKLMN', b'OP']),
+    {'description': 'inspect: a key id that is not one (15 characters) passes; the flow stays '
+                    'allowed',
+     'policy': POLICY_INSPECT,
+     'packets': session(C, S, 40502, 443)[:3] + [
+         out(ip(C, S) / TCP(sport=40502, dport=443, flags='PA', seq=1001, ack=5001) /
+             b'key=AKIAABCDEFGHIJKLMNO')],
+     'records': [rec(C, S, 40502, 443, 'TCP', 'allow', 'web', (3, 1))],
+     'pass': [0, 1, 2, 3], 'drops': {}},
+    {'description': 'inspect deny on UDP: the datagram holding the pattern and all later ones '
+                    'dropped silently; a pattern split over two datagrams is not one',
+     'policy': POLICY_INSPECT,
+     'packets': [udp_out(C, S, 6001, 5000, b'hello'),
+                 udp_in(S, C, 5000, 6001),
+                 udp_out(C, S, 6001, 5000, b'x secret=0123abcd y'),
+                 udp_out(C, S, 6001, 5000, b'clean'),
+                 udp_in(S, C, 5000, 6001),
+                 udp_out(C, S, 6002, 5000, b'secret=0123'),
+                 udp_out(C, S, 6002, 5000, b'abcd0000')],
+     'records': [rec(C, S, 6001, 5000, 'UDP', 'deny', 'no-udp-secrets', (3, 2)),
+                 rec(C, S, 6002, 5000, 'UDP', 'allow', 'udp-app', (2, 0))],
+     'pass': [0, 1, 5, 6], 'drops': {'inspect_match': 1, 'policy_deny': 2}},
     {'description': '--inside replaces the service CIDRs',
      'policy': POLICY, 'inside': ['10.1.1.0/24'],
      'packets': [out(IP(src='10.1.1.1', dst=S) / TCP(sport=1234, dport=443, flags='S')),

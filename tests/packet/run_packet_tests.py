@@ -129,6 +129,8 @@ def check_synth(pkt, want):
             return 'RST ports %d > %d' % (tcp.sport, tcp.dport)
         if 'ack' in want and (not tcp.flags.A or tcp.ack != want['ack']):
             return 'RST ack %d (flags %s), want %d' % (tcp.ack, tcp.flags, want['ack'])
+        if 'seq' in want and tcp.seq != want['seq']:
+            return 'RST seq %d, want %d' % (tcp.seq, want['seq'])
         return None
     if want['kind'] == 'unreach':
         if IPv6 in pkt:

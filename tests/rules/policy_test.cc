@@ -574,6 +574,93 @@ TEST(Cidr, ParseTable) {
   }
 }
 
+// An inspect rule with the given patterns (JSON array text) and action, plus limits.
+std::string with_inspect(const std::string& patterns, const std::string& action = "deny",
+                         const std::string& limits = "") {
+  return R"({"schema":1,"services":{"web":{"cidrs":["198.18.1.0/24"]}},)"
+         R"("inspect":[{"id":"i","from":["web"],"patterns":)" +
+         patterns + R"(,"action":")" + action + "\"}]" +
+         (limits.empty() ? "" : R"(,"limits":)" + limits) + "}";
+}
+
+TEST(PolicyParse, InspectRules) {
+  struct Case {
+    const char* description;
+    std::string doc;
+    const char* path;     // nullptr: valid
+    const char* message;  // or the inspect_max_bytes it must give
+    uint32_t max_bytes = 1048576;
+  };
+  const std::string long_ok(kMaxInspectPatternLength, 'a');
+  const Case cases[] = {
+      {"the contract's pattern, reject", with_inspect(R"(["AKIA[0-9A-Z]{16}"])", "reject"),
+       nullptr, ""},
+      {"upper case, bytes and dots are fine in payload patterns",
+       with_inspect(R"(["-----BEGIN RSA PRIVATE KEY-----", "\\x00\\xffsecret.", "(?i)password="])"),
+       nullptr, ""},
+      {"a pattern of exactly the limit", with_inspect("[\"" + long_ok + "\"]"), nullptr, ""},
+      {"repeat of exactly 1000", with_inspect(R"(["x[0-9]{1000}"])"), nullptr, ""},
+      {"braces in a class and an escape are not repeats",
+       with_inspect(R"(["a[{2000}]b", "\\x{41}{3}", "c\\{5000}"])"), nullptr, ""},
+      {"inspect_max_bytes 0 (inspect nothing)", with_inspect(R"(["x"])", "deny",
+                                                             R"({"inspect_max_bytes":0})"),
+       nullptr, "", 0},
+      {"inspect_max_bytes 2^31", with_inspect(R"(["x"])", "deny",
+                                              R"({"inspect_max_bytes":2147483648})"),
+       nullptr, "", 2147483648u},
+      {"allow makes no sense", with_inspect(R"(["x"])", "allow"), "/inspect/0/action",
+       "an inspect match ends the flow: expected deny or reject"},
+      {"pattern over 1024 bytes", with_inspect("[\"" + long_ok + "b\"]"),
+       "/inspect/0/patterns/0", "pattern of 1025 bytes, longer than the limit of 1024"},
+      {"bounded repeat over 1000", with_inspect(R"(["ok", "a{1001}"])"), "/inspect/0/patterns/1",
+       "bounded repeat {1001} at byte 1 counts over 1000"},
+      {"open repeat over 1000", with_inspect(R"(["[a-z]{2000,}x"])"), "/inspect/0/patterns/0",
+       "bounded repeat {2000,}"},
+      {"range repeat over 1000", with_inspect(R"(["(ab){1,5000}"])"), "/inspect/0/patterns/0",
+       "bounded repeat {1,5000}"},
+      {"matches the empty string", with_inspect(R"(["a*"])"), "/inspect/0/patterns/0",
+       "can match the empty string, so it would match every payload"},
+      {"an alternative that is empty", with_inspect(R"x(["(secret|)"])x"), "/inspect/0/patterns/0",
+       "can match the empty string"},
+      {"back-reference: Hyperscan refuses it", with_inspect(R"(["(a)\\1"])"),
+       "/inspect/0/patterns/0", "Hyperscan cannot compile it: \"Back-references"},
+      {"unbalanced group", with_inspect(R"(["(abc"])"), "/inspect/0/patterns/0",
+       "Hyperscan cannot compile it"},
+      {"empty pattern", with_inspect(R"([""])"), "/inspect/0/patterns/0", "empty pattern"},
+      {"pattern listed twice", with_inspect(R"(["x", "x"])"), "/inspect/0/patterns/1",
+       "listed twice"},
+      {"empty patterns list", with_inspect("[]"), "/inspect/0/patterns", "empty list"},
+      {"inspect_max_bytes over 2^31",
+       with_inspect(R"(["x"])", "deny", R"({"inspect_max_bytes":2147483649})"),
+       "/limits/inspect_max_bytes", "out of range (0..2147483648)"},
+      {"negative inspect_max_bytes",
+       with_inspect(R"(["x"])", "deny", R"({"inspect_max_bytes":-1})"),
+       "/limits/inspect_max_bytes", "out of range"},
+      {"inspect_max_bytes as a string",
+       with_inspect(R"(["x"])", "deny", R"({"inspect_max_bytes":"1"})"),
+       "/limits/inspect_max_bytes", "must be an integer"},
+      {"unknown service in from",
+       R"({"schema":1,"inspect":[{"id":"i","from":["db"],"patterns":["x"],"action":"deny"}]})",
+       "/inspect/0/from/0", "unknown service \"db\""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.description);
+    ParseResult r = parse_policy(c.doc);
+    if (c.path == nullptr) {
+      ASSERT_TRUE(r.policy) << dump(r.errors);
+      EXPECT_EQ(r.policy->limits.inspect_max_bytes, c.max_bytes);
+      ASSERT_EQ(r.policy->inspect.size(), 1u);
+      EXPECT_FALSE(r.policy->inspect[0].patterns.empty());
+      continue;
+    }
+    EXPECT_FALSE(r.policy.has_value());
+    bool found = false;
+    for (const Error& e : r.errors)
+      found = found || (e.path == c.path && e.message.find(c.message) != std::string::npos);
+    EXPECT_TRUE(found) << "want '" << c.path << "': " << c.message << "\ngot:\n" << dump(r.errors);
+  }
+}
+
 TEST(Cidr, ModelFields) {
   std::string why;
   auto v4 = parse_cidr("198.18.1.0/24", &why);

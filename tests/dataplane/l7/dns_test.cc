@@ -10,78 +10,38 @@
 
 #include "dataplane/l7/l7.h"
 #include "dataplane/parse.h"
+#include "tests/support/dns_msg.h"
 
 namespace egw::l7 {
 namespace {
 
+using test::dns_cat;
+using test::dns_header;
+using test::dns_name;
+using test::dns_query;
+using test::dns_tcp_framed;
+using test::dns_u16;
 using Bytes = std::vector<uint8_t>;
 
-// ---- message builder ------------------------------------------------------------
-void put16(Bytes* b, uint16_t v) {
-  b->push_back(static_cast<uint8_t>(v >> 8));
-  b->push_back(static_cast<uint8_t>(v));
-}
-
-Bytes header(uint16_t flags = 0x0100, uint16_t qd = 1, uint16_t an = 0, uint16_t ns = 0,
-             uint16_t ar = 0, uint16_t id = 0x1234) {
-  Bytes b;
-  for (uint16_t v : {id, flags, qd, an, ns, ar}) put16(&b, v);
-  return b;
-}
-
-// Wire labels of a dotted name, with the root byte.
-Bytes labels(const std::string& dotted) {
-  Bytes b;
-  size_t start = 0;
-  while (start < dotted.size()) {
-    size_t dot = dotted.find('.', start);
-    if (dot == std::string::npos) dot = dotted.size();
-    b.push_back(static_cast<uint8_t>(dot - start));
-    b.insert(b.end(), dotted.begin() + start, dotted.begin() + dot);
-    start = dot + 1;
-  }
-  b.push_back(0);
-  return b;
-}
-
-Bytes cat(std::initializer_list<Bytes> parts) {
-  Bytes out;
-  for (const Bytes& p : parts) out.insert(out.end(), p.begin(), p.end());
-  return out;
-}
-
-Bytes be(uint16_t v) {
-  return {static_cast<uint8_t>(v >> 8), static_cast<uint8_t>(v)};
-}
+// ---- message builder (the rest is tests/support/dns_msg.h) -------------------------
 Bytes ptr(uint16_t off) {
-  return be(static_cast<uint16_t>(0xC000 | off));
+  return dns_u16(static_cast<uint16_t>(0xC000 | off));
 }
 Bytes qtail(uint16_t qtype = 1, uint16_t qclass = 1) {
-  return cat({be(qtype), be(qclass)});
+  return dns_cat({dns_u16(qtype), dns_u16(qclass)});
 }
 
 // An EDNS0 OPT record whose rdata holds one option (code 65001) with `data` (none if
 // empty and `with_option` is false).
 Bytes opt(const Bytes& data = {}, bool with_option = false, uint16_t udp = 1232) {
-  Bytes b = {0};
-  put16(&b, 41);
-  put16(&b, udp);
-  put16(&b, 0);
-  put16(&b, 0);  // ttl: extended rcode, version, flags
   const bool any = with_option || !data.empty();
-  put16(&b, static_cast<uint16_t>(any ? data.size() + 4 : 0));
-  if (any) {
-    put16(&b, 65001);
-    put16(&b, static_cast<uint16_t>(data.size()));
-    b.insert(b.end(), data.begin(), data.end());
-  }
+  // Root owner, type 41, UDP size, ttl (extended rcode, version, flags), rdlength.
+  Bytes b = dns_cat({Bytes{0}, dns_u16(41), dns_u16(udp), dns_u16(0), dns_u16(0),
+                     dns_u16(static_cast<uint16_t>(any ? data.size() + 4 : 0))});
+  if (any) b = dns_cat({b, dns_u16(65001), dns_u16(static_cast<uint16_t>(data.size())), data});
   return b;
 }
 constexpr uint16_t kOptData = 12 + 2 + 4 + 11 + 4;  // rdata of opt() after "ptr + qtail"
-
-Bytes query(const std::string& name, uint16_t qtype = 1) {
-  return cat({header(), labels(name), qtail(qtype)});
-}
 
 std::string label_of(size_t n, char c = 'a') {
   return std::string(n, c);
@@ -138,11 +98,6 @@ void check(const Case& c, const Bytes& msg) {
   }
 }
 
-// Frames a message for DNS over TCP.
-Bytes tcp_framed(const Bytes& msg) {
-  return cat({be(static_cast<uint16_t>(msg.size())), msg});
-}
-
 // ---- cases -----------------------------------------------------------------------
 std::vector<Case> good_cases() {
   const std::string l63 = label_of(63), l61 = label_of(61);
@@ -153,44 +108,50 @@ std::vector<Case> good_cases() {
       Bytes p = ptr(static_cast<uint16_t>(kOptData + 2 * i));
       data.insert(data.end(), p.begin(), p.end());
     }
-    Bytes name = labels("chain.example");
+    Bytes name = dns_name("chain.example");
     data.insert(data.end(), name.begin(), name.end());
-    return cat({header(0x0100, 1, 0, 0, 1), ptr(kOptData), qtail(), opt(data)});
+    return dns_cat({dns_header(0x0100, 1, 0, 0, 1), ptr(kOptData), qtail(), opt(data)});
   };
   return {
-      good("A query", query("example.com"), "example.com"),
-      good("AAAA query", query("www.example.com", 28), "www.example.com", 28),
+      good("A query", dns_query("example.com"), "example.com"),
+      good("AAAA query", dns_query("www.example.com", 28), "www.example.com", 28),
       good("RD clear, AD and CD set (flags other than QR/opcode are free)",
-           cat({header(0x0030), labels("example.org"), qtail()}), "example.org"),
+           dns_cat({dns_header(0x0030), dns_name("example.org"), qtail()}), "example.org"),
       good("EDNS0 OPT without options",
-           cat({header(0x0100, 1, 0, 0, 1), labels("example.com"), qtail(), opt()}), "example.com"),
+           dns_cat({dns_header(0x0100, 1, 0, 0, 1), dns_name("example.com"), qtail(), opt()}),
+           "example.com"),
       good("EDNS0 OPT with a cookie-sized option",
-           cat({header(0x0100, 1, 0, 0, 1), labels("example.com"), qtail(), opt(Bytes(8, 0xAB))}),
+           dns_cat({dns_header(0x0100, 1, 0, 0, 1), dns_name("example.com"), qtail(),
+                    opt(Bytes(8, 0xAB))}),
            "example.com"),
       good("EDNS0 OPT with an empty option",
-           cat({header(0x0100, 1, 0, 0, 1), labels("example.com"), qtail(), opt({}, true)}),
+           dns_cat(
+               {dns_header(0x0100, 1, 0, 0, 1), dns_name("example.com"), qtail(), opt({}, true)}),
            "example.com"),
-      good("mixed case is lowered", query("WwW.ExAmPlE.COM"), "www.example.com"),
-      good("underscore labels (SRV)", query("_sip._tcp.example.com", 33), "_sip._tcp.example.com",
-           33),
-      good("digits and hyphens", query("a-1.b2.example"), "a-1.b2.example"),
-      good("single label", query("localhost"), "localhost"),
-      good("63-byte label", query(l63 + ".com"), l63 + ".com"),
+      good("mixed case is lowered", dns_query("WwW.ExAmPlE.COM"), "www.example.com"),
+      good("underscore labels (SRV)", dns_query("_sip._tcp.example.com", 33),
+           "_sip._tcp.example.com", 33),
+      good("digits and hyphens", dns_query("a-1.b2.example"), "a-1.b2.example"),
+      good("single label", dns_query("localhost"), "localhost"),
+      good("63-byte label", dns_query(l63 + ".com"), l63 + ".com"),
       good("name of exactly 255 wire bytes (253 characters)",
-           query(l63 + "." + l63 + "." + l63 + "." + l61), l63 + "." + l63 + "." + l63 + "." + l61),
+           dns_query(l63 + "." + l63 + "." + l63 + "." + l61),
+           l63 + "." + l63 + "." + l63 + "." + l61),
       good("forward pointer into the OPT option data (as in the public capture)",
-           cat({header(0x0100, 1, 0, 0, 1), ptr(kOptData), qtail(), opt(labels("codemonkey.net"))}),
+           dns_cat({dns_header(0x0100, 1, 0, 0, 1), ptr(kOptData), qtail(),
+                    opt(dns_name("codemonkey.net"))}),
            "codemonkey.net"),
       good("labels then a forward pointer",
-           cat({header(0x0100, 1, 0, 0, 1), Bytes{3, 'w', 'w', 'w'}, ptr(kOptData + 4), qtail(),
-                opt(labels("example.net"))}),
+           dns_cat({dns_header(0x0100, 1, 0, 0, 1), Bytes{3, 'w', 'w', 'w'}, ptr(kOptData + 4),
+                    qtail(), opt(dns_name("example.net"))}),
            "www.example.net"),
       good("backward pointer into the header (id 0x0161, flags 0 spell the name \"a\")",
-           cat({header(0x0000, 1, 0, 0, 0, 0x0161), Bytes{3, 'w', 'w', 'w'}, ptr(0), qtail()}),
+           dns_cat(
+               {dns_header(0x0000, 1, 0, 0, 0, 0x0161), Bytes{3, 'w', 'w', 'w'}, ptr(0), qtail()}),
            "www.a"),
       good("chain of exactly 16 pointers", chain(16), "chain.example"),
       good("qclass CH and qtype TXT are passed through",
-           cat({header(), labels("version.bind"), qtail(16, 1)}), "version.bind", 16),
+           dns_cat({dns_header(), dns_name("version.bind"), qtail(16, 1)}), "version.bind", 16),
   };
 }
 
@@ -202,55 +163,59 @@ std::vector<Case> bad_cases() {
       Bytes p = ptr(static_cast<uint16_t>(kOptData + 2 * i));
       data.insert(data.end(), p.begin(), p.end());
     }
-    Bytes name = labels("chain.example");
+    Bytes name = dns_name("chain.example");
     data.insert(data.end(), name.begin(), name.end());
-    return cat({header(0x0100, 1, 0, 0, 1), ptr(kOptData), qtail(), opt(data)});
+    return dns_cat({dns_header(0x0100, 1, 0, 0, 1), ptr(kOptData), qtail(), opt(data)});
   };
-  const Bytes name = labels("example.com");
+  const Bytes name = dns_name("example.com");
   return {
       // Header.
       bad("empty message", {}, Error::truncated_field),
       bad("11-byte header", Bytes(11, 0), Error::truncated_field),
-      bad("response (QR=1) from inside", cat({header(0x8180), name, qtail()}), Error::bad_syntax),
-      bad("opcode 1 (IQUERY)", cat({header(0x0900), name, qtail()}), Error::bad_syntax),
-      bad("opcode 2 (STATUS)", cat({header(0x1100), name, qtail()}), Error::bad_syntax),
-      bad("opcode 4 (NOTIFY)", cat({header(0x2100), name, qtail()}), Error::bad_syntax),
-      bad("opcode 5 (UPDATE)", cat({header(0x2800), name, qtail()}), Error::bad_syntax),
-      bad("QDCOUNT 0", cat({header(0x0100, 0)}), Error::count_not_one),
-      bad("QDCOUNT 2", cat({header(0x0100, 2), name, qtail(), name, qtail()}),
+      bad("response (QR=1) from inside", dns_cat({dns_header(0x8180), name, qtail()}),
+          Error::bad_syntax),
+      bad("opcode 1 (IQUERY)", dns_cat({dns_header(0x0900), name, qtail()}), Error::bad_syntax),
+      bad("opcode 2 (STATUS)", dns_cat({dns_header(0x1100), name, qtail()}), Error::bad_syntax),
+      bad("opcode 4 (NOTIFY)", dns_cat({dns_header(0x2100), name, qtail()}), Error::bad_syntax),
+      bad("opcode 5 (UPDATE)", dns_cat({dns_header(0x2800), name, qtail()}), Error::bad_syntax),
+      bad("QDCOUNT 0", dns_cat({dns_header(0x0100, 0)}), Error::count_not_one),
+      bad("QDCOUNT 2", dns_cat({dns_header(0x0100, 2), name, qtail(), name, qtail()}),
           Error::count_not_one),
-      bad("QDCOUNT 65535", cat({header(0x0100, 0xFFFF), name, qtail()}), Error::count_not_one),
-      bad("ANCOUNT 1 in a query", cat({header(0x0100, 1, 1), name, qtail()}), Error::bad_syntax),
-      bad("NSCOUNT 1 in a query", cat({header(0x0100, 1, 0, 1), name, qtail()}), Error::bad_syntax),
-      bad("ARCOUNT 2", cat({header(0x0100, 1, 0, 0, 2), name, qtail(), opt(), opt()}),
+      bad("QDCOUNT 65535", dns_cat({dns_header(0x0100, 0xFFFF), name, qtail()}),
+          Error::count_not_one),
+      bad("ANCOUNT 1 in a query", dns_cat({dns_header(0x0100, 1, 1), name, qtail()}),
+          Error::bad_syntax),
+      bad("NSCOUNT 1 in a query", dns_cat({dns_header(0x0100, 1, 0, 1), name, qtail()}),
+          Error::bad_syntax),
+      bad("ARCOUNT 2", dns_cat({dns_header(0x0100, 1, 0, 0, 2), name, qtail(), opt(), opt()}),
           Error::bad_syntax),
       // Bytes after the question.
-      bad("trailing byte without ARCOUNT", cat({header(), name, qtail(), Bytes{0}}),
+      bad("trailing byte without ARCOUNT", dns_cat({dns_header(), name, qtail(), Bytes{0}}),
           Error::bad_syntax),
-      bad("OPT record not declared by ARCOUNT", cat({header(), name, qtail(), opt()}),
+      bad("OPT record not declared by ARCOUNT", dns_cat({dns_header(), name, qtail(), opt()}),
           Error::bad_syntax),
-      bad("ARCOUNT 1 but nothing follows", cat({header(0x0100, 1, 0, 0, 1), name, qtail()}),
+      bad("ARCOUNT 1 but nothing follows", dns_cat({dns_header(0x0100, 1, 0, 0, 1), name, qtail()}),
           Error::truncated_field),
       bad(
           "additional record is not OPT (type A)",
           [&] {
             Bytes o = opt();
             o[2] = 1;
-            return cat({header(0x0100, 1, 0, 0, 1), name, qtail(), o});
+            return dns_cat({dns_header(0x0100, 1, 0, 0, 1), name, qtail(), o});
           }(),
           Error::bad_syntax),
       bad("OPT owner is not the root",
-          cat({header(0x0100, 1, 0, 0, 1), name, qtail(), Bytes{1, 'x'}, opt()}),
+          dns_cat({dns_header(0x0100, 1, 0, 0, 1), name, qtail(), Bytes{1, 'x'}, opt()}),
           Error::bad_syntax),
       bad("OPT owner is a pointer",
-          cat({header(0x0100, 1, 0, 0, 1), name, qtail(), ptr(12), no_owner(opt())}),
+          dns_cat({dns_header(0x0100, 1, 0, 0, 1), name, qtail(), ptr(12), no_owner(opt())}),
           Error::bad_syntax),
       bad(
           "OPT rdlength past the message",
           [&] {
             Bytes o = opt(Bytes(4, 0));
             o[10] = 0x01;  // rdlength 256 + 8
-            return cat({header(0x0100, 1, 0, 0, 1), name, qtail(), o});
+            return dns_cat({dns_header(0x0100, 1, 0, 0, 1), name, qtail(), o});
           }(),
           Error::truncated_field),
       bad(
@@ -258,7 +223,7 @@ std::vector<Case> bad_cases() {
           [&] {
             Bytes o = opt(Bytes(4, 0));
             o[14] = 5;  // option length 5 in 4 bytes of data
-            return cat({header(0x0100, 1, 0, 0, 1), name, qtail(), o});
+            return dns_cat({dns_header(0x0100, 1, 0, 0, 1), name, qtail(), o});
           }(),
           Error::truncated_field),
       bad(
@@ -266,56 +231,62 @@ std::vector<Case> bad_cases() {
           [&] {
             Bytes o = opt();
             o[10] = 2;  // rdlength 2
-            return cat({header(0x0100, 1, 0, 0, 1), name, qtail(), o, Bytes{0, 0}});
+            return dns_cat({dns_header(0x0100, 1, 0, 0, 1), name, qtail(), o, Bytes{0, 0}});
           }(),
           Error::truncated_field),
       bad("trailing byte after OPT",
-          cat({header(0x0100, 1, 0, 0, 1), name, qtail(), opt(), Bytes{0}}), Error::bad_syntax),
+          dns_cat({dns_header(0x0100, 1, 0, 0, 1), name, qtail(), opt(), Bytes{0}}),
+          Error::bad_syntax),
       // Compression pointers (checklist 19, 20).
-      bad("self-pointer", cat({header(), ptr(12), qtail()}), Error::pointer_loop),
-      bad("two pointers to each other", cat({header(), ptr(14), ptr(12), be(1)}),
+      bad("self-pointer", dns_cat({dns_header(), ptr(12), qtail()}), Error::pointer_loop),
+      bad("two pointers to each other", dns_cat({dns_header(), ptr(14), ptr(12), dns_u16(1)}),
           Error::pointer_loop),
-      bad("label then a pointer back to it", cat({header(), Bytes{1, 'a'}, ptr(12), qtail()}),
-          Error::pointer_loop),
+      bad("label then a pointer back to it",
+          dns_cat({dns_header(), Bytes{1, 'a'}, ptr(12), qtail()}), Error::pointer_loop),
       bad("63-byte label then a pointer back to it",
-          cat({header(), Bytes{63}, Bytes(63, 'a'), ptr(12), qtail()}), Error::pointer_loop),
+          dns_cat({dns_header(), Bytes{63}, Bytes(63, 'a'), ptr(12), qtail()}),
+          Error::pointer_loop),
       bad("chain of 17 pointers (over the limit)", chain17(), Error::pointer_loop),
-      bad("pointer past the end", cat({header(), ptr(0xFF), qtail()}), Error::truncated_field),
-      bad("pointer to offset 0x3FFF", cat({header(), ptr(0x3FFF), qtail()}),
+      bad("pointer past the end", dns_cat({dns_header(), ptr(0xFF), qtail()}),
+          Error::truncated_field),
+      bad("pointer to offset 0x3FFF", dns_cat({dns_header(), ptr(0x3FFF), qtail()}),
           Error::truncated_field),
       bad("pointer to its own length (one past the end)",
-          cat({header(), Bytes{3, 'w', 'w', 'w'}, ptr(23), qtail()}), Error::truncated_field),
+          dns_cat({dns_header(), Bytes{3, 'w', 'w', 'w'}, ptr(23), qtail()}),
+          Error::truncated_field),
       // Labels.
       bad("reserved label type 0x40 (extended label)",
-          cat({header(), Bytes{0x41, 1, 'a'}, Bytes{0}, qtail()}), Error::bad_name),
-      bad("reserved label type 0x80", cat({header(), Bytes{0x81, 'a', 0}, qtail()}),
+          dns_cat({dns_header(), Bytes{0x41, 1, 'a'}, Bytes{0}, qtail()}), Error::bad_name),
+      bad("reserved label type 0x80", dns_cat({dns_header(), Bytes{0x81, 'a', 0}, qtail()}),
           Error::bad_name),
       bad("label of 64 (length byte 0x40)",
-          cat({header(), Bytes{64}, Bytes(64, 'a'), Bytes{0}, qtail()}), Error::bad_name),
-      bad("name over 255 wire bytes", query(l63 + "." + l63 + "." + l63 + "." + label_of(62)),
+          dns_cat({dns_header(), Bytes{64}, Bytes(64, 'a'), Bytes{0}, qtail()}), Error::bad_name),
+      bad("name over 255 wire bytes", dns_query(l63 + "." + l63 + "." + l63 + "." + label_of(62)),
           Error::bad_name),
       bad("name over 255 bytes across a pointer",
-          cat({header(0x0100, 1, 0, 0, 1), no_root(labels(l63 + "." + l63 + "." + l63)),
-               ptr(static_cast<uint16_t>(kOptData + 3 * 64)), qtail(), opt(labels(label_of(62)))}),
+          dns_cat({dns_header(0x0100, 1, 0, 0, 1), no_root(dns_name(l63 + "." + l63 + "." + l63)),
+                   ptr(static_cast<uint16_t>(kOptData + 3 * 64)), qtail(),
+                   opt(dns_name(label_of(62)))}),
           Error::bad_name),
-      bad("root name", cat({header(), Bytes{0}, qtail()}), Error::bad_name),
+      bad("root name", dns_cat({dns_header(), Bytes{0}, qtail()}), Error::bad_name),
       bad("NUL byte in a label",
-          cat({header(), Bytes{3, 'a', 0, 'b', 3, 'c', 'o', 'm', 0}, qtail()}), Error::bad_name),
+          dns_cat({dns_header(), Bytes{3, 'a', 0, 'b', 3, 'c', 'o', 'm', 0}, qtail()}),
+          Error::bad_name),
       bad("control bytes in a label",
-          query("www.allyourba\x04\x05\x06"
-                "arebelongto.cn"),
+          dns_query("www.allyourba\x04\x05\x06"
+                    "arebelongto.cn"),
           Error::bad_name),
-      bad("space in a label", query("ex ample.com"), Error::bad_name),
-      bad("wildcard label", query("*.example.com"), Error::bad_name),
+      bad("space in a label", dns_query("ex ample.com"), Error::bad_name),
+      bad("wildcard label", dns_query("*.example.com"), Error::bad_name),
       bad("dot inside a label (\"evil.com\" as one label)",
-          cat({header(), Bytes{8, 'e', 'v', 'i', 'l', '.', 'c', 'o', 'm', 0}, qtail()}),
+          dns_cat({dns_header(), Bytes{8, 'e', 'v', 'i', 'l', '.', 'c', 'o', 'm', 0}, qtail()}),
           Error::bad_name),
-      bad("byte 0xFF in a label", cat({header(), Bytes{2, 'a', 0xFF, 0}, qtail()}),
+      bad("byte 0xFF in a label", dns_cat({dns_header(), Bytes{2, 'a', 0xFF, 0}, qtail()}),
           Error::bad_name),
       // Question tail.
-      bad("QTYPE/QCLASS missing", cat({header(), name}), Error::truncated_field),
-      bad("QCLASS cut", cat({header(), name, Bytes{0, 1, 0}}), Error::truncated_field),
-      bad("name without its root byte", cat({header(), Bytes{3, 'c', 'o', 'm'}}),
+      bad("QTYPE/QCLASS missing", dns_cat({dns_header(), name}), Error::truncated_field),
+      bad("QCLASS cut", dns_cat({dns_header(), name, Bytes{0, 1, 0}}), Error::truncated_field),
+      bad("name without its root byte", dns_cat({dns_header(), Bytes{3, 'c', 'o', 'm'}}),
           Error::truncated_field),
   };
 }
@@ -407,7 +378,7 @@ TEST(DnsTcp, SplitAcrossSegmentsGivesTheUdpVerdict) {
     if (!c.msg.empty()) all.push_back(c);
   }
   for (const Case& c : all) {
-    const Bytes stream = tcp_framed(c.msg);
+    const Bytes stream = dns_tcp_framed(c.msg);
     for (size_t n = 0; n < stream.size(); ++n) {
       Status last;
       EXPECT_TRUE(run_stream(Bytes(stream.begin(), stream.begin() + n), &last).empty());
@@ -426,9 +397,9 @@ TEST(DnsTcp, SplitAcrossSegmentsGivesTheUdpVerdict) {
 }
 
 TEST(DnsTcp, SeveralMessagesInOneSegment) {
-  const Bytes a = query("first.example"), b = query("second.example", 28);
-  const Bytes bad_msg = cat({header(0x8180), labels("third.example"), qtail()});
-  const Bytes stream = cat({tcp_framed(a), tcp_framed(b), tcp_framed(bad_msg)});
+  const Bytes a = dns_query("first.example"), b = dns_query("second.example", 28);
+  const Bytes bad_msg = dns_cat({dns_header(0x8180), dns_name("third.example"), qtail()});
+  const Bytes stream = dns_cat({dns_tcp_framed(a), dns_tcp_framed(b), dns_tcp_framed(bad_msg)});
   Status last;
   const std::vector<Case> got = run_stream(stream, &last);
   ASSERT_EQ(got.size(), 3u);
@@ -440,7 +411,7 @@ TEST(DnsTcp, SeveralMessagesInOneSegment) {
   EXPECT_EQ(got[2].want, Status::bad);
   EXPECT_EQ(got[2].err, Error::bad_syntax);
   // A zero length prefix after good messages stops the stream as bad.
-  const Bytes zero = cat({tcp_framed(a), Bytes{0, 0}});
+  const Bytes zero = dns_cat({dns_tcp_framed(a), Bytes{0, 0}});
   EXPECT_EQ(run_stream(zero, &last).size(), 1u);
   EXPECT_EQ(last, Status::bad);
 }
@@ -448,12 +419,13 @@ TEST(DnsTcp, SeveralMessagesInOneSegment) {
 // ---- responses ---------------------------------------------------------------------
 // An A answer for the question at offset 12: a pointer owner, type, class, ttl, 4 bytes.
 Bytes answer_a() {
-  return cat({ptr(12), be(1), be(1), be(0), be(300), be(4), Bytes{192, 0, 2, 1}});
+  return dns_cat(
+      {ptr(12), dns_u16(1), dns_u16(1), dns_u16(0), dns_u16(300), dns_u16(4), Bytes{192, 0, 2, 1}});
 }
 
 Bytes response(const std::string& name, uint16_t flags = 0x8180, uint16_t qtype = 1,
                uint16_t id = 0x1234) {
-  return cat({header(flags, 1, 1, 0, 0, id), labels(name), qtail(qtype), answer_a()});
+  return dns_cat({dns_header(flags, 1, 1, 0, 0, id), dns_name(name), qtail(qtype), answer_a()});
 }
 
 struct ResponseCase {
@@ -473,12 +445,12 @@ Status parse_response_exact(const Bytes& m, size_t len, DnsQuery* q, Error* err)
 }
 
 std::vector<ResponseCase> response_cases() {
-  const Bytes loop = cat({header(0x8180), ptr(12), qtail()});
+  const Bytes loop = dns_cat({dns_header(0x8180), ptr(12), qtail()});
   return {
       {"NOERROR with an answer", response("www.example.com"), Status::ok, Error::none,
        "www.example.com"},
       {"NXDOMAIN, no answer",
-       cat({header(0x8183, 1, 0, 1), labels("nx.example"), qtail(28), opt()}), Status::ok,
+       dns_cat({dns_header(0x8183, 1, 0, 1), dns_name("nx.example"), qtail(28), opt()}), Status::ok,
        Error::none, "nx.example", 0x1234, 28},
       {"REFUSED", response("r.example", 0x8185), Status::ok, Error::none, "r.example"},
       {"truncated (TC) response", response("tc.example", 0x8380), Status::ok, Error::none,
@@ -486,26 +458,32 @@ std::vector<ResponseCase> response_cases() {
       {"mixed case (0x20 randomisation) is lowered", response("WwW.ExAmple.COM", 0x8180, 1, 7),
        Status::ok, Error::none, "www.example.com", 7},
       {"question name through a forward pointer into the answer's rdata",
-       cat({header(0x8180, 1, 1), ptr(29), qtail(16), Bytes{0}, be(16), be(1), be(0), be(60),
-            be(static_cast<uint16_t>(labels("fwd.example").size())), labels("fwd.example")}),
+       dns_cat({dns_header(0x8180, 1, 1), ptr(29), qtail(16), Bytes{0}, dns_u16(16), dns_u16(1),
+                dns_u16(0), dns_u16(60),
+                dns_u16(static_cast<uint16_t>(dns_name("fwd.example").size())),
+                dns_name("fwd.example")}),
        Status::ok, Error::none, "fwd.example", 0x1234, 16},
-      {"a query is not a response", query("example.com"), Status::bad, Error::bad_syntax},
+      {"a query is not a response", dns_query("example.com"), Status::bad, Error::bad_syntax},
       {"opcode other than QUERY", response("a.example", 0x8980), Status::bad, Error::bad_syntax},
-      {"no question", cat({header(0x8180, 0, 1), answer_a()}), Status::bad, Error::count_not_one},
+      {"no question", dns_cat({dns_header(0x8180, 0, 1), answer_a()}), Status::bad,
+       Error::count_not_one},
       {"two questions",
-       cat({header(0x8180, 2), labels("a.example"), qtail(), labels("b.example"), qtail()}),
+       dns_cat(
+           {dns_header(0x8180, 2), dns_name("a.example"), qtail(), dns_name("b.example"), qtail()}),
        Status::bad, Error::count_not_one},
       {"pointer loop in the question", loop, Status::bad, Error::pointer_loop},
-      {"pointer past the end", cat({header(0x8180), ptr(0x3ff), qtail()}), Status::bad,
+      {"pointer past the end", dns_cat({dns_header(0x8180), ptr(0x3ff), qtail()}), Status::bad,
        Error::truncated_field},
-      {"reserved label type", cat({header(0x8180), Bytes{0x40, 'a', 0}, qtail()}), Status::bad,
-       Error::bad_name},
+      {"reserved label type", dns_cat({dns_header(0x8180), Bytes{0x40, 'a', 0}, qtail()}),
+       Status::bad, Error::bad_name},
       {"label over 63", response(label_of(64) + ".com"), Status::bad, Error::bad_name},
-      {"root question", cat({header(0x8180), Bytes{0}, qtail()}), Status::bad, Error::bad_name},
+      {"root question", dns_cat({dns_header(0x8180), Bytes{0}, qtail()}), Status::bad,
+       Error::bad_name},
       {"invalid characters", response("a b.example"), Status::bad, Error::bad_name},
-      {"question cut before qclass", cat({header(0x8180), labels("a.example"), be(1), Bytes{0}}),
-       Status::bad, Error::truncated_field},
-      {"header only", header(0x8180), Status::bad, Error::truncated_field},
+      {"question cut before qclass",
+       dns_cat({dns_header(0x8180), dns_name("a.example"), dns_u16(1), Bytes{0}}), Status::bad,
+       Error::truncated_field},
+      {"header only", dns_header(0x8180), Status::bad, Error::truncated_field},
   };
 }
 
@@ -540,7 +518,7 @@ TEST(DnsResponse, Truncated) {
     }
   }
   const Bytes r = response("cut.example");
-  const size_t question_end = 12 + labels("cut.example").size() + 4;
+  const size_t question_end = 12 + dns_name("cut.example").size() + 4;
   for (size_t n = 0; n < r.size(); ++n) {
     DnsQuery q;
     Error err;
@@ -551,7 +529,8 @@ TEST(DnsResponse, Truncated) {
 
 // Checklist 23: a response matches the query it answers by id, name and qtype.
 TEST(DnsResponse, MatchesItsQuery) {
-  const Bytes qmsg = cat({header(0x0100, 1, 0, 0, 0, 0xbeef), labels("Match.Example"), qtail(28)});
+  const Bytes qmsg =
+      dns_cat({dns_header(0x0100, 1, 0, 0, 0, 0xbeef), dns_name("Match.Example"), qtail(28)});
   DnsQuery q, r;
   Error err;
   ASSERT_EQ(parse_exact(qmsg, qmsg.size(), &q, &err), Status::ok);
@@ -633,7 +612,7 @@ TEST(DnsPcap, ForwardPointer) {
   ASSERT_EQ(m[12], 0xC0);
   ASSERT_EQ(m[13], 18);
   const Bytes second(m.begin() + 18, m.begin() + 34);  // 0a codemonkey 03 net 00
-  Bytes fixed = cat({Bytes(m.begin(), m.begin() + 12), ptr(kOptData), qtail(), opt(second)});
+  Bytes fixed = dns_cat({Bytes(m.begin(), m.begin() + 12), ptr(kOptData), qtail(), opt(second)});
   fixed[5] = 1;   // QDCOUNT 1
   fixed[11] = 1;  // ARCOUNT 1
   check(good("capture's query with one question", fixed, "codemonkey.net"), fixed);

@@ -12,6 +12,7 @@
 
 #include "dataplane/l7/l7.h"
 #include "dataplane/l7/reasm.h"
+#include "tests/support/dns_msg.h"
 #include "tests/support/tls_hello.h"
 
 namespace egw::l7 {
@@ -20,6 +21,11 @@ namespace {
 using test::alert_record;
 using test::app_data_record;
 using test::ccs_record;
+using test::dns_header;
+using test::dns_query;
+using test::dns_question;
+using test::dns_tcp_framed;
+using test::dns_u16;
 using test::ech_ext;
 using test::handshake_record;
 using test::hello_msg;
@@ -49,31 +55,11 @@ Bytes str(const std::string& s) {
   return Bytes(s.begin(), s.end());
 }
 
-// ---- DNS messages ------------------------------------------------------------------
-Bytes be16(uint16_t v) {
-  return {static_cast<uint8_t>(v >> 8), static_cast<uint8_t>(v)};
-}
-Bytes labels(const std::string& dotted) {
-  Bytes b;
-  size_t start = 0;
-  while (start < dotted.size()) {
-    size_t dot = dotted.find('.', start);
-    if (dot == std::string::npos) dot = dotted.size();
-    b.push_back(static_cast<uint8_t>(dot - start));
-    b.insert(b.end(), dotted.begin() + start, dotted.begin() + dot);
-    start = dot + 1;
-  }
-  b.push_back(0);
-  return b;
-}
-Bytes dns_header(uint16_t flags = 0x0100, uint16_t qd = 1, uint16_t id = 0x1234) {
-  return cat({be16(id), be16(flags), be16(qd), be16(0), be16(0), be16(0)});
-}
-Bytes query(const std::string& name, uint16_t id = 0x1234) {
-  return cat({dns_header(0x0100, 1, id), labels(name), be16(1), be16(1)});
-}
-Bytes framed(const Bytes& msg) {
-  return cat({be16(static_cast<uint16_t>(msg.size())), msg});
+// An encrypted record of `type` (version 3.3): `start`, then ciphertext-like bytes up to
+// `n` bytes of content (TLS 1.2's Finished with AES-GCM: 40).
+Bytes sealed(uint8_t type, Bytes start, size_t n = 40) {
+  for (size_t i = start.size(); i < n; ++i) start.push_back(static_cast<uint8_t>(i * 151 + 7));
+  return records(start, {}, type, 0x0303);
 }
 
 // ---- running the parser ------------------------------------------------------------
@@ -173,6 +159,8 @@ std::vector<Case> tls_cases() {
   const Bytes retry_same = hello_stream(retry_spec(first));
   const Bytes retry_evil = hello_stream(retry_spec(tls13_spec("evil.example")));
   const Bytes retry_none = hello_stream(retry_spec(tls13_spec("")));
+  const Bytes retry_split = records(hello_msg(retry_spec(tls13_spec("evil.example"))), {50});
+  const Bytes tls12 = hello_stream(tls12_spec("api.example"));
   const Bytes none = hello_stream(tls13_spec(""));
   HelloSpec ech = tls13_spec("public.example");
   ech.exts.push_back(ech_ext());
@@ -189,15 +177,20 @@ std::vector<Case> tls_cases() {
   two_sni.exts.push_back(sni_ext("b.example"));
   return {
       ok("TLS 1.3 hello, more records may follow", kHttps, g, AppProto::tls, "www.example.com"),
-      ok("TLS 1.2 hello", kHttps, hello_stream(tls12_spec("api.example")), AppProto::tls,
-         "api.example"),
+      ok("TLS 1.2 hello", kHttps, tls12, AppProto::tls, "api.example"),
       ok("any port: TLS is found by its bytes", 8443, g, AppProto::tls, "www.example.com"),
-      ok("hello then ChangeCipherSpec: done", kHttps, cat({g, ccs_record()}), AppProto::tls,
-         "www.example.com", true),
+      ok("hello then ChangeCipherSpec: a second hello may follow", kHttps, cat({g, ccs_record()}),
+         AppProto::tls, "www.example.com"),
+      ok("hello, ChangeCipherSpec, application data: done", kHttps,
+         cat({g, ccs_record(), app_data_record()}), AppProto::tls, "www.example.com", true),
       ok("hello then application data (0-RTT): done", kHttps, cat({g, app_data_record()}),
          AppProto::tls, "www.example.com", true),
-      ok("hello then an alert: done", kHttps, cat({g, alert_record()}), AppProto::tls,
-         "www.example.com", true),
+      ok("hello then a plaintext alert: servers may read on", kHttps, cat({g, alert_record()}),
+         AppProto::tls, "www.example.com"),
+      ok("hello, CCS, an encrypted alert: done", kHttps, cat({g, ccs_record(), sealed(21, {}, 26)}),
+         AppProto::tls, "www.example.com", true),
+      ok("hello, CCS, a record of another type: done", kHttps,
+         cat({g, ccs_record(), sealed(24, {}, 30)}), AppProto::tls, "www.example.com", true),
       ok("hello then TLS 1.2 ClientKeyExchange: done", kHttps,
          cat({g, handshake_record(16, 70), ccs_record()}), AppProto::tls, "www.example.com", true),
       ok("no SNI: no name", kHttps, none, AppProto::tls, ""),
@@ -213,8 +206,10 @@ std::vector<Case> tls_cases() {
          AppProto::tls, "pq.example.org"),
       ok("~1.7 KB key share over 1-byte records", kHttps, records_of(pq1024, 1), AppProto::tls,
          "kyber.example.org"),
-      ok("retry: second hello with the same SNI", kHttps, cat({g, retry_same}), AppProto::tls,
-         "www.example.com"),
+      ok("retry: second hello with the same SNI, then nothing to watch", kHttps,
+         cat({g, retry_same}), AppProto::tls, "www.example.com", true),
+      ok("a third hello is not read (one HelloRetryRequest at most)", kHttps,
+         cat({g, retry_same, evil}), AppProto::tls, "www.example.com", true),
       ok("retry: second hello, same SNI, then CCS", kHttps, cat({g, retry_same, ccs_record()}),
          AppProto::tls, "www.example.com", true),
       bad("retry: second hello with another SNI (checklist 11)", kHttps, cat({g, retry_evil}),
@@ -224,7 +219,56 @@ std::vector<Case> tls_cases() {
           Error::name_mismatch),
       bad("retry: second hello over records, another SNI", kHttps,
           cat({g, records_of(hello_msg(tls13_spec("evil.example")), 50)}), Error::name_mismatch),
-      ok("a hello after CCS is not read (documented limit)", kHttps, cat({g, ccs_record(), evil}),
+      // Middlebox-compatibility mode: ChangeCipherSpec before the second hello.
+      ok("retry after CCS, same SNI", kHttps, cat({g, ccs_record(), retry_same}), AppProto::tls,
+         "www.example.com", true),
+      bad("retry after CCS, another SNI (checklist 11)", kHttps, cat({g, ccs_record(), retry_evil}),
+          Error::name_mismatch),
+      bad("retry after CCS, without SNI", kHttps, cat({g, ccs_record(), retry_none}),
+          Error::name_mismatch),
+      bad("retry after CCS over 50-byte records, another SNI", kHttps,
+          cat({g, ccs_record(), records_of(hello_msg(retry_spec(tls13_spec("evil.example"))), 50)}),
+          Error::name_mismatch),
+      bad("retry after CCS, handshake header over 1-byte records", kHttps,
+          cat({g, ccs_record(), records_of(hello_msg(retry_spec(tls13_spec("evil.example"))), 1)}),
+          Error::name_mismatch),
+      bad("retry after two CCS records (servers drop every one)", kHttps,
+          cat({g, ccs_record(), ccs_record(), retry_evil}), Error::name_mismatch),
+      bad("retry after a plaintext alert (user_canceled), another SNI", kHttps,
+          cat({g, Bytes{21, 3, 3, 0, 2, 1, 90}, retry_evil}), Error::name_mismatch),
+      bad("retry after CCS, malformed", kHttps, cat({g, ccs_record(), hello_stream(two_sni)}),
+          Error::duplicate),
+      bad("retry after CCS, a CCS between its records", kHttps,
+          cat({g, ccs_record(), Bytes(retry_split.begin(), retry_split.begin() + 55), ccs_record(),
+               Bytes(retry_split.begin() + 55, retry_split.end())}),
+          Error::not_handshake),
+      bad("retry after CCS, a plaintext alert between its records", kHttps,
+          cat({g, ccs_record(), Bytes(retry_split.begin(), retry_split.begin() + 55),
+               alert_record(), Bytes(retry_split.begin() + 55, retry_split.end())}),
+          Error::not_handshake),
+      bad("after CCS, a ChangeCipherSpec of another version", kHttps,
+          cat({g, ccs_record(), Bytes{20, 2, 0, 0, 1, 1}}), Error::bad_version),
+      // TLS 1.2 resumption: CCS, then the encrypted Finished (a handshake record).
+      ok("TLS 1.2: CCS, encrypted Finished: done", kHttps,
+         cat({tls12, ccs_record(), sealed(22, {0x9c, 0x41})}), AppProto::tls, "api.example", true),
+      ok("TLS 1.2: CCS, encrypted Finished starting with 1, no hello's length: done", kHttps,
+         cat({tls12, ccs_record(), sealed(22, {1, 0xa7, 0x3c, 0x05})}), AppProto::tls,
+         "api.example", true),
+      ok("TLS 1.2: CCS, encrypted Finished starting with 1 and 40 (too short): done", kHttps,
+         cat({tls12, ccs_record(), sealed(22, {1, 0, 0, 40})}), AppProto::tls, "api.example", true),
+      ok("TLS 1.2: CCS, encrypted Finished reading as a hello's start, then application data: "
+         "done",
+         kHttps, cat({tls12, ccs_record(), sealed(22, {1, 0, 1, 0x20}), app_data_record()}),
+         AppProto::tls, "api.example", true),
+      ok("TLS 1.2: Finished reading as a hello's start, then an encrypted alert: done", kHttps,
+         cat({tls12, ccs_record(), sealed(22, {1, 0, 1, 0x20}), sealed(21, {}, 26)}), AppProto::tls,
+         "api.example", true),
+      ok("TLS 1.2: encrypted Finished reading as a hello's start, nothing after it yet", kHttps,
+         cat({tls12, ccs_record(), sealed(22, {1, 0, 1, 0x20})}), AppProto::tls, "api.example"),
+      bad("TLS 1.2: encrypted Finished reading as a hello that fits its record (p ~ 5e-9)", kHttps,
+          cat({tls12, ccs_record(), sealed(22, {1, 0, 0, 50}, 64)}), Error::not_handshake),
+      ok("after CCS, a 1-byte record 01 then application data: done", kHttps,
+         cat({g, ccs_record(), records(Bytes{1}, {}, 22, 0x0303), app_data_record()}),
          AppProto::tls, "www.example.com", true),
       bad("retry: second hello malformed", kHttps, cat({g, hello_stream(two_sni)}),
           Error::duplicate),
@@ -358,32 +402,35 @@ std::vector<Case> http_cases() {
 }
 
 std::vector<Case> dns_cases() {
-  const Bytes q = query("www.example.com");
-  const Bytes fq = framed(q);
-  const Bytes loop = cat({dns_header(), be16(0xC00C), be16(1), be16(1)});
-  Bytes long_label = query(std::string(64, 'a') + ".com");
-  const Bytes reserved = cat({dns_header(), Bytes{0x80, 1, 'a', 0}, be16(1), be16(1)});
-  const Bytes past_end = cat({dns_header(), be16(0xC0FF), be16(1), be16(1)});
+  const Bytes q = dns_query("www.example.com");
+  const Bytes fq = dns_tcp_framed(q);
+  const Bytes loop = cat({dns_header(), dns_u16(0xC00C), dns_u16(1), dns_u16(1)});
+  Bytes long_label = dns_query(std::string(64, 'a') + ".com");
+  const Bytes reserved = cat({dns_header(), Bytes{0x80, 1, 'a', 0}, dns_u16(1), dns_u16(1)});
+  const Bytes past_end = cat({dns_header(), dns_u16(0xC0FF), dns_u16(1), dns_u16(1)});
   return {
-      ok("one query", kDns, framed(q), AppProto::dns, "www.example.com"),
+      ok("one query", kDns, dns_tcp_framed(q), AppProto::dns, "www.example.com"),
       ok("two queries for the same name in one segment (checklist 22)", kDns,
-         cat({framed(q), framed(query("WWW.example.com", 0x4321))}), AppProto::dns,
-         "www.example.com"),
-      bad("a second query for another name", kDns, cat({framed(q), framed(query("evil.example"))}),
+         cat({dns_tcp_framed(q), dns_tcp_framed(dns_query("WWW.example.com", 1, 0x4321))}),
+         AppProto::dns, "www.example.com"),
+      bad("a second query for another name", kDns,
+          cat({dns_tcp_framed(q), dns_tcp_framed(dns_query("evil.example"))}),
           Error::name_mismatch),
       bad("a second message that is a response", kDns,
-          cat({framed(q),
-               framed(cat({dns_header(0x8180), labels("www.example.com"), be16(1), be16(1)}))}),
+          cat({dns_tcp_framed(q),
+               dns_tcp_framed(cat({dns_header(0x8180), dns_question("www.example.com")}))}),
           Error::bad_syntax),
       bad("two questions (checklist 21)", kDns,
-          framed(cat({dns_header(0x0100, 2), labels("a.example"), be16(1), be16(1),
-                      labels("b.example"), be16(1), be16(1)})),
+          dns_tcp_framed(
+              cat({dns_header(0x0100, 2), dns_question("a.example"), dns_question("b.example")})),
           Error::count_not_one),
-      bad("no question (checklist 21)", kDns, framed(dns_header(0x0100, 0)), Error::count_not_one),
-      bad("pointer loop (checklist 19)", kDns, framed(loop), Error::pointer_loop),
-      bad("pointer past the end (checklist 20)", kDns, framed(past_end), Error::truncated_field),
-      bad("reserved label type (checklist 20)", kDns, framed(reserved), Error::bad_name),
-      bad("label over 63 (checklist 20)", kDns, framed(long_label), Error::bad_name),
+      bad("no question (checklist 21)", kDns, dns_tcp_framed(dns_header(0x0100, 0)),
+          Error::count_not_one),
+      bad("pointer loop (checklist 19)", kDns, dns_tcp_framed(loop), Error::pointer_loop),
+      bad("pointer past the end (checklist 20)", kDns, dns_tcp_framed(past_end),
+          Error::truncated_field),
+      bad("reserved label type (checklist 20)", kDns, dns_tcp_framed(reserved), Error::bad_name),
+      bad("label over 63 (checklist 20)", kDns, dns_tcp_framed(long_label), Error::bad_name),
       bad("message length 0", kDns, Bytes{0, 0}, Error::bad_syntax),
       bad("port 53 is DNS whatever the bytes", kDns, Bytes{0, 5, 'h', 'e', 'l', 'l', 'o'},
           Error::truncated_field),
@@ -598,10 +645,16 @@ TEST(Flight, DifferentialThroughReassembly) {
       {"hello, retry with another SNI", kHttps,
        cat({hello_stream(tls13_spec("a.example")),
             hello_stream(retry_spec(tls13_spec("evil.example")))})},
+      {"hello, CCS, retry with another SNI over records", kHttps,
+       cat({hello_stream(tls13_spec("a.example")), ccs_record(),
+            records_of(hello_msg(retry_spec(tls13_spec("evil.example"))), 90)})},
+      {"TLS 1.2: CCS, encrypted Finished reading as a hello's start, application data", kHttps,
+       cat({hello_stream(tls12_spec("a.example")), ccs_record(), sealed(22, {1, 0, 1, 0x20}),
+            app_data_record(300)})},
       {"pipelined, same host", 80, str(get("a.example") + get("a.example") + get("a.example"))},
       {"pipelined, another host", 80, str(get("a.example") + get("evil.example"))},
       {"DNS over TCP, two queries", kDns,
-       cat({framed(query("a.example")), framed(query("a.example", 7))})},
+       cat({dns_tcp_framed(dns_query("a.example")), dns_tcp_framed(dns_query("a.example", 1, 7))})},
   };
   ReasmPool pool;
   ASSERT_TRUE(pool.init(1, 8192));

@@ -26,7 +26,9 @@ struct Want {
   bool connect = false;
   bool upgrade = false;
   std::string method;
-  size_t consumed = 0;  // 0: the whole input
+  size_t consumed = 0;          // 0: the whole input
+  int64_t content_length = -1;  // -1: no Content-Length
+  bool transfer_encoding = false;
 };
 
 struct Case {
@@ -76,6 +78,9 @@ void check(const Case& c) {
   if (!c.want.method.empty()) {
     EXPECT_EQ(std::string(r.method, r.method_len), c.want.method);
   }
+  EXPECT_EQ(r.has_content_length, c.want.content_length >= 0);
+  EXPECT_EQ(r.content_length, c.want.content_length >= 0 ? uint64_t(c.want.content_length) : 0);
+  EXPECT_EQ(r.transfer_encoding, c.want.transfer_encoding);
 }
 
 // Every strict prefix of an ok input needs more; of a bad input, needs more or is bad
@@ -96,6 +101,7 @@ void check_prefixes(const Case& c) {
 }
 
 const std::string kGet = "GET / HTTP/1.1\r\n";
+const std::string kPost = "POST /f HTTP/1.1\r\nHost: p.example\r\n";
 
 std::vector<Case> cases() {
   return {
@@ -115,7 +121,7 @@ std::vector<Case> cases() {
        named("a.example")},
       {"body after the head is not consumed",
        "POST /f HTTP/1.1\r\nHost: p.example\r\nContent-Length: 4\r\n\r\nabcd",
-       {.name = "p.example", .method = "POST", .consumed = 56}},
+       {.name = "p.example", .method = "POST", .consumed = 56, .content_length = 4}},
       {"Host value with OWS around it", kGet + "Host: \t ows.example \t\r\n\r\n",
        named("ows.example")},
       {"field name case-insensitive", kGet + "hOsT: c.example\r\n\r\n", named("c.example")},
@@ -268,6 +274,66 @@ std::vector<Case> cases() {
       {"version in lower case", "GET / http/1.1\r\nHost: a\r\n\r\n", bad(Error::bad_syntax)},
       {"trailing space after version", "GET / HTTP/1.1 \r\nHost: a\r\n\r\n",
        bad(Error::bad_version)},
+
+      // ---- framing: Content-Length and Transfer-Encoding (RFC 9112 6) ----
+      {"Content-Length parsed",
+       kPost + "Content-Length: 5\r\n\r\n",
+       {.name = "p.example", .content_length = 5}},
+      {"Content-Length 0",
+       kPost + "Content-Length: 0\r\n\r\n",
+       {.name = "p.example", .content_length = 0}},
+      {"Content-Length with leading zeros",
+       kPost + "Content-Length: 007\r\n\r\n",
+       {.name = "p.example", .content_length = 7}},
+      {"Content-Length with OWS around it",
+       kPost + "Content-Length: \t 12 \t\r\n\r\n",
+       {.name = "p.example", .content_length = 12}},
+      {"Content-Length field name in lower case",
+       kPost + "content-length: 3\r\n\r\n",
+       {.name = "p.example", .content_length = 3}},
+      {"Content-Length list of equal values",
+       kPost + "Content-Length: 5, 5,5\r\n\r\n",
+       {.name = "p.example", .content_length = 5}},
+      {"two equal Content-Length lines",
+       kPost + "Content-Length: 5\r\nContent-Length: 5\r\n\r\n",
+       {.name = "p.example", .content_length = 5}},
+      {"largest Content-Length: 18 digits",
+       kPost + "Content-Length: 999999999999999999\r\n\r\n",
+       {.name = "p.example", .content_length = 999999999999999999}},
+      {"differing duplicate Content-Length lines",
+       kPost + "Content-Length: 5\r\nContent-Length: 6\r\n\r\n", bad(Error::duplicate)},
+      {"differing values in one Content-Length list", kPost + "Content-Length: 5, 6\r\n\r\n",
+       bad(Error::duplicate)},
+      {"Content-Length then Transfer-Encoding",
+       kPost + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", bad(Error::bad_syntax)},
+      {"Transfer-Encoding then Content-Length",
+       kPost + "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", bad(Error::bad_syntax)},
+      {"Content-Length with a plus sign", kPost + "Content-Length: +5\r\n\r\n",
+       bad(Error::bad_syntax)},
+      {"Content-Length with a minus sign", kPost + "Content-Length: -5\r\n\r\n",
+       bad(Error::bad_syntax)},
+      {"Content-Length with a space inside", kPost + "Content-Length: 1 2\r\n\r\n",
+       bad(Error::bad_syntax)},
+      {"Content-Length empty", kPost + "Content-Length:\r\n\r\n", bad(Error::bad_syntax)},
+      {"Content-Length in hex", kPost + "Content-Length: 0x10\r\n\r\n", bad(Error::bad_syntax)},
+      {"Content-Length list with a trailing comma", kPost + "Content-Length: 5,\r\n\r\n",
+       bad(Error::bad_syntax)},
+      {"Content-Length of 19 digits (over the bound, below 2^63)",
+       kPost + "Content-Length: 1000000000000000000\r\n\r\n", bad(Error::bad_syntax)},
+      {"Content-Length 2^63", kPost + "Content-Length: 9223372036854775808\r\n\r\n",
+       bad(Error::bad_syntax)},
+      {"Content-Length 2^64 + 5 (5 once wrapped to 64 bits)",
+       kPost + "Content-Length: 18446744073709551621\r\n\r\n", bad(Error::bad_syntax)},
+      {"Transfer-Encoding: chunked recognised",
+       kPost + "Transfer-Encoding: chunked\r\n\r\n",
+       {.name = "p.example", .transfer_encoding = true}},
+      {"Transfer-Encoding: gzip, chunked",
+       kPost + "Transfer-Encoding: gzip, chunked\r\n\r\n",
+       {.name = "p.example", .transfer_encoding = true}},
+      {"transfer-encoding in lower case",
+       kPost + "transfer-encoding: chunked\r\n\r\n",
+       {.name = "p.example", .transfer_encoding = true}},
+      {"TE is not Transfer-Encoding", kPost + "TE: trailers\r\n\r\n", named("p.example")},
 
       // ---- request-line syntax ----
       {"16-byte method", "ABCDEFGHIJKLMNOP / HTTP/1.1\r\nHost: a\r\n\r\n", bad(Error::bad_syntax)},

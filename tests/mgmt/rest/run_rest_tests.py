@@ -5,6 +5,7 @@
 # Usage: /usr/bin/python3 tests/mgmt/rest/run_rest_tests.py [--build build]
 import argparse
 import copy
+import hashlib
 import json
 import os
 import re
@@ -47,6 +48,41 @@ def dumps(doc):
     return json.dumps(doc, indent=1)
 
 
+def names_policy():
+    """A valid policy with name conditions: 2 domains and 1 domain_regex in 2 rules."""
+    d = policy(udp=False)
+    d['rulesets'][0]['rules'].append(
+        {'id': 'names', 'from': ['web'], 'proto': 'tcp', 'ports': [443],
+         'to': {'domains': ['api.example.com', '*.ok.example'],
+                'domain_regex': ['^a[0-9]+\\.example\\.org$']}, 'action': 'allow'})
+    return d
+
+
+def inspect_policy():
+    """The names policy with one inspect rule of 2 patterns."""
+    d = names_policy()
+    d['inspect'] = [{'id': 'no-aws-keys', 'from': ['any'],
+                     'patterns': ['AKIA[0-9A-Z]{16}', 'secret=[a-z]{8}'], 'action': 'reject'}]
+    return d
+
+
+STATS_KEYS = ('services', 'service_cidrs', 'rulesets', 'rules', 'domains', 'regexes',
+              'inspect_rules', 'inspect_patterns', 'compiled_bytes')
+
+
+def stats_are(**want):
+    """A check: the answer's "stats" has every key, these values and a blob size."""
+    def chk(ctx, r):
+        st = r.json.get('stats') if isinstance(r.json, dict) else None
+        if not isinstance(st, dict) or sorted(st) != sorted(STATS_KEYS):
+            return 'stats %r, want the keys %s' % (st, ', '.join(STATS_KEYS))
+        bad = {k: st[k] for k, v in want.items() if st[k] != v}
+        if bad or not isinstance(st['compiled_bytes'], int) or st['compiled_bytes'] < 72:
+            return 'stats %r, want %r' % (st, want)
+        return None
+    return chk
+
+
 def bad_rule(**changes):
     """The base policy with its first rule changed (None deletes a key)."""
     d = policy()
@@ -72,6 +108,12 @@ INVALID = [
      ['/rulesets/0/rules/0/bogus', '/rulesets/0/rules/0/ports/0']),
     ('schema 2', dumps(dict(policy(), schema=2)), ['/schema']),
     ('unknown top-level field', dumps(dict(policy(), colour='red')), ['/colour']),
+    ('inspect rule with action allow',
+     dumps(dict(policy(), inspect=[{'id': 'k', 'from': ['any'], 'patterns': ['AKIA'],
+                                    'action': 'allow'}])), ['/inspect/0/action']),
+    ('inspect pattern matching the empty string',
+     dumps(dict(policy(), inspect=[{'id': 'k', 'from': ['any'], 'patterns': ['AKIA', 'x*'],
+                                    'action': 'deny'}])), ['/inspect/0/patterns/1']),
 ]
 # Bodies that are not a JSON document at all: description, body, a message fragment.
 MALFORMED = [
@@ -219,8 +261,15 @@ def http_cases():
     add('unknown endpoint without a token: 401', 'GET', '/v1/nosuch', who=None, status=401)
     add('validate a valid policy (reader may): valid, stats', 'POST', '/v1/policy/validate',
         dumps(policy()), who='reader',
-        check=lambda c, r: None if r.json.get('valid') is True and isinstance(
-            r.json.get('stats'), dict) else repr(r))
+        check=lambda c, r: (None if r.json.get('valid') is True else repr(r)) or stats_are(
+            services=1, service_cidrs=1, rulesets=1, rules=2, domains=0, regexes=0,
+            inspect_rules=0, inspect_patterns=0)(c, r))
+    add('validate a policy with names: stats count domains and regexes', 'POST',
+        '/v1/policy/validate', dumps(names_policy()), who='reader',
+        check=stats_are(services=1, rulesets=1, rules=2, domains=2, regexes=1))
+    add('validate a policy with inspect: stats count inspect rules and patterns', 'POST',
+        '/v1/policy/validate', dumps(inspect_policy()), who='reader',
+        check=stats_are(rules=2, domains=2, regexes=1, inspect_rules=1, inspect_patterns=2))
     for desc, body, want in INVALID:
         add('validate: %s: 400 naming %s' % (desc, ', '.join(want)), 'POST', '/v1/policy/validate',
             body, status=400, check=paths(want))
@@ -244,10 +293,10 @@ def http_cases():
     add('rollback with nothing committed: 404', 'POST', '/v1/policy/rollback', '{"version":1}',
         status=404, kind='fail')
     # First commits (no dataplane: active false).
-    add('PUT v1 without a dataplane: version 1, active false', 'PUT', '/v1/policy', doc1,
+    add('PUT v1 without a dataplane: version 1, active false, stats', 'PUT', '/v1/policy', doc1,
         headers={'X-Egw-Comment': 'first'}, kind='commit', version=1,
-        check=lambda c, r: None if r.json.get('version') == 1 and r.json.get('active') is False
-        else repr(r))
+        check=lambda c, r: (None if r.json.get('version') == 1 and r.json.get('active') is False
+                            else repr(r)) or stats_are(rules=2, domains=0, regexes=0)(c, r))
     add('GET /v1/policy: the document and ETag "1"', 'GET', '/v1/policy', who='reader',
         check=lambda c, r: None if r.json == policy() and r.header('etag') == '"1"' else
         'etag %r body %r' % (r.header('etag'), r.body[:100]))
@@ -479,6 +528,21 @@ def step_flows(ctx):
     return None if bad.status == 400 and not check_error_shape(bad) else 'limit=abc: %r' % bad
 
 
+def step_put_inspect_active(ctx):
+    """A policy with an inspect rule compiles, publishes and activates like any other."""
+    v = ctx.current()
+    r = ctx.call('PUT', '/v1/policy', dumps(inspect_policy()))
+    if r.status != 200 or r.json.get('active') is not True or r.json.get('version') != v + 1:
+        return repr(r)
+    bad = stats_are(rules=2, domains=2, regexes=1, inspect_rules=1, inspect_patterns=2)(ctx, r)
+    if bad:
+        return bad
+    h = ctx.call('GET', '/v1/health', who=None).json
+    if h.get('policy_version') != v + 1 or h.get('dataplane_policy_version') != v + 1:
+        return 'health %r' % h
+    return None
+
+
 def step_put_active(ctx):
     v = ctx.current()
     activations = []
@@ -489,6 +553,9 @@ def step_put_active(ctx):
         ms = r.json.get('activation_ms')
         if not isinstance(ms, (int, float)) or ms < 0:
             return 'activation_ms %r' % ms
+        bad = stats_are(rules=3, domains=0, regexes=0, inspect_rules=0, inspect_patterns=0)(ctx, r)
+        if bad:
+            return bad
         activations.append(ms)
     h = ctx.call('GET', '/v1/health', who=None).json
     if h.get('policy_version') != v + 3 or h.get('dataplane') != 'connected':
@@ -578,6 +645,100 @@ def step_restart_mgmt(ctx):
     after = ctx.snapshot()
     if after != before or ctx.call('GET', '/v1/policy/history').body != hist:
         return 'state after restart differs: %r vs %r' % (after[:3], before[:3])
+    return None
+
+
+def set_blob_abi(path, abi):
+    """Rewrites the header's abi_version (bytes 4-5, little endian) of a stored blob."""
+    with open(path, 'r+b') as f:
+        f.seek(4)
+        f.write(abi.to_bytes(2, 'little'))
+
+
+def last_audit(state):
+    with open(os.path.join(state, 'audit.jsonl'), 'rb') as f:
+        return json.loads(f.read().splitlines()[-1])
+
+
+def step_upgrade_recompiles(ctx):
+    """A state dir from before a blob ABI change: the current version's blob is recompiled
+    from its document (same version), stored, audited and published; a document the new
+    build refuses is not published and /v1/health says why, until a new commit."""
+    d = os.path.join(ctx.work, 'state-upgrade')
+    os.makedirs(d)
+    inst = ctx.instance + 'u'
+    m = H.Mgmt(ctx.build, inst, d, tokens=ctx.tokens_file)
+    ctx.others.append(m)
+    if not m.start():
+        return 'did not start: %s' % m.output()[-300:]
+    tok = ctx.auth('admin')
+    r = H.request(m.port, 'PUT', '/v1/policy', dumps(names_policy()), tok)
+    if r.status != 200 or r.json.get('version') != 1:
+        return 'PUT v1: %r' % r
+    m.stop()
+    current, stored = os.path.join(d, 'current.egwp'), os.path.join(d, 'versions/1/policy.egwp')
+    good = open(current, 'rb').read()
+    abi = int.from_bytes(good[4:6], 'little')
+    for p in (current, stored):
+        set_blob_abi(p, abi - 1)
+    if not m.start():
+        return 'did not restart: %s' % m.output()[-300:]
+    if not H.wait_for(lambda: open(current, 'rb').read() == good, 10):
+        return 'current.egwp was not recompiled at start (ABI %d)' % abi
+    if open(stored, 'rb').read() != good:
+        return 'versions/1/policy.egwp was not replaced'
+    a = last_audit(d)
+    if a.get('method') != 'RECOMPILE' or a.get('status') != 200 or a.get('version') != 1 or \
+            'policy ABI version %d' % (abi - 1) not in a.get('detail', ''):
+        return 'audit %r' % a
+    if 'recompiled from its document' not in m.output():
+        return 'nothing on stderr: %s' % m.output()[-300:]
+    h = H.request(m.port, 'GET', '/v1/health').json
+    if h.get('status') != 'ok' or 'policy_error' in h:
+        return 'health %r' % h
+    # A dataplane that connects is given the recompiled blob.
+    set_blob_abi(current, abi - 1)
+    set_blob_abi(stored, abi - 1)
+    dp = H.Dataplane(ctx.build, inst, 'egwrestu%d' % os.getpid(), ctx.work)
+    ctx.others.append(dp)
+    if not dp.start():
+        return 'the dataplane did not start: %s' % open(dp.err_path).read()[-300:]
+    ok = H.wait_for(lambda: H.request(m.port, 'GET', '/v1/health').json.get(
+        'dataplane_policy_version') == 1, 15, 0.1)
+    if not ok or open(current, 'rb').read() != good:
+        return 'on connect: health %r' % H.request(m.port, 'GET', '/v1/health').json
+    # The document no longer compiles: nothing published, health says why.
+    m.stop()
+    doc = os.path.join(d, 'versions/1/policy.json')
+    text = open(doc, 'rb').read().replace(b'"schema"', b'"retired": true, "schema"', 1)
+    open(doc, 'wb').write(text)
+    meta_path = os.path.join(d, 'versions/1/meta.json')
+    meta = json.load(open(meta_path))
+    meta['sha256'] = hashlib.sha256(text).hexdigest()
+    open(meta_path, 'w').write(json.dumps(meta))
+    set_blob_abi(current, abi - 1)
+    set_blob_abi(stored, abi - 1)
+    old = open(current, 'rb').read()
+    if not m.start():
+        return 'did not restart: %s' % m.output()[-300:]
+    ok = H.wait_for(lambda: H.request(m.port, 'GET', '/v1/health').json.get('status') ==
+                    'degraded', 10, 0.1)
+    h = H.request(m.port, 'GET', '/v1/health').json
+    if not ok or '/retired' not in h.get('policy_error', '') or \
+            'no longer compiles' not in h.get('policy_error', ''):
+        return 'health %r' % h
+    if open(current, 'rb').read() != old:
+        return 'current.egwp changed although the document does not compile'
+    a = last_audit(d)
+    if a.get('method') != 'RECOMPILE' or a.get('status') != 500:
+        return 'audit %r' % a
+    r = H.request(m.port, 'PUT', '/v1/policy', dumps(names_policy()), tok)
+    h = H.request(m.port, 'GET', '/v1/health').json
+    if r.status != 200 or r.json.get('version') != 2 or h.get('status') != 'ok' or \
+            'policy_error' in h or h.get('dataplane_policy_version') != 2:
+        return 'after a new commit: %r, health %r' % (r, h)
+    dp.stop()
+    m.stop()
     return None
 
 
@@ -695,12 +856,16 @@ STEPS_CONNECTED = [
     ('GET /v1/flows with the dataplane: at most limit flows; a bad limit is 400', step_flows),
     ('3 PUTs with the dataplane: active true, activation_ms, health at the new version',
      step_put_active),
+    ('PUT a policy with inspect rules with the dataplane: active true, inspect stats',
+     step_put_inspect_active),
     ('a burst of 16 concurrent commits: each answered, none lost or torn', step_burst),
     ('rollback with the dataplane: active true, the v1 document', step_rollback_active),
     ('/metrics: egw_policy_activation_seconds counted every activation', step_activation_metric),
     ('the dataplane stops: final counters, health disconnected, stats 503', step_stop_dataplane),
     ('PUT after the dataplane left: committed, active false', step_put_after_disconnect),
     ('egw-mgmt restarted on its state dir: same document, ETag, history', step_restart_mgmt),
+    ('after a blob ABI change: the current blob is recompiled, stored, audited, published; '
+     'a document that no longer compiles is not, and health says why', step_upgrade_recompiles),
     ('no tokens file: DIR/admin.token (0600) is an admin token', step_generated_admin_token),
     ('without TLS it refuses to listen on 0.0.0.0', step_refuses_public_listen),
     ('HTTPS with --tls-cert/--tls-key: authenticated calls work, plain HTTP does not',
