@@ -127,6 +127,7 @@ class Burst {
   void rst_both(BurstState& s, FlowEntry& e, uint32_t server_next);
   void handle_dns(BurstState& s, FlowEntry& e);
   void note_name(BurstState& s, FlowEntry& e);
+  void note_more(BurstState& s, FlowEntry& e);
   Decision name_decision(const FlowEntry& e, const Decision& d) const;
 
   // Payload inspection: see docs/l7.md. The inspect_* that take a packet return false
@@ -376,7 +377,11 @@ void Burst::handle_flow(BurstState& s, FlowEntry& e) {
     if (e.tcp_state >= TcpState::established) w_.flows.set_embryonic(&e, false);
     if (dir == 0 && p.payload_len != 0) {
       if (e.l7 == kL7Watch && !watch(s, e)) return;
-      if (e.l7 == kL7None) note_name(s, e);
+      if (e.l7 == kL7None) {
+        note_name(s, e);
+      } else if (e.l7 == kL7Note) {
+        note_more(s, e);
+      }
       // A RST's payload reaches no application: it passes unscanned, never held back.
       if (!(p.tcp_flags & kTcpRst) && inspecting() && !inspect_tcp(s, e)) return;
     }
@@ -639,14 +644,51 @@ void Burst::note_name(BurstState& s, FlowEntry& e) {
   l7::FlightState st;
   l7::Error err;
   l7::FlowName n;
-  const l7::Status r = l7::parse_tcp_flight(frame_of(s.m) + p.payload_offset, p.payload_len,
-                                            e.key.remote_port, &st, &n, &err);
+  const uint8_t* payload = frame_of(s.m) + p.payload_offset;
+  const l7::Status r =
+      l7::parse_tcp_flight(payload, p.payload_len, e.key.remote_port, &st, &n, &err);
   FlowAux& a = aux(e);
   if (r == l7::Status::ok) {
     a.app = n;
     e.name_seen = 1;
-  } else {
-    a.app.app = st.app;
+    return;
+  }
+  a.app.app = st.app;
+  // A first unit longer than its segment (a post-quantum-sized ClientHello): follow the
+  // stream, without holding anything, until it is complete, when contexts are plentiful
+  // (at least half free: flows that must wait for their name come first).
+  if (r != l7::Status::need_more || w_.l7_free_top * 2 < w_.l7_cap) return;
+  L7Ctx* c = l7_open(e);
+  if (c == nullptr) return;
+  if (l7::reasm_insert(&c->stream, p.tcp_seq, payload, p.payload_len) != l7::ReasmResult::ok) {
+    l7_close(w_, e);
+    return;
+  }
+  c->flight = st;
+  e.l7 = kL7Note;
+}
+
+// Follows a flow allowed without a name until its first unit names it, for the record
+// only: it never drops or holds anything; a malformed or overlong unit just ends it.
+void Burst::note_more(BurstState& s, FlowEntry& e) {
+  const ParsedPacket& p = s.p;
+  L7Ctx& c = w_.l7[e.l7_slot];
+  const l7::ReasmResult r = l7::reasm_insert(&c.stream, p.tcp_seq,
+                                             frame_of(s.m) + p.payload_offset, p.payload_len);
+  l7::Status st = l7::Status::need_more;
+  if (r == l7::ReasmResult::ok && c.stream.contiguous >= c.flight.want) {
+    l7::Error err;
+    l7::FlowName n;
+    st = l7::parse_tcp_flight(c.stream.buf, c.stream.contiguous, e.key.remote_port, &c.flight,
+                              &n, &err);
+    if (st == l7::Status::ok) {
+      aux(e).app = n;
+      e.name_seen = 1;
+    }
+  }
+  if (st != l7::Status::need_more || r != l7::ReasmResult::ok || l7_timed_out(e)) {
+    e.l7 = kL7Done;
+    l7_close(w_, e);
   }
 }
 

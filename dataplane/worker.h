@@ -59,6 +59,7 @@ enum L7Phase : uint8_t {
   kL7Wait,      // TCP: waiting for its name; the client's payload is held
   kL7Watch,     // allowed by its name; later requests/hellos are still checked
   kL7Done,      // nothing more to inspect
+  kL7Note,      // allowed without a name; its first unit is followed for the record only
 };
 
 // A flow's payload inspection (FlowAux::inspect).

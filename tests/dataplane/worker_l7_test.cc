@@ -237,6 +237,9 @@ std::vector<TcpCase> tcp_cases() {
   }
   v.push_back({"no name needed: plain rule, the name is still logged", 4, 8443, ok, {},
                Want::allow, "plain-8443", {}, "allowed.egw.test"});
+  v.push_back({"no name needed: a hello over 2 segments passes at once, its name is logged", 4,
+               8443, pq, cuts(pq.size(), {1448}), Want::allow, "plain-8443", {},
+               "a.b.ok.egw.test"});
   return v;
 }
 

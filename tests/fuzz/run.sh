@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target for a short time from its seed corpus (a copy: the
-# checked-in corpus only changes by hand). Fails on the first crash, leak or timeout.
+# checked-in corpus only changes by hand, or by tests/fuzz/seeds_from_pcaps.py, which
+# writes the l7_* corpora's pcap-* seeds). Fails on the first crash, leak or timeout.
 set -euo pipefail
 B=${1:-build}
 SECONDS_EACH=${2:-60}
