@@ -262,7 +262,9 @@ check_hello_shapes() {
 }
 
 # Starts tcpdump on the client's interface (every byte) and on the server's (TCP
-# headers); sets CAP_PID/CAP_FILE and SRV_CAP_PID/SRV_CAP_FILE.
+# headers); sets CAP_PID/CAP_FILE and SRV_CAP_PID/SRV_CAP_FILE. --immediate-mode: without
+# it libpcap hands packets over a buffer at a time, and those of the last second before
+# the capture stops can be lost.
 CAP_PID=""
 CAP_FILE=""
 SRV_CAP_PID=""
@@ -270,9 +272,10 @@ SRV_CAP_FILE=""
 start_capture() {
   CAP_FILE="$EGW_WORK/client.pcap"
   SRV_CAP_FILE="$EGW_WORK/server.pcap"
-  egw_spawn "$NS_CLI" "$EGW_WORK/tcpdump.log" tcpdump -i eth0 -n -s 0 -U -w "$CAP_FILE"
+  egw_spawn "$NS_CLI" "$EGW_WORK/tcpdump.log" tcpdump -i eth0 -n -s 0 -U --immediate-mode -w "$CAP_FILE"
   CAP_PID=${EGW_PIDS[-1]}
-  egw_spawn "$NS_SRV" "$EGW_WORK/tcpdump-srv.log" tcpdump -i eth0 -n -s 128 -U -w "$SRV_CAP_FILE" tcp
+  egw_spawn "$NS_SRV" "$EGW_WORK/tcpdump-srv.log" tcpdump -i eth0 -n -s 128 -U --immediate-mode \
+    -w "$SRV_CAP_FILE" tcp
   SRV_CAP_PID=${EGW_PIDS[-1]}
   local i
   for ((i = 0; i < 50; i++)); do
@@ -300,7 +303,7 @@ main() {
   for c in "${CASES[@]}"; do run_case "$c"; done
 
   check "DNS: dnsmasq answered the allowed names and never saw evil.example" check_resolver_log
-  sleep 0.5  # the last RSTs reach the server's capture
+  sleep 1  # the last RSTs reach the server's capture
   egw_stop_pid "$SRV_CAP_PID"
   check "TLS reject (IPv4): egw's RST reached the server too" \
     server_reset "$EGW_WORK/tls-$SRV_V4_OK.log" "$PORT_TLS_REJ_V4"
