@@ -2,6 +2,7 @@
 // UDP, ICMP/ICMPv6 (+ the packet quoted by an error). Pure, bounds checked, no allocation;
 // runs on worker lcores, in unit tests and in the fuzzer.
 #include "dataplane/parse.h"
+#include "dataplane/bytes.h"
 
 #include <cstring>
 
@@ -19,14 +20,6 @@ constexpr size_t kMaxIpLen = 65535;
 
 // IPv6 next-header values.
 constexpr uint8_t kNhHopByHop = 0, kNhRouting = 43, kNhFragment = 44, kNhAh = 51, kNhDestOpts = 60;
-
-uint16_t rd16(const uint8_t* p) {
-  return static_cast<uint16_t>(p[0] << 8 | p[1]);
-}
-uint32_t rd32(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 |
-         static_cast<uint32_t>(p[2]) << 8 | p[3];
-}
 
 constexpr ParseResult kOk{ParseStatus::ok, DropReason::truncated};
 ParseResult drop(DropReason r) {
@@ -102,7 +95,7 @@ bool hbh_is_mld_router_alert(const uint8_t* opt, size_t n) {
     const size_t olen = 2 + static_cast<size_t>(opt[i + 1]);
     if (olen > n - i) return false;
     if (opt[i] == kOptRouterAlert) {
-      if (alert || olen != 4 || rd16(opt + i + 2) != 0) return false;
+      if (alert || olen != 4 || be16(opt + i + 2) != 0) return false;
       alert = true;
     } else if (opt[i] != kOptPadN) {
       return false;
@@ -189,9 +182,9 @@ bool walk_ipv6_chain(const uint8_t* d, size_t off, size_t end, uint8_t nh, Ipv6C
         return false;
       }
       c->has_frag = true;
-      c->frag_offset = static_cast<uint16_t>(rd16(h + 2) & 0xfff8);
+      c->frag_offset = static_cast<uint16_t>(be16(h + 2) & 0xfff8);
       c->more_fragments = (h[3] & 1) != 0;
-      c->frag_id = rd32(h + 4);
+      c->frag_id = be32(h + 4);
       c->frag_payload = end - off - 8;
       // RFC 8200 4.5: non-last fragments are multiples of 8; no datagram beyond 65535.
       if ((c->more_fragments && c->frag_payload % 8 != 0) ||
@@ -229,7 +222,7 @@ Quote parse_quote(const uint8_t* d, size_t off, size_t end, uint8_t family, L34*
     proto = ip[9];
     std::memcpy(in->src, ip + 12, 4);
     std::memcpy(in->dst, ip + 16, 4);
-    ports = (rd16(ip + 6) & 0x1fff) == 0;  // a quoted non-first fragment has no ports
+    ports = (be16(ip + 6) & 0x1fff) == 0;  // a quoted non-first fragment has no ports
     l4 = off + hl;
   } else {
     if (end - off < kIpv6HeaderLen) return Quote::too_short;
@@ -248,10 +241,10 @@ Quote parse_quote(const uint8_t* d, size_t off, size_t end, uint8_t family, L34*
   if (end - l4 < kQuotedL4Min) return Quote::too_short;
   const uint8_t* q = d + l4;
   if (proto == kProtoTcp || proto == kProtoUdp) {
-    in->sport = rd16(q);
-    in->dport = rd16(q + 2);
+    in->sport = be16(q);
+    in->dport = be16(q + 2);
   } else if ((family == 4 && proto == kProtoIcmp) || (family == 6 && proto == kProtoIcmpv6)) {
-    if (is_icmp_echo(family, q[0])) in->sport = rd16(q + 4);
+    if (is_icmp_echo(family, q[0])) in->sport = be16(q + 4);
   }
   return Quote::ok;
 }
@@ -272,12 +265,12 @@ ParseResult parse_l4(const uint8_t* d, size_t off, size_t end, bool first_frag, 
     const size_t doff = static_cast<size_t>(p[12] >> 4) * 4;
     if (doff < kTcpMinHeader) return drop(DropReason::bad_l4_header);
     if (doff > avail) return drop(short_reason);
-    out->l34.sport = rd16(p);
-    out->l34.dport = rd16(p + 2);
-    out->tcp_seq = rd32(p + 4);
-    out->tcp_ack = rd32(p + 8);
+    out->l34.sport = be16(p);
+    out->l34.dport = be16(p + 2);
+    out->tcp_seq = be32(p + 4);
+    out->tcp_ack = be32(p + 8);
     out->tcp_flags = p[13];
-    out->tcp_window = rd16(p + 14);
+    out->tcp_window = be16(p + 14);
     if (p[13] & kTcpSyn) {
       // Options: stop at EOL or at the first malformed option (stacks ignore the rest).
       size_t i = kTcpMinHeader;
@@ -300,10 +293,10 @@ ParseResult parse_l4(const uint8_t* d, size_t off, size_t end, bool first_frag, 
 
   if (proto == kProtoUdp) {
     if (avail < kUdpHeaderLen) return drop(short_reason);
-    const size_t ulen = rd16(p + 4);
+    const size_t ulen = be16(p + 4);
     if (ulen < kUdpHeaderLen) return drop(DropReason::bad_l4_header);
-    out->l34.sport = rd16(p);
-    out->l34.dport = rd16(p + 2);
+    out->l34.sport = be16(p);
+    out->l34.dport = be16(p + 2);
     out->payload_offset = static_cast<uint16_t>(off + kUdpHeaderLen);
     if (first_frag) {
       if (ulen < avail) return drop(DropReason::bad_l4_header);  // datagram shorter than this part
@@ -322,7 +315,7 @@ ParseResult parse_l4(const uint8_t* d, size_t off, size_t end, bool first_frag, 
   out->icmp_type = p[0];
   out->icmp_code = p[1];
   if (is_icmp_echo(family, p[0])) {
-    out->l34.sport = rd16(p + 4);
+    out->l34.sport = be16(p + 4);
   } else if (is_icmp_error(family, p[0])) {
     out->icmp_is_error = true;
     const Quote q = parse_quote(d, off + kIcmpHeaderLen, end, family, &out->inner);
@@ -376,7 +369,7 @@ ParseResult parse_ipv4(const uint8_t* d, size_t len, size_t l3, ParsedPacket* ou
   if (len - l3 < kIpv4MinHeader) return drop(DropReason::truncated);
   const uint8_t* ip = d + l3;
   const size_t hl = static_cast<size_t>(ip[0] & 0x0f) * 4;
-  const size_t total = rd16(ip + 2);
+  const size_t total = be16(ip + 2);
   if ((ip[0] >> 4) != 4 || hl < kIpv4MinHeader || total < hl || total > len - l3) {
     return drop(DropReason::bad_ipv4_header);
   }
@@ -389,7 +382,7 @@ ParseResult parse_ipv4(const uint8_t* d, size_t len, size_t l3, ParsedPacket* ou
     case Ipv4Options::source_route:
       return drop(DropReason::source_route);
   }
-  const uint16_t frag = rd16(ip + 6);
+  const uint16_t frag = be16(ip + 6);
   const size_t frag_off = static_cast<size_t>(frag & 0x1fff) * 8;
   const bool mf = (frag & 0x2000) != 0;
   const size_t payload = total - hl;
@@ -408,7 +401,7 @@ ParseResult parse_ipv4(const uint8_t* d, size_t len, size_t l3, ParsedPacket* ou
   if (out->is_fragment) {
     out->more_fragments = mf;
     out->frag_offset = static_cast<uint16_t>(frag_off);
-    out->frag_id = rd16(ip + 4);
+    out->frag_id = be16(ip + 4);
     out->frag_payload_len = static_cast<uint16_t>(payload);
     if (frag_off != 0) return kOk;  // no L4 header in a non-first fragment
   }
@@ -418,7 +411,7 @@ ParseResult parse_ipv4(const uint8_t* d, size_t len, size_t l3, ParsedPacket* ou
 ParseResult parse_ipv6(const uint8_t* d, size_t len, size_t l3, ParsedPacket* out) {
   if (len - l3 < kIpv6HeaderLen) return drop(DropReason::truncated);
   const uint8_t* ip = d + l3;
-  const size_t plen = rd16(ip + 4);
+  const size_t plen = be16(ip + 4);
   if ((ip[0] >> 4) != 6 || plen > len - l3 - kIpv6HeaderLen || kIpv6HeaderLen + plen > kMaxIpLen) {
     return drop(DropReason::bad_ipv6_header);
   }
@@ -456,13 +449,13 @@ ParseResult parse_frame(const uint8_t* data, size_t len, ParsedPacket* out) {
   *out = ParsedPacket{};
   if (data == nullptr || len < kEthHeaderLen) return drop(DropReason::truncated);
   size_t off = 12;  // ethertype / TPID position
-  uint16_t type = rd16(data + off);
+  uint16_t type = be16(data + off);
   for (size_t tags = 0; type == kEtherVlan || type == kEtherQinq; ++tags) {
     if (tags == kMaxVlanTags) return drop(DropReason::vlan_too_deep);
     if (len - off < kVlanTagLen + 2) return drop(DropReason::truncated);
-    out->vlan = (out->vlan << 12) | (rd16(data + off + 2) & 0x0fffu);
+    out->vlan = (out->vlan << 12) | (be16(data + off + 2) & 0x0fffu);
     off += kVlanTagLen;
-    type = rd16(data + off);
+    type = be16(data + off);
   }
   const size_t l3 = off + 2;
   out->l3_offset = static_cast<uint16_t>(l3);

@@ -3,6 +3,7 @@
 // and the Hyperscan name database from it. load() and the destructor run on the control
 // thread; classify*() and decide_name() on worker lcores.
 #include "dataplane/policy.h"
+#include "dataplane/bytes.h"
 
 #include <hs.h>
 #include <rte_acl.h>
@@ -153,10 +154,6 @@ uint32_t elem_size_of(uint32_t type) {
 uint64_t sat_mul(uint64_t a, uint64_t b) {
   if (a != 0 && b > UINT64_MAX / a) return UINT64_MAX;
   return a * b;
-}
-
-uint32_t be32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
 }
 
 template <typename T>

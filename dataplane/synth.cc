@@ -1,6 +1,7 @@
 // Packets egw synthesizes or rewrites: RST, ICMP errors, DNS REFUSED, held TCP data.
 // Worker lcores: mbufs come from the worker's mempool; no other allocation.
 #include "dataplane/synth.h"
+#include "dataplane/bytes.h"
 
 #include <algorithm>
 #include <cstring>
@@ -27,10 +28,6 @@ void put32(uint8_t* p, uint32_t v) {
   put16(p, static_cast<uint16_t>(v >> 16));
   put16(p + 2, static_cast<uint16_t>(v));
 }
-uint16_t rd16(const uint8_t* p) {
-  return static_cast<uint16_t>(p[0] << 8 | p[1]);
-}
-
 // Partial (unfolded) sum of the pseudo-header for an upper-layer checksum.
 uint32_t pseudo_sum(uint8_t family, const uint8_t* src, const uint8_t* dst, uint8_t proto,
                     uint32_t l4_len) {
@@ -174,7 +171,7 @@ rte_mbuf* synth_dns_refused(rte_mempool* pool, const uint8_t* frame, const Parse
   const L34& o = p.l34;
   if (o.proto != kProtoUdp || p.l4_offset == 0 || p.payload_len < kDnsHeaderLen) return nullptr;
   const uint8_t* q = frame + p.payload_offset;
-  if ((q[2] & 0x80) != 0 || rd16(q + 4) == 0) return nullptr;  // a response, or no question
+  if ((q[2] & 0x80) != 0 || be16(q + 4) == 0) return nullptr;  // a response, or no question
   const size_t qlen = dns_question_len(q, p.payload_len);
   if (qlen == 0) return nullptr;
   const uint16_t udp_len = static_cast<uint16_t>(kUdpHeaderLen + kDnsHeaderLen + qlen);
@@ -230,7 +227,7 @@ rte_mbuf* synth_tcp_data(rte_mempool* pool, const uint8_t* tmpl_frame, const Par
     std::memcpy(ip, tip, kIpv4HeaderLen);
     ip[0] = 0x45;
     put16(ip + 2, static_cast<uint16_t>(l3 + l4_len));
-    put16(ip + 6, rd16(tip + 6) & 0x4000);  // DF kept; the template is no fragment
+    put16(ip + 6, be16(tip + 6) & 0x4000);  // DF kept; the template is no fragment
     put16(ip + 10, 0);
     put16(ip + 10, inet_checksum(ip, kIpv4HeaderLen));
   } else {
@@ -267,7 +264,7 @@ bool strip_tcp_payload(rte_mbuf* m, const ParsedPacket& p) {
   // the pseudo-header, m' the new length. The payload starts at an even TCP offset.
   const uint16_t payload_sum =
       static_cast<uint16_t>(~inet_checksum(f + p.payload_offset, p.payload_len));
-  uint32_t sum = static_cast<uint16_t>(~rd16(tcp + 16));
+  uint32_t sum = static_cast<uint16_t>(~be16(tcp + 16));
   sum += static_cast<uint16_t>(~payload_sum);
   sum += static_cast<uint16_t>(~old_l4);
   sum += new_l4;

@@ -2,6 +2,7 @@
 // (to match it with its query) and DNS-over-TCP framing.
 // Worker lcores: pure functions over bytes, no allocation, every length checked.
 #include "dataplane/l7/l7.h"
+#include "dataplane/bytes.h"
 
 namespace egw::l7 {
 namespace {
@@ -11,10 +12,6 @@ constexpr size_t kMaxJumps = 16;      // compression pointers followed per name
 constexpr size_t kMaxWireName = 255;  // RFC 1035 3.1: labels + length bytes + root
 constexpr size_t kRrFixedLen = 10;    // type, class, ttl, rdlength
 constexpr uint16_t kTypeOpt = 41;
-
-uint16_t be16(const uint8_t* p) {
-  return static_cast<uint16_t>((p[0] << 8) | p[1]);
-}
 
 Status fail(Error* err, Error why) {
   *err = why;

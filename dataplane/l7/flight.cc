@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "dataplane/l7/l7.h"
+#include "dataplane/bytes.h"
 
 namespace egw::l7 {
 namespace {
@@ -104,10 +105,6 @@ Detect http_method(const uint8_t* p, size_t n) {
 
 // FlightState::head for TLS: set once the client's ChangeCipherSpec was walked.
 constexpr uint8_t kTlsAfterCcs = 1;
-
-uint16_t be16(const uint8_t* p) {
-  return static_cast<uint16_t>((p[0] << 8) | p[1]);
-}
 
 // The k-th handshake byte (k < 4) of the unit whose records start at `pos`; those
 // records were walked, so they are present and each holds at least one byte.

@@ -1,6 +1,7 @@
 // egw-replay's capture I/O over libpcap: link-type conversion to Ethernet, reader
 // and writer. Main thread of egw-replay only.
 #include "dataplane/replay/pcap_io.h"
+#include "dataplane/bytes.h"
 
 #include <pcap/pcap.h>
 
@@ -19,8 +20,6 @@ constexpr uint16_t kEtherIpv6 = 0x86dd;
 // Synthesized MACs (locally administered): the converted frames carry no real ones.
 constexpr uint8_t kSynthDst[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x02};
 constexpr uint8_t kSynthSrc[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
-
-uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 
 // Writes an Ethernet header with `ethertype`, then the payload; src MAC from `src`
 // when given (a cooked capture's 6-byte link-layer address).
