@@ -17,6 +17,7 @@
 #include "dataplane/policy.h"
 #include "mgmt/compiler.h"
 #include "tests/support/blob_builder.h"
+#include "tests/support/hs_db.h"
 
 namespace egw {
 namespace {
@@ -174,40 +175,7 @@ TEST(PolicyInspect, ScratchesServeBothDatabases) {
 
 // ---------------------------------------------------------------- loader
 
-// Points the section of `type` at bytes appended to the blob (8-byte aligned).
-void put_section(Blob& b, uint32_t type, const std::string& bytes) {
-  while (b.bytes.size() % 8) b.bytes.push_back(0);
-  const uint64_t off = b.bytes.size();
-  b.bytes.insert(b.bytes.end(), bytes.begin(), bytes.end());
-  while (b.bytes.size() % 8) b.bytes.push_back(0);
-  b.edit_section(type, [&](abi::SectionEntry& s) {
-    s.offset = off;
-    s.size = bytes.size();
-  });
-}
-
-// A serialized database of the patterns (ids 0, 1, ...) in mode.
-std::string hs_db(const std::vector<std::string>& patterns, unsigned mode) {
-  std::vector<const char*> exprs;
-  std::vector<unsigned> flags, ids;
-  for (size_t i = 0; i < patterns.size(); ++i) {
-    exprs.push_back(patterns[i].c_str());
-    flags.push_back(HS_FLAG_SINGLEMATCH | HS_FLAG_DOTALL);
-    ids.push_back(static_cast<unsigned>(i));
-  }
-  hs_database_t* db = nullptr;
-  hs_compile_error_t* e = nullptr;
-  EXPECT_EQ(hs_compile_multi(exprs.data(), flags.data(), ids.data(),
-                             static_cast<unsigned>(exprs.size()), mode, nullptr, &db, &e),
-            HS_SUCCESS);
-  char* bytes = nullptr;
-  size_t len = 0;
-  EXPECT_EQ(hs_serialize_database(db, &bytes, &len), HS_SUCCESS);
-  std::string out(bytes, len);
-  free(bytes);
-  hs_free_database(db);
-  return out;
-}
+constexpr unsigned kFlags = HS_FLAG_SINGLEMATCH | HS_FLAG_DOTALL;  // as the compiler's
 
 struct LoaderCase {
   const char* desc;
@@ -276,19 +244,21 @@ const LoaderCase kLoaderCases[] = {
      [](Blob& b) { b.edit_section(abi::kSecInspectDb, [](abi::SectionEntry& s) { s.size = 16; }); },
      "inspect_db: not a serialized Hyperscan database"},
     {"database in block mode",
-     [](Blob& b) { put_section(b, abi::kSecInspectDb, hs_db({"AKIA"}, HS_MODE_BLOCK)); },
+     [](Blob& b) {
+       b.put_section(abi::kSecInspectDb, test::serialized_hs_db({"AKIA"}, kFlags, HS_MODE_BLOCK));
+     },
      "inspect_db: not a stream-mode database"},
     {"stream state over the block",
      [](Blob& b) {
        std::vector<std::string> wide;  // 16 distinct 1000-byte windows: ~2.3 KB of state
        for (int i = 0; i < 16; ++i) wide.push_back("k" + std::to_string(i) + ".{1000}z");
-       put_section(b, abi::kSecInspectDb, hs_db(wide, HS_MODE_STREAM));
+       b.put_section(abi::kSecInspectDb, test::serialized_hs_db(wide, kFlags, HS_MODE_STREAM));
      },
      "-byte block of a flow"},
     {"more rules and inspect rules than a rule index holds",
      [](Blob& b) {
        std::string recs(sizeof(abi::InspectRec) * (abi::kMaxInspectRules + 1), '\0');
-       put_section(b, abi::kSecInspect, recs);
+       b.put_section(abi::kSecInspect, recs);
      },
      "4097 inspect rules, more than 4096"},
 };
@@ -299,8 +269,9 @@ TEST(PolicyInspect, LoaderRefusesBadInspectSections) {
   ASSERT_NE(RuntimePolicy::load(good.data(), good.size(), &err), nullptr) << err;
   // A database compiled elsewhere with the same patterns loads (the section is replaceable).
   Blob same = good;
-  put_section(same, abi::kSecInspectDb,
-              hs_db({"AKIA[0-9A-Z]{16}", "SECRET-[0-9]{4}"}, HS_MODE_STREAM));
+  same.put_section(abi::kSecInspectDb,
+                   test::serialized_hs_db({"AKIA[0-9A-Z]{16}", "SECRET-[0-9]{4}"}, kFlags,
+                                          HS_MODE_STREAM));
   EXPECT_NE(RuntimePolicy::load(same.data(), same.size(), &err), nullptr) << err;
   for (const LoaderCase& c : kLoaderCases) {
     SCOPED_TRACE(c.desc);

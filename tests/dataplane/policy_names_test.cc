@@ -18,6 +18,7 @@
 #include "dataplane/policy.h"
 #include "mgmt/compiler.h"
 #include "tests/support/blob_builder.h"
+#include "tests/support/hs_db.h"
 
 namespace egw {
 namespace {
@@ -330,19 +331,6 @@ std::string domain_table(uint32_t value) {
   return t.build();
 }
 
-std::string hs_db(const char* pattern, unsigned mode) {
-  hs_database_t* db = nullptr;
-  hs_compile_error_t* e = nullptr;
-  EXPECT_EQ(hs_compile(pattern, HS_FLAG_SINGLEMATCH, mode, nullptr, &db, &e), HS_SUCCESS);
-  char* bytes = nullptr;
-  size_t len = 0;
-  EXPECT_EQ(hs_serialize_database(db, &bytes, &len), HS_SUCCESS);
-  std::string out(bytes, len);
-  free(bytes);
-  hs_free_database(db);
-  return out;
-}
-
 struct SectionCase {
   const char* desc;
   std::function<void(Blob&)> corrupt;
@@ -398,7 +386,10 @@ const SectionCase kSectionCases[] = {
      },
      "name_regex_db: not a serialized Hyperscan database"},
     {"regex database in streaming mode",
-     [](Blob& b) { replace_section(b, abi::kSecNameRegexDb, hs_db("^x", HS_MODE_STREAM)); },
+     [](Blob& b) {
+       replace_section(b, abi::kSecNameRegexDb,
+                       test::serialized_hs_db({"^x"}, HS_FLAG_SINGLEMATCH, HS_MODE_STREAM));
+     },
      "name_regex_db: not a block-mode database"},
     {"name sections missing",
      [](Blob& b) {

@@ -111,6 +111,19 @@ class Blob {
   abi::SectionEntry section(uint32_t index) const {
     return get<abi::SectionEntry>(sizeof(abi::PolicyHeader) + index * sizeof(abi::SectionEntry));
   }
+  // Points the section of `type` at `body`, appended to the blob 8-byte aligned, and
+  // reseals (the old body stays in the blob, unreferenced).
+  void put_section(uint32_t type, const std::string& body) {
+    while (bytes.size() % 8) bytes.push_back(0);
+    const uint64_t off = bytes.size();
+    bytes.insert(bytes.end(), body.begin(), body.end());
+    while (bytes.size() % 8) bytes.push_back(0);
+    edit_section(type, [&](abi::SectionEntry& s) {
+      s.offset = off;
+      s.size = body.size();
+    });
+  }
+
   template <typename F>
   void edit_section(uint32_t type, F f, bool reseal_after = true) {
     uint32_t i = section_index(type);
