@@ -48,3 +48,28 @@ egw_finish() {
   echo "$PASSED passed, $FAILED failed"
   [ "$FAILED" -eq 0 ]
 }
+
+# Runs one case "description|namespace|expectation|command" and reports it. The
+# expectation: "ok" (exit 0) or "exit=N[,M...]" (one of these), optionally
+# " within=S" (seconds).
+run_case() {
+  local desc ns expect cmd want="" within="" w
+  IFS='|' read -r desc ns expect cmd <<<"$1"
+  for w in $expect; do
+    case "$w" in
+      ok) want=0 ;;
+      exit=*) want=${w#exit=} ;;
+      within=*) within=${w#within=} ;;
+    esac
+  done
+  echo "== $desc: $cmd" >>"$EGW_WORK/cases.log"
+  egw_exec_case "$ns" "$cmd"
+  local detail="exit $CASE_RC in ${CASE_SECS}s"
+  if [[ ",$want," != *",$CASE_RC,"* ]]; then
+    report 0 "$desc" "$detail, expected exit $want"
+  elif [ -n "$within" ] && ! awk -v t="$CASE_SECS" -v l="$within" 'BEGIN { exit !(t <= l) }'; then
+    report 0 "$desc" "$detail, expected within ${within}s"
+  else
+    report 1 "$desc" "$detail"
+  fi
+}

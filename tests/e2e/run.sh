@@ -43,30 +43,6 @@ traffic_cases() {
   )
 }
 
-# Runs one case and reports it against its expectation.
-run_case() {
-  local desc ns expect cmd want_rc="" within=""
-  IFS='|' read -r desc ns expect cmd <<<"$1"
-  local w
-  for w in $expect; do
-    case "$w" in
-      ok) want_rc=0 ;;
-      exit=*) want_rc=${w#exit=} ;;
-      within=*) within=${w#within=} ;;
-    esac
-  done
-  echo "== $desc: $cmd" >>"$EGW_WORK/cases.log"
-  egw_exec_case "$ns" "$cmd"
-  local detail="exit $CASE_RC in ${CASE_SECS}s"
-  if [ "$CASE_RC" -ne "$want_rc" ]; then
-    report 0 "$desc" "$detail, expected exit $want_rc"
-  elif [ -n "$within" ] && ! awk -v t="$CASE_SECS" -v l="$within" 'BEGIN { exit !(t <= l) }'; then
-    report 0 "$desc" "$detail, expected within ${within}s"
-  else
-    report 1 "$desc" "$detail"
-  fi
-}
-
 # The final counters line: the contract's keys, traffic on both ports.
 check_counters_json() {
   /usr/bin/python3 - "$1" <<'EOF'
