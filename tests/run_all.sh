@@ -12,7 +12,9 @@ count() {
   local suite=$1 log=$2 p f
   if line=$(grep -E '^\[==========\] [0-9]+ tests? from .* ran' "$log" | tail -1) && [ -n "$line" ]; then
     p=$(grep -oE '^\[  PASSED  \] [0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
-    f=$(grep -oE '^\[  FAILED  \] [0-9]+ tests?, listed' "$log" | grep -oE '[0-9]+' | head -1)
+    # The failures are the tests that ran and did not pass: --gtest_brief prints no
+    # "N tests, listed below" line to count them from.
+    f=$(($(echo "$line" | grep -oE '[0-9]+' | head -1) - ${p:-0}))
   else
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
     p=$(echo "$line" | awk '{print $1}'); f=$(echo "$line" | awk '{print $3}')
