@@ -80,7 +80,9 @@ const char* drop_reason_name(DropReason r);
   X(inspect_bytes)             \
   X(inspect_matches)           \
   X(inspect_limit_reached)     \
-  X(inspect_swap_closed)
+  X(inspect_swap_closed)       \
+  X(cycles)                    /* TSC cycles the worker loop ran */ \
+  X(busy_cycles)               /* ... of them in iterations that received packets */
 
 struct WorkerCounters {
 #define EGW_X(name) uint64_t name = 0;

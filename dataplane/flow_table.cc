@@ -1,7 +1,11 @@
-// Per-worker flow table: SipHash-1-3 keyed by a per-boot seed, two candidate buckets
-// of 8 signature slots, entries in a separate array, embryonic FIFO for eviction.
+// Per-worker flow table: a keyed hash (AES rounds where the CPU has AES-NI, else
+// SipHash-1-3) under a per-boot seed, two candidate buckets of 8 signature slots compared
+// with one SIMD compare each, entries in a separate array, embryonic FIFO for eviction.
 // Worker lcores only (init/destroy on the control thread): no locks, no allocation after init.
 #include "dataplane/flow_table.h"
+
+#include <emmintrin.h>
+#include <immintrin.h>
 
 #include <cstdlib>
 #include <initializer_list>
@@ -122,24 +126,48 @@ void FlowTable::destroy() {
   embryo_head_ = embryo_tail_ = kNil;
 }
 
-uint64_t FlowTable::hash(const FlowKey& k) const {
-  return siphash13(&k, sizeof(k), seed_);
+namespace {
+
+// The flow key through AES rounds keyed by the per-boot seed: each 16-byte block is
+// folded in with one round, then two more rounds diffuse every input byte over the whole
+// state (two AES rounds reach full diffusion). Not a MAC, but not linear either, unlike
+// CRC32: without the seed an inside host cannot compute keys that share buckets and so
+// cannot crowd a victim's flows out (the reason the table is keyed at all). ~6 aesenc,
+// against ~10 SipHash rounds over the same 48 bytes.
+__attribute__((target("aes,sse2"))) uint64_t aes_hash(const FlowKey& k, const uint64_t seed[2]) {
+  static_assert(sizeof(FlowKey) == 48);
+  const __m128i k0 = _mm_set_epi64x(static_cast<long long>(seed[1]), static_cast<long long>(seed[0]));
+  const __m128i k1 = _mm_set_epi64x(static_cast<long long>(seed[0] ^ 0x9e3779b97f4a7c15ull),
+                                    static_cast<long long>(seed[1] ^ 0xc2b2ae3d27d4eb4full));
+  const auto* p = reinterpret_cast<const __m128i*>(&k);
+  __m128i s = _mm_aesenc_si128(_mm_xor_si128(_mm_loadu_si128(p), k0), k1);
+  s = _mm_aesenc_si128(_mm_xor_si128(s, _mm_loadu_si128(p + 1)), k0);
+  s = _mm_aesenc_si128(_mm_xor_si128(s, _mm_loadu_si128(p + 2)), k1);
+  s = _mm_aesenc_si128(s, k0);
+  s = _mm_aesenc_si128(s, k1);
+  return static_cast<uint64_t>(_mm_cvtsi128_si64(s)) ^
+         static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(s, s)));
 }
 
-void FlowTable::prefetch(uint64_t hash) const {
-  if (buckets_ == nullptr) return;
-  const Place pl = place_of(hash, bucket_mask_);
-  __builtin_prefetch(&buckets_[pl.b1]);
-  __builtin_prefetch(&buckets_[pl.b2]);
+const bool g_have_aes = __builtin_cpu_supports("aes");
+
+}  // namespace
+
+uint64_t FlowTable::hash(const FlowKey& k) const {
+  return g_have_aes ? aes_hash(k, seed_) : siphash13(&k, sizeof(k), seed_);
 }
 
 FlowEntry* FlowTable::lookup(const FlowKey& k, uint64_t hash, uint64_t now_ns) {
   if (capacity_ == 0) return nullptr;
   const Place pl = place_of(hash, bucket_mask_);
+  const __m128i want = _mm_set1_epi16(static_cast<short>(pl.sig));
   for (const uint32_t b : {pl.b1, pl.b2}) {
     const Bucket& bk = buckets_[b];
-    for (unsigned s = 0; s < kBucketSlots; ++s) {
-      if (bk.sig[s] != pl.sig) continue;
+    // The 8 signatures at once: two mask bits per matching 16-bit slot.
+    unsigned hits = static_cast<unsigned>(_mm_movemask_epi8(
+        _mm_cmpeq_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(bk.sig)), want)));
+    for (; hits != 0; hits &= hits - 1, hits &= hits - 1) {
+      const unsigned s = static_cast<unsigned>(__builtin_ctz(hits)) / 2;
       FlowEntry* e = &entries_[bk.idx[s]];
       if (!(e->key == k)) continue;
       if (expired(*e, now_ns)) {

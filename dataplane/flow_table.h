@@ -3,9 +3,14 @@
 // Worker lcores only: one table per worker, no locks, no allocation after init.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace egw {
 
@@ -20,7 +25,20 @@ struct FlowKey {
   uint8_t proto;
   uint8_t family;  // 4 or 6
   uint8_t pad[6];  // zero
-  bool operator==(const FlowKey& o) const { return std::memcmp(this, &o, sizeof(*this)) == 0; }
+  bool operator==(const FlowKey& o) const {
+#if defined(__SSE2__)
+    // Every look-up compares a key: three 16-byte compares, no call.
+    const auto* a = reinterpret_cast<const __m128i*>(this);
+    const auto* b = reinterpret_cast<const __m128i*>(&o);
+    const __m128i d = _mm_or_si128(
+        _mm_or_si128(_mm_xor_si128(_mm_loadu_si128(a), _mm_loadu_si128(b)),
+                     _mm_xor_si128(_mm_loadu_si128(a + 1), _mm_loadu_si128(b + 1))),
+        _mm_xor_si128(_mm_loadu_si128(a + 2), _mm_loadu_si128(b + 2)));
+    return _mm_movemask_epi8(_mm_cmpeq_epi8(d, _mm_setzero_si128())) == 0xffff;
+#else
+    return std::memcmp(this, &o, sizeof(*this)) == 0;
+#endif
+  }
 };
 static_assert(sizeof(FlowKey) == 48, "FlowKey is compared with memcmp: no implicit padding");
 
@@ -112,7 +130,14 @@ class FlowTable {
   // Returns the live entry for k, or nullptr. An entry past its timeout is expired
   // first (reported through on_end) and counts as absent.
   FlowEntry* lookup(const FlowKey& k, uint64_t hash, uint64_t now_ns);
-  void prefetch(uint64_t hash) const;
+  // Prefetches both candidate buckets of hash (a burst hashes every packet first).
+  void prefetch(uint64_t hash) const {
+    const uint32_t b1 = static_cast<uint32_t>(hash) & bucket_mask_;
+    const uint32_t b2 = static_cast<uint32_t>(hash >> 24) & bucket_mask_;
+    if (buckets_ == nullptr) return;
+    __builtin_prefetch(&buckets_[b1]);
+    __builtin_prefetch(&buckets_[b2]);
+  }
 
   // Inserts a new flow (the caller checked lookup() first). When the table or both
   // candidate buckets are full, evicts an expired, then the oldest embryonic flow;
@@ -124,6 +149,11 @@ class FlowTable {
 
   // Marks e embryonic (SYN_SENT/SYN_RECV) or not; embryonic flows are evicted first.
   void set_embryonic(FlowEntry* e, bool embryonic);
+  // set_embryonic(e, false) for every packet of a settled flow: a load and a compare
+  // when e is not in the FIFO.
+  void settle(FlowEntry* e) {
+    if (e->embryo_prev != kNil || embryo_head_ == index_of(e)) set_embryonic(e, false);
+  }
 
   // Ages up to `budget` slots from a clock hand: O(budget) per call.
   void sweep(uint64_t now_ns, unsigned budget);
@@ -133,10 +163,16 @@ class FlowTable {
   // The timeout of e's current state.
   uint64_t timeout_of(const FlowEntry& e) const;
   bool expired(const FlowEntry& e, uint64_t now_ns) const {
-    return now_ns - e.last_seen_ns >= timeout_of(e);
+    // No flow times out sooner than the shortest timeout: one compare per look-up.
+    const uint64_t idle = now_ns - e.last_seen_ns;
+    return idle >= min_timeout_ns_ && idle >= timeout_of(e);
   }
 
-  void set_timeouts(const FlowTimeouts& t) { timeouts_ = t; }
+  void set_timeouts(const FlowTimeouts& t) {
+    timeouts_ = t;
+    min_timeout_ns_ = std::min({t.tcp_syn_ns, t.tcp_established_ns, t.tcp_closing_ns, t.udp_ns,
+                                t.icmp_ns, t.other_ns});
+  }
   void set_on_end(FlowEndFn fn, void* ctx) { on_end_ = fn; on_end_ctx_ = ctx; }
   uint32_t size() const { return used_; }
   // Index of a live entry in [0, capacity): for per-flow side tables.
@@ -175,6 +211,7 @@ class FlowTable {
   uint64_t seed_[2] = {};
   uint64_t evictions_ = 0;
   FlowTimeouts timeouts_;
+  uint64_t min_timeout_ns_ = FlowTimeouts{}.icmp_ns;  // the least of timeouts_
   FlowEndFn on_end_ = nullptr;
   void* on_end_ctx_ = nullptr;
 };

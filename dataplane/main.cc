@@ -222,13 +222,17 @@ int worker_main(void* arg) {
 
   rte_rcu_qsbr_thread_register(self.qsv, q);
   rte_rcu_qsbr_thread_online(self.qsv, q);
+  uint64_t tsc = rte_rdtsc();
   while (!g_quit.load(std::memory_order_relaxed)) {
     worker_refresh_policy(w);  // one policy for the whole iteration
     const uint64_t now = rt.clock.now_ns();
+    bool busy = false;
     for (int side = 0; side < 2; ++side) {
       const uint16_t n = rte_eth_rx_burst(port[side], q, pkts, kBurst);
       if (n == 0) continue;
+      busy = true;
       worker_process_burst(w, pkts, n, static_cast<Side>(side), now, out);
+      EGW_STAGE(w, tx);
       for (int o = 0; o < 2; ++o) {
         TxBatch& b = out[o];
         if (b.n == 0) continue;
@@ -240,11 +244,17 @@ int worker_main(void* arg) {
         }
         b.n = 0;
       }
+      EGW_STAGE_STOP(w);
     }
     if (++iter % kHousekeepingEvery == 0) worker_housekeeping(w, now);
     // Holds no policy reference past this point: an idle worker reports too, so a
     // swap completes on an idle system.
     rte_rcu_qsbr_quiescent(self.qsv, q);
+    // Loop cycles, for cycles per packet and the worker's load (one rdtsc per iteration).
+    const uint64_t t = rte_rdtsc();
+    w.counters.cycles += t - tsc;
+    if (busy) w.counters.busy_cycles += t - tsc;
+    tsc = t;
   }
   rte_rcu_qsbr_thread_offline(self.qsv, q);
   rte_rcu_qsbr_thread_unregister(self.qsv, q);
@@ -300,7 +310,19 @@ void print_final_counters(const Runtime& rt) {
 #define EGW_X(name) s += ",\"" #name "\":" + std::to_string(sum.name);
   EGW_WORKER_COUNTERS(EGW_X)
 #undef EGW_X
-  s += ",\"workers\":" + std::to_string(rt.workers.size()) + "}";
+  s += ",\"workers\":" + std::to_string(rt.workers.size());
+  s += ",\"tsc_hz\":" + std::to_string(rte_get_tsc_hz());
+  if (kStageClocks) {  // an EGW_STAGE_CLOCKS build: cycles per pipeline stage
+    s += ",\"stage_cycles\":{";
+    for (unsigned i = 0; i < kStageCount; ++i) {
+      uint64_t c = 0;
+      for (const Worker& wk : rt.workers) c += wk.ctx->stages.cycles[i];
+      s += std::string(i ? ",\"" : "\"") + stage_name(static_cast<Stage>(i)) + "\":" +
+           std::to_string(c);
+    }
+    s += "}";
+  }
+  s += "}";
   printf("%s\n", s.c_str());
   fflush(stdout);
 }

@@ -16,7 +16,7 @@
 namespace egw::shm {
 
 constexpr uint32_t kCtlMagic = 0x43574745;  // "EGWC"
-constexpr uint32_t kCtlAbiVersion = 3;  // 3: inspect counters and drop reasons
+constexpr uint32_t kCtlAbiVersion = 4;  // 4: worker loop cycles
 constexpr uint32_t kRingSlots = 64;  // messages in flight each way
 constexpr size_t kMaxNameLen = 64;
 

@@ -80,13 +80,6 @@ void on_flow_end(void* ctx, FlowEntry& e, EndReason why) {
   if (!w.records->push(r)) ++w.counters.flow_records_lost;
 }
 
-struct BurstState {
-  rte_mbuf* m;
-  ParsedPacket p;
-  FlowKey key;
-  uint64_t hash;
-};
-
 class Burst {
  public:
   Burst(WorkerCtx& w, Side from, TxBatch* out) : w_(w), from_(from), out_(out) {}
@@ -356,6 +349,7 @@ void Burst::handle_flow(BurstState& s, FlowEntry& e) {
   if ((e.l7 == kL7Wait || dns) && w_.policy == nullptr) {
     return drop(s.m, DropReason::no_policy);  // both ask the policy again: fail closed
   }
+  if (e.l7 == kL7Wait || dns) EGW_STAGE(w_, l7);
   if (e.l7 == kL7Wait) return handle_wait(s, e);
   if (dns) return handle_dns(s, e);
   if (e.verdict != Verdict::allow) {
@@ -374,8 +368,9 @@ void Burst::handle_flow(BurstState& s, FlowEntry& e) {
     if (p.is_fragment) return drop(s.m, DropReason::frag_tcp);
     DropReason why;
     if (!tcp_track(e, dir, p, w_.now_ns, &why)) return drop(s.m, why);
-    if (e.tcp_state >= TcpState::established) w_.flows.set_embryonic(&e, false);
+    if (e.tcp_state >= TcpState::established) w_.flows.settle(&e);
     if (dir == 0 && p.payload_len != 0) {
+      EGW_STAGE(w_, l7);
       if (e.l7 == kL7Watch && !watch(s, e)) return;
       if (e.l7 == kL7None) {
         note_name(s, e);
@@ -387,9 +382,10 @@ void Burst::handle_flow(BurstState& s, FlowEntry& e) {
     }
     if (dir == 0 && (p.tcp_flags & kTcpFin)) inspect_fin(s, e);
   } else if (dir == 1) {
-    w_.flows.set_embryonic(&e, false);  // a reply: no longer embryonic
-  } else if (p.l34.proto == kProtoUdp && inspecting() && !inspect_udp(s, e)) {
-    return;
+    w_.flows.settle(&e);  // a reply: no longer embryonic
+  } else if (p.l34.proto == kProtoUdp && inspecting()) {
+    EGW_STAGE(w_, l7);
+    if (!inspect_udp(s, e)) return;
   }
   pass(s);
 }
@@ -420,7 +416,7 @@ void Burst::handle_wait(BurstState& s, FlowEntry& e) {
   if (p.is_fragment) return drop(s.m, DropReason::frag_tcp);
   DropReason why;
   if (!tcp_track(e, dir, p, w_.now_ns, &why)) return drop(s.m, why);
-  if (e.tcp_state >= TcpState::established) w_.flows.set_embryonic(&e, false);
+  if (e.tcp_state >= TcpState::established) w_.flows.settle(&e);
   L7Ctx* c = e.l7_slot != kNil ? &w_.l7[e.l7_slot] : nullptr;
   if (c != nullptr && c->stream.base_seq != e.isn + 1) {
     l7_close(w_, e);  // a new SYN restarted the connection: its stream starts anew
@@ -722,7 +718,7 @@ void Burst::handle_dns(BurstState& s, FlowEntry& e) {
     for (unsigned i = 0; i < FlowAux::kDnsPending; ++i) {
       if (a.dns_key[i] == key && a.dns_id[i] == q.id) {
         a.dns_key[i] = 0;
-        w_.flows.set_embryonic(&e, false);
+        w_.flows.settle(&e);
         return forward(s.m);
       }
     }
@@ -950,6 +946,7 @@ void Burst::inspect_matched(BurstState& s, FlowEntry& e, uint32_t index, uint32_
 }
 
 void Burst::handle(BurstState& s) {
+  EGW_STAGE(w_, lookup);
   const ParsedPacket& p = s.p;
   if (p.icmp_is_error) return handle_icmp_error(s);
   FlowEntry* e = w_.flows.lookup(s.key, s.hash, w_.now_ns);
@@ -959,7 +956,11 @@ void Burst::handle(BurstState& s) {
     w_.flows.remove(e, EndReason::closed);  // the port is reused by a new connection
     e = nullptr;
   }
-  if (e == nullptr) return handle_new(s);
+  if (e == nullptr) {
+    EGW_STAGE(w_, classify);
+    return handle_new(s);
+  }
+  EGW_STAGE(w_, track);
   handle_flow(s, *e);
 }
 
@@ -1045,8 +1046,9 @@ void worker_process_burst(WorkerCtx& w, rte_mbuf** pkts, uint16_t n, Side from, 
   w.now_ns = now_ns;
   w.counters.rx_packets += n;
   inspect_bind(&w.streams);  // hs_open_stream draws from this worker's blocks
+  EGW_STAGE(w, parse);
   Burst burst(w, from, out);
-  BurstState st[kBurst];
+  BurstState* const st = w.burst;  // reused: constructing 32 ParsedPackets costs more than parsing
   unsigned count = 0;
 
   // Stage 1: parse every packet, build its flow key and hash; bridge ARP/ND.
@@ -1084,6 +1086,7 @@ void worker_process_burst(WorkerCtx& w, rte_mbuf** pkts, uint16_t n, Side from, 
   // misses, act.
   for (unsigned i = 0; i < count; ++i) {
     BurstState& s = st[i];
+    EGW_STAGE(w, lookup);
     if (s.p.is_fragment) {
       DropReason why;
       const FragTable::Outcome o = w.frags.track(s.p, from, now_ns, &why);
@@ -1099,6 +1102,7 @@ void worker_process_burst(WorkerCtx& w, rte_mbuf** pkts, uint16_t n, Side from, 
     }
     burst.handle(s);
   }
+  EGW_STAGE_STOP(w);
 }
 
 void worker_housekeeping(WorkerCtx& w, uint64_t now_ns) {

@@ -15,7 +15,9 @@
 #include "dataplane/inspect.h"
 #include "dataplane/l7/l7.h"
 #include "dataplane/l7/reasm.h"
+#include "dataplane/parse.h"
 #include "dataplane/policy.h"
+#include "dataplane/stage_clock.h"
 
 namespace egw {
 
@@ -96,6 +98,15 @@ struct L7Ctx {
   bool held;         // bytes are held, not forwarded yet
 };
 
+// One packet of the burst being processed: parsed once, keyed and hashed in the first
+// pass, looked up and acted on in the second.
+struct BurstState {
+  rte_mbuf* m;
+  ParsedPacket p;
+  FlowKey key;
+  uint64_t hash;
+};
+
 struct alignas(64) WorkerCtx {
   unsigned id = 0;
   FlowTable flows;
@@ -124,6 +135,8 @@ struct alignas(64) WorkerCtx {
   hs_stream* dgram = nullptr;
   uint64_t* inspect_hits = nullptr;
   uint32_t policy_gen = 0;
+  StageClock stages;  // filled only in an EGW_STAGE_CLOCKS build (stage_clock.h)
+  BurstState burst[kBurst];  // worker_process_burst's scratch
 
   WorkerCtx() = default;
   WorkerCtx(const WorkerCtx&) = delete;
