@@ -14,6 +14,46 @@
 
 namespace egw {
 
+// Names of the flow table's states, as flow records spell them (here, not in
+// flow_table.cc, so that egw-mgmt formats records without linking the EAL).
+const char* tcp_state_name(TcpState s) {
+  switch (s) {
+    case TcpState::none:
+      return "none";
+    case TcpState::syn_sent:
+      return "syn_sent";
+    case TcpState::syn_recv:
+      return "syn_recv";
+    case TcpState::established:
+      return "established";
+    case TcpState::fin_wait:
+      return "fin_wait";
+    case TcpState::closing:
+      return "closing";
+    case TcpState::closed:
+      return "closed";
+  }
+  return "unknown";
+}
+
+const char* end_reason_name(EndReason r) {
+  switch (r) {
+    case EndReason::timeout:
+      return "timeout";
+    case EndReason::closed:
+      return "closed";
+    case EndReason::reset:
+      return "reset";
+    case EndReason::evicted:
+      return "evicted";
+    case EndReason::shutdown:
+      return "shutdown";
+    case EndReason::active:
+      return "active";
+  }
+  return "unknown";
+}
+
 void make_flow_record(const FlowEntry& e, EndReason why, const char* rule_id,
                       const l7::FlowName* app, FlowRecord* out) {
   std::memset(static_cast<void*>(out), 0, sizeof(*out));  // no stale bytes cross processes
