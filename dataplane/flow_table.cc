@@ -119,6 +119,21 @@ uint64_t FlowTable::hash(const FlowKey& k) const {
   return g_have_aes ? aes_hash(k, seed_) : siphash13(&k, sizeof(k), seed_);
 }
 
+void FlowTable::prefetch_entry(uint64_t hash) const {
+  if (capacity_ == 0) return;
+  const Place pl = place_of(hash, bucket_mask_);
+  const __m128i want = _mm_set1_epi16(static_cast<short>(pl.sig));
+  for (const uint32_t b : {pl.b1, pl.b2}) {
+    const Bucket& bk = buckets_[b];
+    const unsigned hits = static_cast<unsigned>(_mm_movemask_epi8(
+        _mm_cmpeq_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(bk.sig)), want)));
+    if (hits == 0) continue;
+    const auto* line = reinterpret_cast<const char*>(&entries_[bk.idx[__builtin_ctz(hits) / 2]]);
+    for (size_t off = 0; off < sizeof(FlowEntry); off += 64) __builtin_prefetch(line + off);
+    return;
+  }
+}
+
 FlowEntry* FlowTable::lookup(const FlowKey& k, uint64_t hash, uint64_t now_ns) {
   if (capacity_ == 0) return nullptr;
   const Place pl = place_of(hash, bucket_mask_);

@@ -130,6 +130,10 @@ class FlowTable {
   // Returns the live entry for k, or nullptr. An entry past its timeout is expired
   // first (reported through on_end) and counts as absent.
   FlowEntry* lookup(const FlowKey& k, uint64_t hash, uint64_t now_ns);
+  // Prefetches the entry a look-up of hash will most likely find (the first slot of
+  // either bucket with its signature): all three lines, as forwarding touches them all.
+  // Call a few packets ahead of lookup(), once prefetch() brought the buckets in.
+  void prefetch_entry(uint64_t hash) const;
   // Prefetches both candidate buckets of hash (a burst hashes every packet first).
   void prefetch(uint64_t hash) const {
     const uint32_t b1 = static_cast<uint32_t>(hash) & bucket_mask_;

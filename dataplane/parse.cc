@@ -384,7 +384,7 @@ inline bool ipv4_checksum_ok(const uint8_t* ip, size_t hl) {
   return sum == 0xffff;
 }
 
-ParseResult parse_ipv4(const uint8_t* d, size_t len, size_t l3, ParsedPacket* out) {
+ParseResult parse_ipv4(const uint8_t* d, size_t len, size_t l3, ParsedPacket* out, bool csum_good) {
   if (len - l3 < kIpv4MinHeader) return drop(DropReason::truncated);
   const uint8_t* ip = d + l3;
   const size_t hl = static_cast<size_t>(ip[0] & 0x0f) * 4;
@@ -392,7 +392,7 @@ ParseResult parse_ipv4(const uint8_t* d, size_t len, size_t l3, ParsedPacket* ou
   if ((ip[0] >> 4) != 4 || hl < kIpv4MinHeader || total < hl || total > len - l3) {
     return drop(DropReason::bad_ipv4_header);
   }
-  if (!ipv4_checksum_ok(ip, hl)) return drop(DropReason::bad_ipv4_checksum);
+  if (!csum_good && !ipv4_checksum_ok(ip, hl)) return drop(DropReason::bad_ipv4_checksum);
   switch (check_ipv4_options(ip + kIpv4MinHeader, hl - kIpv4MinHeader)) {
     case Ipv4Options::ok:
       break;
@@ -464,7 +464,7 @@ ParseResult parse_ipv6(const uint8_t* d, size_t len, size_t l3, ParsedPacket* ou
 
 }  // namespace
 
-ParseResult parse_frame(const uint8_t* data, size_t len, ParsedPacket* out) {
+ParseResult parse_frame(const uint8_t* data, size_t len, ParsedPacket* out, bool ipv4_csum_good) {
   *out = ParsedPacket{};
   if (data == nullptr || len < kEthHeaderLen) return drop(DropReason::truncated);
   size_t off = 12;  // ethertype / TPID position
@@ -481,7 +481,7 @@ ParseResult parse_frame(const uint8_t* data, size_t len, ParsedPacket* out) {
 
   switch (type) {
     case kEtherIpv4:
-      return parse_ipv4(data, len, l3, out);
+      return parse_ipv4(data, len, l3, out, ipv4_csum_good);
     case kEtherIpv6:
       return parse_ipv6(data, len, l3, out);
     case kEtherArp: {

@@ -75,8 +75,10 @@ struct ParseResult {
 };
 
 // Parses one Ethernet frame. On ok, *out describes it; on drop, reason says why.
-// Never reads outside [data, data + len).
-ParseResult parse_frame(const uint8_t* data, size_t len, ParsedPacket* out);
+// Never reads outside [data, data + len). ipv4_csum_good: the NIC verified the outer
+// IPv4 header checksum (RX offload), so it is not summed again.
+ParseResult parse_frame(const uint8_t* data, size_t len, ParsedPacket* out,
+                        bool ipv4_csum_good = false);
 
 // One's-complement Internet checksum over a buffer (for tests and packet synthesis).
 uint16_t inet_checksum(const uint8_t* data, size_t len, uint32_t initial = 0);

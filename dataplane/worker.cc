@@ -13,6 +13,7 @@ namespace egw {
 namespace {
 
 constexpr unsigned kSweepBudget = 64;         // flow entries aged per housekeeping call
+constexpr unsigned kEntryPrefetchAhead = 4;   // packets between an entry's prefetch and use
 constexpr uint32_t kDgramOwner = 0xfffffffe;  // StreamPool owner of WorkerCtx::dgram
 
 bool is_icmp(uint8_t proto) { return proto == kProtoIcmp || proto == kProtoIcmpv6; }
@@ -1057,8 +1058,15 @@ void worker_process_burst(WorkerCtx& w, rte_mbuf** pkts, uint16_t n, Side from, 
     BurstState& s = st[count];
     s.m = m;
     if (i + 2 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 2], void*));
+    // A NIC that checks IPv4 header checksums (RX offload) saves summing them here; one
+    // that found a bad one has decided already.
+    const uint64_t ip_csum = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+    if (ip_csum == RTE_MBUF_F_RX_IP_CKSUM_BAD) {
+      burst.drop(m, DropReason::bad_ipv4_checksum);
+      continue;
+    }
     const ParseResult r = parse_frame(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m),
-                                      &s.p);
+                                      &s.p, ip_csum == RTE_MBUF_F_RX_IP_CKSUM_GOOD);
     if (r.status == ParseStatus::drop) {
       burst.drop(m, r.reason);
       continue;
@@ -1071,6 +1079,7 @@ void worker_process_burst(WorkerCtx& w, rte_mbuf** pkts, uint16_t n, Side from, 
     // Fragments are tracked in stage 2, in arrival order: a later fragment must see
     // the decision its first fragment got earlier in the same burst.
     if (s.p.is_fragment && s.p.frag_offset != 0) {
+      s.hash = 0;
       ++count;
       continue;
     }
@@ -1078,6 +1087,8 @@ void worker_process_burst(WorkerCtx& w, rte_mbuf** pkts, uint16_t n, Side from, 
       make_key(s.p.l34, s.p.vlan, from == kInside, &s.key);
       s.hash = w.flows.hash(s.key);
       w.flows.prefetch(s.hash);
+    } else {
+      s.hash = 0;  // looked up by its quoted packet; stage 2 prefetches nothing useful for it
     }
     ++count;
   }
@@ -1087,6 +1098,8 @@ void worker_process_burst(WorkerCtx& w, rte_mbuf** pkts, uint16_t n, Side from, 
   for (unsigned i = 0; i < count; ++i) {
     BurstState& s = st[i];
     EGW_STAGE(w, lookup);
+    // The flow entries a few packets ahead: their buckets were prefetched in stage 1.
+    if (i + kEntryPrefetchAhead < count) w.flows.prefetch_entry(st[i + kEntryPrefetchAhead].hash);
     if (s.p.is_fragment) {
       DropReason why;
       const FragTable::Outcome o = w.frags.track(s.p, from, now_ns, &why);

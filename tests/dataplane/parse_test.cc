@@ -1085,6 +1085,41 @@ TEST(Parse, Basics) {
 TEST(Parse, Ipv4Header) {
   run_table(ipv4_header_cases());
 }
+// The NIC's verdict on the IPv4 header checksum (RX offload) replaces the sum; every other
+// check still runs.
+TEST(Parse, Ipv4ChecksumOffload) {
+  const Bytes f = build_frame(
+      with(v4(kProtoUdp, 1, 2), [](FrameSpec& s) { s.payload = payload(4); }));
+  Bytes bad_sum = f;
+  bad_sum[test::l3_offset_of(f) + 10] ^= 0x01;
+  const struct {
+    const char* desc;
+    Bytes frame;
+    bool nic_good;
+    ParseStatus want;
+    DropReason reason;
+  } cases[] = {
+      {"good sum, no offload", f, false, ParseStatus::ok, DropReason::truncated},
+      {"bad sum, no offload", bad_sum, false, ParseStatus::drop, DropReason::bad_ipv4_checksum},
+      {"good sum, NIC says good", f, true, ParseStatus::ok, DropReason::truncated},
+      {"bad sum, NIC says good: the NIC is trusted", bad_sum, true, ParseStatus::ok,
+       DropReason::truncated},
+      {"NIC says good, version 5 still dropped", set_l3(f, 0, 0x55), true, ParseStatus::drop,
+       DropReason::bad_ipv4_header},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.desc);
+    std::unique_ptr<uint8_t[]> copy(new uint8_t[c.frame.size()]);
+    std::memcpy(copy.get(), c.frame.data(), c.frame.size());
+    ParsedPacket p;
+    const ParseResult r = parse_frame(copy.get(), c.frame.size(), &p, c.nic_good);
+    ASSERT_EQ(r.status, c.want);
+    if (c.want == ParseStatus::drop) {
+      EXPECT_STREQ(drop_reason_name(r.reason), drop_reason_name(c.reason));
+    }
+  }
+}
+
 TEST(Parse, Fragments) {
   run_table(fragment_cases());
 }
