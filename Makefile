@@ -112,7 +112,18 @@ $(B)/perf/name_bench: $(call obj,perf/name_bench.cc) $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(DPDK_LIBS) $(JSON_LIBS) $(SSL_LIBS) $(HS_LIBS) -lpthread
 
-perf: deps all $(B)/perf/domain_table_bench $(B)/perf/name_bench
+# The worker pipeline in process (no PMD): the compiler, RuntimePolicy and the worker.
+$(B)/perf/worker_bench: $(call obj,perf/worker_bench.cc) $(TEST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(DPDK_LIBS) $(JSON_LIBS) $(SSL_LIBS) $(HS_LIBS) -lpthread
+
+# The same with per-stage clocks (dataplane/stage_clock.h): every object differs, so the
+# whole variant builds apart, in $(B)/stages.
+.PHONY: perf-stages
+perf-stages:
+	$(MAKE) B=$(B)/stages EXTRA_CXXFLAGS=-DEGW_STAGE_CLOCKS $(B)/stages/perf/worker_bench
+
+perf: deps all $(B)/perf/domain_table_bench $(B)/perf/name_bench $(B)/perf/worker_bench perf-stages
 	@bash perf/run.sh $(B)
 
 # libFuzzer targets (clang): pure parsers, no EAL.
