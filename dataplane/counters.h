@@ -75,6 +75,8 @@ const char* drop_reason_name(DropReason r);
   X(l7_held)                   \
   X(l7_released)               \
   X(l7_decided_no_name)        \
+  X(l7_names_long)             /* names kept partly in a long-name slot */ \
+  X(l7_names_lost)             /* names not kept: no long-name slot free */ \
   X(synth_dns)                 \
   X(inspect_streams)           \
   X(inspect_bytes)             \

@@ -47,15 +47,14 @@ void snapshot_flows(const std::vector<WorkerCtx*>& workers, const PolicySwap& sw
       if (n == capacity) return;
       FlowEntry e;
       std::memcpy(static_cast<void*>(&e), &live, sizeof e);  // racy by design: see header
-      // The name, from the worker's side table (same index), copied the same way.
-      l7::FlowName app;
-      const l7::FlowName* have = nullptr;
-      if (w->aux != nullptr) {
-        std::memcpy(static_cast<void*>(&app), &w->aux[w->flows.index_of(&live)].app, sizeof app);
-        have = &app;
-      }
       FlowRecord r;
-      make_flow_record(e, EndReason::active, nullptr, have, &r);
+      make_flow_record(e, EndReason::active, nullptr, nullptr, &r);
+      // The name, from the worker's side table (same index), copied the same way.
+      if (w->aux != nullptr) {
+        FlowAux a;
+        std::memcpy(static_cast<void*>(&a), &w->aux[w->flows.index_of(&live)], sizeof a);
+        flow_name_load(*w, e.key, a, &r.app);
+      }
       swap.fill_rule_id(&r);
       out[n++] = r;
     });

@@ -95,7 +95,12 @@ struct alignas(64) FlowEntry {
   uint32_t l7_slot;      // the worker's L7 context while waiting/watching; kNil: none
   uint16_t name_first;   // waiting: the first candidate rule, which needs a name
   uint8_t l7;            // L7Phase (worker.h)
-  uint8_t name_seen;     // the worker's FlowAux holds the flow's parsed name
+  uint8_t name_seen;     // the flow's name was parsed (the worker's FlowAux keeps it)
+  // --- payload inspection (worker.cc): here, so UDP flows need no other line for it
+  uint8_t inspect;       // InspectPhase (worker.h)
+  uint8_t inspect_seq;   // TCP: the FlowAux's inspect_next is known
+  uint32_t inspected;    // outbound payload bytes scanned
+  uint32_t inspect_gen;  // WorkerCtx::policy_gen `inspect` was decided under
 };
 static_assert(sizeof(FlowEntry) <= 192, "keep the flow entry within three cache lines");
 

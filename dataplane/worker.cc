@@ -53,11 +53,48 @@ void l7_close(WorkerCtx& w, FlowEntry& e) {
 
 // Ends a flow's payload inspection (its byte limit reached, or a failed scan): the
 // stream's block goes back to the pool.
-void inspect_stop(FlowAux& a) {
-  inspect_close(a.inspect_stream);
-  a.inspect_stream = nullptr;
-  a.inspect = kInspectOff;
-  a.inspect_seq = 0;
+void inspect_stop(FlowEntry& e, FlowAux& a) {
+  inspect_close(a.tcp.inspect_stream);
+  a.tcp.inspect_stream = nullptr;
+  e.inspect = kInspectOff;
+  e.inspect_seq = 0;
+}
+
+// ---- A flow's name in its FlowAux (worker.h) -------------------------------------------
+
+NameHead& head_of(FlowAux& a, AuxKind k) {
+  return k == AuxKind::tcp ? a.tcp.head : k == AuxKind::dns ? a.dns.head : a.other.head;
+}
+const NameHead& head_of(const FlowAux& a, AuxKind k) {
+  return k == AuxKind::tcp ? a.tcp.head : k == AuxKind::dns ? a.dns.head : a.other.head;
+}
+// The bytes a name may use in a FlowAux of kind k, and how many.
+char* text_of(FlowAux& a, AuxKind k, uint32_t* room) {
+  *room = k == AuxKind::tcp   ? sizeof a.tcp.text
+          : k == AuxKind::dns ? sizeof a.dns.text
+                              : sizeof a.other.text;
+  return k == AuxKind::tcp ? a.tcp.text : k == AuxKind::dns ? a.dns.text : a.other.text;
+}
+const char* text_of(const FlowAux& a, AuxKind k, uint32_t* room) {
+  return text_of(const_cast<FlowAux&>(a), k, room);
+}
+
+constexpr uint32_t kAlpnMax = sizeof(l7::FlowName::alpn) - 1;
+constexpr uint32_t kTextMax = kAlpnMax + l7::kMaxName;  // ALPN and name, back to back
+// A long name's first 4 bytes in its FlowAux hold its slot; the smallest room leaves the
+// most for the slot.
+static_assert(kTextMax - (sizeof(FlowAux::Dns::text) - 4) <= LongNamePool::kSlotBytes &&
+              kTextMax - (sizeof(FlowAux::Tcp::text) - 4) <= LongNamePool::kSlotBytes);
+
+// Drops the name a flow of kind k keeps (its slot back to the pool).
+void name_forget(WorkerCtx& w, AuxKind k, FlowAux& a) {
+  NameHead& h = head_of(a, k);
+  if (h.flags & kNameLong) {
+    uint32_t room, slot;
+    std::memcpy(&slot, text_of(a, k, &room), sizeof slot);
+    w.long_names.put(slot);
+  }
+  h = NameHead{};
 }
 
 void on_flow_end(void* ctx, FlowEntry& e, EndReason why) {
@@ -67,18 +104,24 @@ void on_flow_end(void* ctx, FlowEntry& e, EndReason why) {
   const bool waiting = e.l7 == kL7Wait;
   l7_close(w, e);
   FlowAux& a = w.aux[w.flows.index_of(&e)];
-  inspect_close(a.inspect_stream);
-  a.inspect_stream = nullptr;
-  if (w.records == nullptr) return;
-  // The record carries the rule index and the policy version that decided the flow;
-  // the reader names the rule (PolicySwap::fill_rule_id keeps earlier versions' ids).
-  FlowRecord r;
-  make_flow_record(e, why, nullptr, &a.app, &r);
-  if (waiting) {  // a flow still waiting for its name when it ends is denied
-    r.verdict = Verdict::deny;
-    r.rule_index = kNoRule;
+  const AuxKind kind = aux_kind(e.key);
+  if (kind == AuxKind::tcp) {
+    inspect_close(a.tcp.inspect_stream);
+    a.tcp.inspect_stream = nullptr;
   }
-  if (!w.records->push(r)) ++w.counters.flow_records_lost;
+  if (w.records != nullptr) {
+    // The record carries the rule index and the policy version that decided the flow;
+    // the reader names the rule (PolicySwap::fill_rule_id keeps earlier versions' ids).
+    FlowRecord r;
+    make_flow_record(e, why, nullptr, nullptr, &r);
+    flow_name_load(w, e.key, a, &r.app);
+    if (waiting) {  // a flow still waiting for its name when it ends is denied
+      r.verdict = Verdict::deny;
+      r.rule_index = kNoRule;
+    }
+    if (!w.records->push(r)) ++w.counters.flow_records_lost;
+  }
+  name_forget(w, kind, a);
 }
 
 class Burst {
@@ -107,7 +150,7 @@ class Burst {
   bool may_answer(const ParsedPacket& p);
 
   // L7 (names): see docs/l7.md.
-  FlowAux& aux(const FlowEntry& e) { return w_.aux[w_.flows.index_of(&e)]; }
+  FlowAux& aux(const FlowEntry& e) const { return w_.aux[w_.flows.index_of(&e)]; }
   L7Ctx* l7_open(FlowEntry& e);
   void handle_wait(BurstState& s, FlowEntry& e);
   void finish_wait(BurstState& s, FlowEntry& e, L7Ctx* c, const Decision& d);
@@ -123,11 +166,14 @@ class Burst {
   void note_name(BurstState& s, FlowEntry& e);
   void note_more(BurstState& s, FlowEntry& e);
   Decision name_decision(const FlowEntry& e, const Decision& d) const;
+  Decision decide_by(const FlowEntry& e, const Decision& d, const l7::FlowName& n) const {
+    return w_.policy->decide_name(e.key, d, n.has_name ? &n.name : nullptr, w_.id);
+  }
 
   // Payload inspection: see docs/l7.md. The inspect_* that take a packet return false
   // when they consumed it.
   bool inspecting() const { return w_.policy != nullptr && w_.policy->has_inspect(); }
-  bool inspect_on(const FlowEntry& e, FlowAux& a);
+  bool inspect_on(FlowEntry& e);
   int32_t scan_stream(FlowEntry& e, FlowAux& a, const uint8_t* data, uint32_t len);
   bool inspect_tcp(BurstState& s, FlowEntry& e);
   void inspect_fin(const BurstState& s, FlowEntry& e);
@@ -218,10 +264,15 @@ void Burst::reject(BurstState& s, FlowEntry* e) {
 }
 
 // The final decision for a flow whose first candidate needs a name: with the name the
-// flow offered (none, a malformed one and an IP literal match no name condition).
+// flow offered (none, a malformed one and an IP literal match no name condition). A
+// name that was seen but could not be kept is not guessed at: the flow is denied.
 Decision Burst::name_decision(const FlowEntry& e, const Decision& d) const {
-  const l7::FlowName& n = w_.aux[w_.flows.index_of(&e)].app;
-  return w_.policy->decide_name(e.key, d, e.name_seen && n.has_name ? &n.name : nullptr, w_.id);
+  if (!e.name_seen) return w_.policy->decide_name(e.key, d, nullptr, w_.id);
+  const FlowAux& a = aux(e);
+  if (head_of(a, aux_kind(e.key)).flags & kNameLost) return {Verdict::deny, kNoRule};
+  l7::FlowName n;
+  flow_name_load(w_, e.key, a, &n);
+  return decide_by(e, d, n);
 }
 
 // Records a decision of the active policy in the flow entry. When the first candidate
@@ -297,23 +348,22 @@ void Burst::handle_new(BurstState& s) {
   ++w_.counters.flows_created;
   e->start_ns = w_.now_ns;
   e->flow_id = (static_cast<uint64_t>(w_.id) << 48) | ++w_.next_flow_id;
-  FlowAux& a = aux(*e);
-  a.app.app = l7::AppProto::unknown;
-  a.app.has_name = a.app.ip_literal = a.app.ech = false;
-  a.app.alpn_len = 0;
-  a.app.name.len = 0;
-  a.dns_next = 0;
-  std::memset(a.dns_id, 0, sizeof(a.dns_id));
-  std::memset(a.dns_key, 0, sizeof(a.dns_key));
-  a.inspect = kInspectUnknown;
-  a.inspect_gen = w_.policy_gen;
-  a.inspect_stream = nullptr;
-  a.inspected = 0;
-  a.inspect_seq = 0;
-  if (p.l34.proto == kProtoTcp) {
-    tcp_track_init(*e, p, w_.now_ns);
-    a.inspect_seq = 1;  // the payload starts after the SYN
-    a.inspect_next = e->isn + 1;
+  FlowAux& a = aux(*e);  // its name was forgotten when its slot's last flow ended
+  e->inspect = kInspectUnknown;
+  e->inspect_gen = w_.policy_gen;
+  switch (aux_kind(e->key)) {
+    case AuxKind::tcp:
+      tcp_track_init(*e, p, w_.now_ns);
+      a.tcp.inspect_stream = nullptr;
+      e->inspect_seq = 1;  // the payload starts after the SYN
+      a.tcp.inspect_next = e->isn + 1;
+      break;
+    case AuxKind::dns:
+      std::memset(a.dns.key, 0, sizeof a.dns.key);
+      a.dns.next = 0;
+      break;
+    case AuxKind::other:
+      break;
   }
   decide(*e);
   if (e->name_first != kNoRule) {
@@ -331,7 +381,7 @@ void Burst::handle_flow(BurstState& s, FlowEntry& e) {
   const int dir = from_ == kInside ? 0 : 1;
   // A flow an inspect rule ended stays ended (and keeps that rule in its record).
   if (w_.policy != nullptr && e.policy_version != w_.policy_version &&
-      aux(e).inspect != kInspectMatched &&
+      e.inspect != kInspectMatched &&
       (e.verdict != Verdict::allow || e.l7 == kL7Wait ||
        w_.policy->settings().established_mode == abi::kEstablishedReevaluate)) {
     const Verdict before = e.verdict;
@@ -400,6 +450,7 @@ L7Ctx* Burst::l7_open(FlowEntry& e) {
   if (!w_.reasm.open(&c.stream, e.isn + 1, w_.policy->settings().l7_max_bytes)) return nullptr;
   --w_.l7_free_top;
   c.flight = l7::FlightState{};
+  c.name = l7::FlowName{};
   c.start_ns = w_.now_ns;
   c.tmpl = nullptr;
   c.max_seg = 0;
@@ -471,14 +522,20 @@ void Burst::handle_wait(BurstState& s, FlowEntry& e) {
   l7::Status st = l7::Status::need_more;
   if (c != nullptr && c->stream.contiguous != 0 && c->stream.contiguous >= c->flight.want) {
     l7::Error err;
-    FlowAux& a = aux(e);
     st = l7::parse_tcp_flight(c->stream.buf, c->stream.contiguous, e.key.remote_port, &c->flight,
-                              &a.app, &err);
-    if (st == l7::Status::bad) return reset_flow(s, e, DropReason::l7_bad);
-    if (st == l7::Status::ok) e.name_seen = 1;
+                              &c->name, &err);
+    if (st == l7::Status::bad) {
+      if (c->flight.decided) flow_name_keep(w_, e, c->name);  // the record names the first
+      return reset_flow(s, e, DropReason::l7_bad);
+    }
+    if (st == l7::Status::ok) {
+      flow_name_keep(w_, e, c->name);
+      e.name_seen = 1;
+    }
   }
   const Decision d{e.verdict, e.rule_index, true, e.name_first};
-  if (st == l7::Status::ok) return finish_wait(s, e, c, name_decision(e, d));
+  // Decided on the name in hand, kept or not (a lost one denies only later decisions).
+  if (st == l7::Status::ok) return finish_wait(s, e, c, decide_by(e, d, c->name));
   if (force) {
     ++w_.counters.l7_decided_no_name;
     return finish_wait(s, e, c, w_.policy->decide_name(e.key, d, nullptr, w_.id));
@@ -583,11 +640,9 @@ bool Burst::watch(BurstState& s, FlowEntry& e) {
   bool stop = r == l7::ReasmResult::over_limit ||
               w_.now_ns - c.start_ns >= w_.policy->settings().l7_timeout_ms * 1000000ull;
   if (c.stream.contiguous >= c.flight.want) {
-    l7::Error err;
-    l7::FlowName later;
-    later = aux(e).app;  // the parser compares later units with the first one's name
+    l7::Error err;  // the parser compares later units with the first one's name, c.name
     const l7::Status st = l7::parse_tcp_flight(c.stream.buf, c.stream.contiguous,
-                                               e.key.remote_port, &c.flight, &later, &err);
+                                               e.key.remote_port, &c.flight, &c.name, &err);
     if (st == l7::Status::bad) {
       reset_flow(s, e, DropReason::l7_bad);
       return false;
@@ -644,13 +699,12 @@ void Burst::note_name(BurstState& s, FlowEntry& e) {
   const uint8_t* payload = frame_of(s.m) + p.payload_offset;
   const l7::Status r =
       l7::parse_tcp_flight(payload, p.payload_len, e.key.remote_port, &st, &n, &err);
-  FlowAux& a = aux(e);
   if (r == l7::Status::ok) {
-    a.app = n;
+    flow_name_keep(w_, e, n);
     e.name_seen = 1;
     return;
   }
-  a.app.app = st.app;
+  aux(e).tcp.head.app = static_cast<uint8_t>(st.app);
   // A first unit longer than its segment (a post-quantum-sized ClientHello): follow the
   // stream, without holding anything, until it is complete, when contexts are plentiful
   // (at least half free: flows that must wait for their name come first).
@@ -675,11 +729,10 @@ void Burst::note_more(BurstState& s, FlowEntry& e) {
   l7::Status st = l7::Status::need_more;
   if (r == l7::ReasmResult::ok && c.stream.contiguous >= c.flight.want) {
     l7::Error err;
-    l7::FlowName n;
     st = l7::parse_tcp_flight(c.stream.buf, c.stream.contiguous, e.key.remote_port, &c.flight,
-                              &n, &err);
+                              &c.name, &err);
     if (st == l7::Status::ok) {
-      aux(e).app = n;
+      flow_name_keep(w_, e, c.name);
       e.name_seen = 1;
     }
   }
@@ -689,11 +742,13 @@ void Burst::note_more(BurstState& s, FlowEntry& e) {
   }
 }
 
-// A 32-bit key of a DNS question, to match a response with its query (never 0: an
-// empty pending slot).
+// A 32-bit key of a DNS message's id and question, to match a response with its query
+// (never 0: an empty pending slot).
 uint32_t dns_key(const l7::DnsQuery& q) {
   uint32_t h = 2166136261u;
   auto mix = [&h](uint8_t b) { h = (h ^ b) * 16777619u; };
+  mix(static_cast<uint8_t>(q.id >> 8));
+  mix(static_cast<uint8_t>(q.id));
   for (uint8_t i = 0; i < q.name.len; ++i) mix(static_cast<uint8_t>(q.name.buf[i]));
   mix(static_cast<uint8_t>(q.qtype >> 8));
   mix(static_cast<uint8_t>(q.qtype));
@@ -710,15 +765,15 @@ void Burst::handle_dns(BurstState& s, FlowEntry& e) {
   const uint8_t* msg = frame_of(s.m) + p.payload_offset;
   l7::DnsQuery q;
   l7::Error err;
-  FlowAux& a = aux(e);
+  FlowAux::Dns& a = aux(e).dns;
   if (from_ == kOutside) {
-    if (a.inspect == kInspectMatched) return drop(s.m, DropReason::policy_deny);
+    if (e.inspect == kInspectMatched) return drop(s.m, DropReason::policy_deny);
     if (l7::parse_dns_response(msg, p.payload_len, &q, &err) != l7::Status::ok)
       return drop(s.m, DropReason::dns_unsolicited);
     const uint32_t key = dns_key(q);
     for (unsigned i = 0; i < FlowAux::kDnsPending; ++i) {
-      if (a.dns_key[i] == key && a.dns_id[i] == q.id) {
-        a.dns_key[i] = 0;
+      if (a.key[i] == key) {
+        a.key[i] = 0;
         w_.flows.settle(&e);
         return forward(s.m);
       }
@@ -727,14 +782,16 @@ void Burst::handle_dns(BurstState& s, FlowEntry& e) {
   }
   if (l7::parse_dns_query(msg, p.payload_len, &q, &err) != l7::Status::ok)
     return drop(s.m, DropReason::l7_bad);
-  if (!e.name_seen) {
-    a.app.app = l7::AppProto::dns;
-    a.app.has_name = true;
-    a.app.name = q.name;
+  if (!e.name_seen) {  // the record names the first query
+    l7::FlowName n;
+    n.app = l7::AppProto::dns;
+    n.has_name = true;
+    n.name = q.name;
+    flow_name_keep(w_, e, n);
     e.name_seen = 1;
   }
   Decision d{e.verdict, e.rule_index};  // a flow an inspect rule ended stays ended
-  if (a.inspect != kInspectMatched) {
+  if (e.inspect != kInspectMatched) {
     d = w_.policy->classify(e.key);
     if (d.needs_name) d = w_.policy->decide_name(e.key, d, &q.name, w_.id);
     e.verdict = d.verdict;
@@ -743,9 +800,8 @@ void Burst::handle_dns(BurstState& s, FlowEntry& e) {
   }
   if (d.verdict == Verdict::allow) {
     if (inspecting() && !inspect_udp(s, e)) return;
-    a.dns_id[a.dns_next] = q.id;
-    a.dns_key[a.dns_next] = dns_key(q);
-    a.dns_next = static_cast<uint8_t>((a.dns_next + 1) % FlowAux::kDnsPending);
+    a.key[a.next] = dns_key(q);
+    a.next = static_cast<uint8_t>((a.next + 1) % FlowAux::kDnsPending);
     return pass(s);
   }
   if (d.verdict == Verdict::reject) refuse_dns(s);
@@ -769,40 +825,40 @@ void Burst::refuse_dns(BurstState& s) {
 // Whether the flow's outbound payload is scanned, decided at its first payload and again
 // after every policy change: some inspect rule covers its source service, and not all
 // of inspect_max_bytes has been scanned.
-bool Burst::inspect_on(const FlowEntry& e, FlowAux& a) {
-  if (a.inspect == kInspectMatched) return false;
-  if (a.inspect == kInspectUnknown || a.inspect_gen != w_.policy_gen) {
+bool Burst::inspect_on(FlowEntry& e) {
+  if (e.inspect == kInspectMatched) return false;
+  if (e.inspect == kInspectUnknown || e.inspect_gen != w_.policy_gen) {
     // The sequence number survives a policy change only for a flow that was scanned:
     // any other may have sent payload meanwhile (inspect_tcp then starts mid-flow).
-    if (a.inspect_gen != w_.policy_gen && a.inspect != kInspectOn) a.inspect_seq = 0;
+    if (e.inspect_gen != w_.policy_gen && e.inspect != kInspectOn) e.inspect_seq = 0;
     const bool on =
-        w_.policy->inspects(e.key) && a.inspected < w_.policy->settings().inspect_max_bytes;
-    if (!on) a.inspect_seq = 0;
-    a.inspect = on ? kInspectOn : kInspectOff;
-    a.inspect_gen = w_.policy_gen;
+        w_.policy->inspects(e.key) && e.inspected < w_.policy->settings().inspect_max_bytes;
+    if (!on) e.inspect_seq = 0;
+    e.inspect = on ? kInspectOn : kInspectOff;
+    e.inspect_gen = w_.policy_gen;
   }
-  return a.inspect == kInspectOn;
+  return e.inspect == kInspectOn;
 }
 
-// Scans the next len bytes of the flow's outbound stream (opened at its first bytes),
+// Scans the next len bytes of a TCP flow's outbound stream (opened at its first bytes),
 // within inspect_max_bytes: past it the stream closes and the flow is no longer
 // inspected. Returns the inspect index that matched, kNoMatch, or kScanFailed (no stream
 // block, or Hyperscan refused the scan: the caller fails closed).
 int32_t Burst::scan_stream(FlowEntry& e, FlowAux& a, const uint8_t* data, uint32_t len) {
   const uint32_t limit = w_.policy->settings().inspect_max_bytes;
-  const uint32_t n = std::min(len, limit - a.inspected);  // inspect_on(): inspected < limit
-  if (a.inspect_stream == nullptr) {
-    a.inspect_stream = inspect_open(*w_.policy, w_.streams, w_.flows.index_of(&e));
-    if (a.inspect_stream == nullptr) return kScanFailed;
+  const uint32_t n = std::min(len, limit - e.inspected);  // inspect_on(): inspected < limit
+  if (a.tcp.inspect_stream == nullptr) {
+    a.tcp.inspect_stream = inspect_open(*w_.policy, w_.streams, w_.flows.index_of(&e));
+    if (a.tcp.inspect_stream == nullptr) return kScanFailed;
     ++w_.counters.inspect_streams;
   }
-  const int32_t hit = inspect_scan(*w_.policy, w_.id, a.inspect_stream, e.key, data, n);
-  a.inspected += n;
+  const int32_t hit = inspect_scan(*w_.policy, w_.id, a.tcp.inspect_stream, e.key, data, n);
+  e.inspected += n;
   w_.counters.inspect_bytes += n;
   if (hit == kScanFailed) {
-    inspect_stop(a);
-  } else if (hit == kNoMatch && a.inspected >= limit) {
-    inspect_stop(a);
+    inspect_stop(e, a);
+  } else if (hit == kNoMatch && e.inspected >= limit) {
+    inspect_stop(e, a);
     ++w_.counters.inspect_limit_reached;
   }
   return hit;
@@ -814,26 +870,27 @@ int32_t Burst::scan_stream(FlowEntry& e, FlowAux& a, const uint8_t* data, uint32
 // part of a retransmission already scanned is not compared (see docs/l7.md).
 bool Burst::inspect_tcp(BurstState& s, FlowEntry& e) {
   const ParsedPacket& p = s.p;
+  if (!inspect_on(e)) return true;
   FlowAux& a = aux(e);
-  if (!inspect_on(e, a)) return true;
+  uint32_t& next = a.tcp.inspect_next;
   const uint32_t seq = p.tcp_seq + ((p.tcp_flags & kTcpSyn) ? 1 : 0);
-  if (!a.inspect_seq) {
+  if (!e.inspect_seq) {
     // Covered from mid-flow on (a policy change): scanned from the highest byte the
     // client has sent, this segment included when it is the one that sent it. Earlier
     // bytes passed unscanned; a later copy of them passes as a retransmission.
     const uint32_t sent = e.tcp[0].end - (e.tcp[0].fin ? 1 : 0);
-    a.inspect_next = seq + p.payload_len == sent ? seq : sent;
-    a.inspect_seq = 1;
+    next = seq + p.payload_len == sent ? seq : sent;
+    e.inspect_seq = 1;
   }
-  const int64_t ahead = static_cast<int32_t>(seq - a.inspect_next);
+  const int64_t ahead = static_cast<int32_t>(seq - next);
   if (ahead > 0) {
     drop(s.m, DropReason::inspect_gap);
     return false;
   }
   const uint64_t seen = static_cast<uint64_t>(-ahead);
   if (seen >= p.payload_len) return true;  // every byte scanned before: a retransmission
-  const uint32_t server_next = a.inspect_next;
-  a.inspect_next = seq + p.payload_len;
+  const uint32_t server_next = next;
+  next = seq + p.payload_len;
   const int32_t hit = scan_stream(e, a, frame_of(s.m) + p.payload_offset + seen,
                                   p.payload_len - static_cast<uint32_t>(seen));
   if (hit == kNoMatch) return true;
@@ -850,20 +907,20 @@ bool Burst::inspect_tcp(BurstState& s, FlowEntry& e) {
 void Burst::inspect_fin(const BurstState& s, FlowEntry& e) {
   const ParsedPacket& p = s.p;
   FlowAux& a = aux(e);
-  if (a.inspect_stream == nullptr || !a.inspect_seq) return;
-  if (p.tcp_seq + ((p.tcp_flags & kTcpSyn) ? 1 : 0) + p.payload_len != a.inspect_next) return;
-  inspect_close(a.inspect_stream);
-  a.inspect_stream = nullptr;
+  if (a.tcp.inspect_stream == nullptr || !e.inspect_seq) return;
+  if (p.tcp_seq + ((p.tcp_flags & kTcpSyn) ? 1 : 0) + p.payload_len != a.tcp.inspect_next) return;
+  inspect_close(a.tcp.inspect_stream);
+  a.tcp.inspect_stream = nullptr;
 }
 
 // The first flight of a flow that waited for its name, allowed: scanned whole before
 // release() sends it ([0, contiguous), the bytes it forwards). The server has been sent
 // nothing past the handshake yet.
 bool Burst::inspect_flight(BurstState& s, FlowEntry& e, const L7Ctx& c) {
+  if (!inspecting() || c.stream.contiguous == 0 || !inspect_on(e)) return true;
   FlowAux& a = aux(e);
-  if (!inspecting() || c.stream.contiguous == 0 || !inspect_on(e, a)) return true;
-  a.inspect_seq = 1;
-  a.inspect_next = c.stream.base_seq + c.stream.contiguous;
+  e.inspect_seq = 1;
+  a.tcp.inspect_next = c.stream.base_seq + c.stream.contiguous;
   const int32_t hit = scan_stream(e, a, c.stream.buf, c.stream.contiguous);
   if (hit == kNoMatch) return true;
   if (hit == kScanFailed) {
@@ -880,8 +937,7 @@ bool Burst::inspect_flight(BurstState& s, FlowEntry& e, const L7Ctx& c) {
 // pass unscanned. An atomic fragment is a whole datagram.
 bool Burst::inspect_udp(BurstState& s, FlowEntry& e) {
   const ParsedPacket& p = s.p;
-  FlowAux& a = aux(e);
-  if (!inspect_on(e, a)) return true;
+  if (!inspect_on(e)) return true;
   if (p.is_fragment && p.more_fragments) {
     drop(s.m, DropReason::inspect_fragment);
     return false;
@@ -892,12 +948,12 @@ bool Burst::inspect_udp(BurstState& s, FlowEntry& e) {
     if (w_.dgram != nullptr) ++w_.counters.inspect_streams;
   }
   const uint32_t limit = w_.policy->settings().inspect_max_bytes;
-  const uint32_t n = std::min<uint32_t>(p.payload_len, limit - a.inspected);
+  const uint32_t n = std::min<uint32_t>(p.payload_len, limit - e.inspected);
   const int32_t hit = w_.dgram == nullptr ? kScanFailed
                                           : inspect_datagram(*w_.policy, w_.id, w_.dgram, e.key,
                                                              frame_of(s.m) + p.payload_offset, n,
                                                              n == p.payload_len);
-  a.inspected += n;
+  e.inspected += n;
   w_.counters.inspect_bytes += n;
   if (hit == kScanFailed) {  // fail closed; the next datagram gets a fresh stream
     inspect_close(w_.dgram);
@@ -911,8 +967,8 @@ bool Burst::inspect_udp(BurstState& s, FlowEntry& e) {
     inspect_matched(s, e, static_cast<uint32_t>(hit), 0);
     return false;
   }
-  if (a.inspected >= limit) {
-    a.inspect = kInspectOff;
+  if (e.inspected >= limit) {
+    e.inspect = kInspectOff;
     ++w_.counters.inspect_limit_reached;
   }
   return true;
@@ -923,10 +979,12 @@ bool Burst::inspect_udp(BurstState& s, FlowEntry& e) {
 // or for UDP an ICMP port unreachable, a REFUSED answer for DNS), and its record names
 // the rule.
 void Burst::inspect_matched(BurstState& s, FlowEntry& e, uint32_t index, uint32_t server_next) {
-  FlowAux& a = aux(e);
-  a.inspect = kInspectMatched;
-  inspect_close(a.inspect_stream);
-  a.inspect_stream = nullptr;
+  e.inspect = kInspectMatched;
+  if (e.key.proto == kProtoTcp) {
+    FlowAux& a = aux(e);
+    inspect_close(a.tcp.inspect_stream);
+    a.tcp.inspect_stream = nullptr;
+  }
   e.verdict = w_.policy->inspect_verdict(index);
   e.rule_index = w_.policy->inspect_rule_index(index);
   e.policy_version = static_cast<uint32_t>(w_.policy_version);
@@ -967,6 +1025,100 @@ void Burst::handle(BurstState& s) {
 
 }  // namespace
 
+bool LongNamePool::init(uint32_t slots) {
+  destroy();
+  if (slots == 0) return true;
+  mem_ = static_cast<char*>(rte_zmalloc("egw_long_names", size_t{slots} * kSlotBytes, 64));
+  free_ = static_cast<uint32_t*>(rte_zmalloc("egw_long_names_free", sizeof(uint32_t) * slots, 0));
+  if (mem_ == nullptr || free_ == nullptr) {
+    destroy();
+    return false;
+  }
+  for (uint32_t i = 0; i < slots; ++i) free_[i] = slots - 1 - i;
+  free_top_ = count_ = slots;
+  return true;
+}
+
+void LongNamePool::destroy() {
+  rte_free(mem_);
+  rte_free(free_);
+  mem_ = nullptr;
+  free_ = nullptr;
+  free_top_ = count_ = 0;
+}
+
+bool flow_name_keep(WorkerCtx& w, const FlowEntry& e, const l7::FlowName& n) {
+  FlowAux& a = w.aux[w.flows.index_of(&e)];
+  const AuxKind kind = aux_kind(e.key);
+  name_forget(w, kind, a);
+  uint32_t room;
+  char* text = text_of(a, kind, &room);
+  NameHead h;
+  h.app = static_cast<uint8_t>(n.app);
+  h.flags =
+      (n.has_name ? kNameHas : 0) | (n.ip_literal ? kNameIpLiteral : 0) | (n.ech ? kNameEch : 0);
+  h.alpn_len = static_cast<uint8_t>(std::min<uint32_t>(n.alpn_len, kAlpnMax));
+  h.name_len = static_cast<uint8_t>(std::min<size_t>(n.name.len, l7::kMaxName));
+  char all[kTextMax];
+  std::memcpy(all, n.alpn, h.alpn_len);
+  std::memcpy(all + h.alpn_len, n.name.buf, h.name_len);
+  const uint32_t len = h.alpn_len + h.name_len;
+  bool kept = true;
+  if (len <= room) {
+    std::memcpy(text, all, len);
+  } else if (const uint32_t slot = w.long_names.take(); slot != kNil) {
+    ++w.counters.l7_names_long;
+    h.flags |= kNameLong;
+    const uint32_t here = room - sizeof slot;
+    std::memcpy(text, &slot, sizeof slot);
+    std::memcpy(text + sizeof slot, all, here);
+    std::memcpy(w.long_names.at(slot), all + here, len - here);
+  } else {
+    ++w.counters.l7_names_lost;
+    h.flags = (h.flags & kNameEch) | kNameLost;  // the ALPN always fits
+    h.name_len = 0;
+    std::memcpy(text, all, h.alpn_len);
+    kept = false;
+  }
+  head_of(a, kind) = h;
+  return kept;
+}
+
+void flow_name_load(const WorkerCtx& w, const FlowKey& k, const FlowAux& a, l7::FlowName* out) {
+  *out = l7::FlowName{};
+  const AuxKind kind = aux_kind(k);
+  const NameHead h = head_of(a, kind);
+  uint32_t room;
+  const char* text = text_of(a, kind, &room);
+  uint32_t alpn = std::min<uint32_t>(h.alpn_len, kAlpnMax);
+  uint32_t name = std::min<uint32_t>(h.name_len, l7::kMaxName);
+  char all[kTextMax];
+  const char* rest = nullptr;  // the slot of a long name
+  if (h.flags & kNameLong) {
+    uint32_t slot;
+    std::memcpy(&slot, text, sizeof slot);
+    rest = w.long_names.at(slot);
+    text += sizeof slot;
+    room -= sizeof slot;
+  }
+  if (rest == nullptr) {  // without a slot, what fits is all there is
+    alpn = std::min(alpn, room);
+    name = std::min(name, room - alpn);
+  }
+  const uint32_t len = alpn + name, here = std::min(len, room);
+  std::memcpy(all, text, here);
+  if (len > here) std::memcpy(all + here, rest, len - here);
+  out->app = h.app <= static_cast<uint8_t>(l7::AppProto::quic) ? static_cast<l7::AppProto>(h.app)
+                                                               : l7::AppProto::unknown;
+  out->has_name = h.flags & kNameHas;
+  out->ip_literal = h.flags & kNameIpLiteral;
+  out->ech = h.flags & kNameEch;
+  out->alpn_len = static_cast<uint8_t>(alpn);
+  std::memcpy(out->alpn, all, alpn);
+  out->name.len = static_cast<uint8_t>(name);
+  std::memcpy(out->name.buf, all + alpn, name);
+}
+
 bool worker_init(WorkerCtx& w, const WorkerConfig& cfg, FlowRecordRing* records) {
   w.id = cfg.id;
   w.pool = cfg.pool;
@@ -979,6 +1131,9 @@ bool worker_init(WorkerCtx& w, const WorkerConfig& cfg, FlowRecordRing* records)
   const uint32_t streams = cfg.inspect_streams != WorkerConfig::kAutoStreams
                                ? cfg.inspect_streams
                                : std::min(cfg.flow_capacity / 4, WorkerConfig::kMaxAutoStreams);
+  const uint32_t long_names = cfg.long_names != WorkerConfig::kAutoLongNames
+                                  ? cfg.long_names
+                                  : cfg.flow_capacity / WorkerConfig::kLongNameShare;
   inspect_install_allocator();
   w.inspect_hits = static_cast<uint64_t*>(
       rte_zmalloc("egw_inspect_hits", sizeof(uint64_t) * abi::kMaxInspectRules, 64));
@@ -987,7 +1142,8 @@ bool worker_init(WorkerCtx& w, const WorkerConfig& cfg, FlowRecordRing* records)
   w.l7 = static_cast<L7Ctx*>(rte_zmalloc("egw_l7", sizeof(L7Ctx) * size_t{n ? n : 1}, 64));
   w.l7_free = static_cast<uint32_t*>(rte_zmalloc("egw_l7_free", sizeof(uint32_t) * (n ? n : 1), 0));
   if (w.aux == nullptr || w.l7 == nullptr || w.l7_free == nullptr || w.inspect_hits == nullptr ||
-      !w.streams.init(streams) || (n != 0 && !w.reasm.init(n, l7::kReasmMaxBytes))) {
+      !w.long_names.init(long_names) || !w.streams.init(streams) ||
+      (n != 0 && !w.reasm.init(n, l7::kReasmMaxBytes))) {
     worker_destroy(w);
     return false;
   }
@@ -1006,6 +1162,7 @@ void worker_destroy(WorkerCtx& w) {
   rte_free(w.inspect_hits);
   w.inspect_hits = nullptr;
   rte_free(w.aux);
+  w.long_names.destroy();
   rte_free(w.l7);
   rte_free(w.l7_free);
   w.aux = nullptr;
@@ -1026,7 +1183,7 @@ void worker_refresh_policy(WorkerCtx& w) {
   uint32_t owner = 0;
   for (uint32_t left = w.streams.in_use(); left != 0; --left) {
     hs_stream* s = static_cast<hs_stream*>(w.streams.last_in_use(&owner));
-    if (owner < w.flows.capacity()) w.aux[owner].inspect_stream = nullptr;
+    if (owner < w.flows.capacity()) w.aux[owner].tcp.inspect_stream = nullptr;
     if (s == w.dgram) w.dgram = nullptr;
     inspect_close(s);
     ++w.counters.inspect_swap_closed;

@@ -41,6 +41,11 @@ struct WorkerConfig {
   // Flows whose payload may be inspected at once (one abi::kInspectStreamBlock block
   // each); kAutoStreams: a quarter of flow_capacity, at most kMaxAutoStreams.
   uint32_t inspect_streams = kAutoStreams;
+  // Names that do not fit their flow's FlowAux, kept at once (a LongNamePool slot each);
+  // kAutoLongNames: flow_capacity / kLongNameShare.
+  static constexpr uint32_t kAutoLongNames = 0xffffffff;
+  static constexpr uint32_t kLongNameShare = 32;
+  uint32_t long_names = kAutoLongNames;
   uint32_t frag_capacity = 4096;
   uint64_t hash_seed[2] = {0, 0};  // per-boot random
   unsigned id = 0;
@@ -64,7 +69,7 @@ enum L7Phase : uint8_t {
   kL7Note,      // allowed without a name; its first unit is followed for the record only
 };
 
-// A flow's payload inspection (FlowAux::inspect).
+// A flow's payload inspection (FlowEntry::inspect).
 enum InspectPhase : uint8_t {
   kInspectUnknown = 0,  // decided at its next outbound payload
   kInspectOn,           // the policy's inspect rules cover it: payload is scanned
@@ -72,26 +77,93 @@ enum InspectPhase : uint8_t {
   kInspectMatched,      // a pattern matched: the flow ended with the rule's action
 };
 
-// Per-flow data beside the flow table entry (same index): the name for the flow
-// record, the DNS queries a response may answer, the payload inspection state.
-struct FlowAux {
-  l7::FlowName app;
+// A flow's name as its FlowAux keeps it (an l7::FlowName, packed): the bytes, ALPN then
+// name, follow in the FlowAux.
+struct NameHead {
+  uint8_t app;       // l7::AppProto
+  uint8_t flags;     // kName*
+  uint8_t name_len;  // l7::FlowName::name.len
+  uint8_t alpn_len;  // l7::FlowName::alpn_len
+};
+enum NameFlag : uint8_t {
+  kNameHas = 1,        // l7::FlowName::has_name
+  kNameIpLiteral = 2,  // l7::FlowName::ip_literal
+  kNameEch = 4,        // l7::FlowName::ech
+  kNameLong = 8,       // the bytes past the FlowAux's room are in a LongNamePool slot
+  kNameLost = 16,      // parsed but not kept (no slot free): app, ech and ALPN remain
+};
+
+// Which FlowAux layout a flow uses, by its key.
+enum class AuxKind : uint8_t { tcp, dns, other };
+inline AuxKind aux_kind(const FlowKey& k) {
+  if (k.proto == kProtoTcp) return AuxKind::tcp;
+  return k.proto == kProtoUdp && k.remote_port == 53 ? AuxKind::dns : AuxKind::other;
+}
+
+// Per-flow data beside the flow table entry (same index), one cache line: what the
+// flow's kind needs (TCP: its inspection stream; UDP to port 53: the DNS queries a
+// response may answer; they never meet on one flow), then its name (for its record and
+// every later decision) in the bytes left. A name that does not fit starts here and
+// goes on in a LongNamePool slot, whose index takes the first 4 bytes.
+struct alignas(64) FlowAux {
   static constexpr unsigned kDnsPending = 4;
-  uint16_t dns_id[kDnsPending];
-  uint32_t dns_key[kDnsPending];  // hash of the question (name, type, class)
-  uint8_t dns_next;
-  uint8_t inspect;            // InspectPhase
-  uint8_t inspect_seq;        // TCP: inspect_next is known
-  hs_stream* inspect_stream;  // of the current policy's database; opened at need
-  uint32_t inspect_next;      // TCP: the next outbound sequence number to scan
-  uint32_t inspected;         // outbound payload bytes scanned
-  uint32_t inspect_gen;       // WorkerCtx::policy_gen `inspect` was decided under
+  struct Tcp {
+    NameHead head;
+    uint32_t inspect_next;      // the next outbound sequence number to scan
+    hs_stream* inspect_stream;  // of the current policy's database; opened at need
+    char text[48];
+  };
+  struct Dns {
+    NameHead head;
+    uint32_t key[kDnsPending];  // hash of an allowed query's id and question; 0: none
+    uint8_t next;
+    char text[43];
+  };
+  struct Other {
+    NameHead head;
+    char text[60];
+  };
+  union {
+    Tcp tcp;
+    Dns dns;
+    Other other;
+  };
+};
+static_assert(sizeof(FlowAux::Tcp) == 64 && sizeof(FlowAux::Dns) == 64 &&
+              sizeof(FlowAux::Other) == 64 && sizeof(FlowAux) == 64);
+
+// The ends of the names that do not fit their FlowAux (few: most names are short), in
+// slots allocated at worker_init. Worker lcore only; snapshots read slots racily.
+class LongNamePool {
+ public:
+  static constexpr uint32_t kSlotBytes = 256;
+  LongNamePool() = default;
+  ~LongNamePool() { destroy(); }
+  LongNamePool(const LongNamePool&) = delete;
+  LongNamePool& operator=(const LongNamePool&) = delete;
+  bool init(uint32_t slots);  // replaces any earlier slots; 0 slots: every long name is lost
+  void destroy();
+
+  // A free slot, or kNil.
+  uint32_t take() { return free_top_ == 0 ? kNil : free_[--free_top_]; }
+  void put(uint32_t slot) { free_[free_top_++] = slot; }
+  // Slot i's bytes; nullptr when i is not a slot.
+  char* at(uint32_t i) const { return i < count_ ? mem_ + size_t{i} * kSlotBytes : nullptr; }
+  uint32_t capacity() const { return count_; }
+  uint32_t in_use() const { return count_ - free_top_; }
+
+ private:
+  char* mem_ = nullptr;
+  uint32_t* free_ = nullptr;  // stack of free slots
+  uint32_t free_top_ = 0;
+  uint32_t count_ = 0;
 };
 
 // A flow waiting for (or watching) its name: its first-flight stream.
 struct L7Ctx {
   l7::ReasmStream stream;
   l7::FlightState flight;
+  l7::FlowName name;  // the first unit's: later units must repeat it
   uint64_t start_ns;
   rte_mbuf* tmpl;    // the latest held segment: template of the released segments
   uint16_t max_seg;  // largest payload the client sent: the released segment size
@@ -121,8 +193,10 @@ struct alignas(64) WorkerCtx {
   FlowRecordRing* records = nullptr;  // may be null: records are then not kept
   SynthLimiter synth_limit;
   uint64_t now_ns = 0;                // clock of the current burst
-  // L7: per-flow side table, and the contexts of flows waiting for their name.
+  // L7: per-flow side table, the rest of long names, and the contexts of flows waiting
+  // for their name.
   FlowAux* aux = nullptr;  // flows.capacity() entries
+  LongNamePool long_names;
   L7Ctx* l7 = nullptr;     // l7_cap contexts
   uint32_t* l7_free = nullptr;
   uint32_t l7_free_top = 0;
@@ -161,6 +235,15 @@ void worker_process_burst(WorkerCtx& w, rte_mbuf** pkts, uint16_t n, Side from,
 
 // Periodic housekeeping between bursts: ages a bounded slice of the flow table.
 void worker_housekeeping(WorkerCtx& w, uint64_t now_ns);
+
+// Keeps n as flow e's name: in its FlowAux, what does not fit in a long-name slot
+// (counted: l7_names_long). With no slot free the name is lost, counted
+// (l7_names_lost): its protocol, ech and ALPN are kept, and a later decision that needs
+// the name denies the flow. Returns whether the name was kept.
+bool flow_name_keep(WorkerCtx& w, const FlowEntry& e, const l7::FlowName& n);
+// The name a (flow k's FlowAux, or a copy of it) keeps, whole. Reads stay in bounds
+// whatever a holds: snapshots copy a FlowAux while its worker writes it.
+void flow_name_load(const WorkerCtx& w, const FlowKey& k, const FlowAux& a, l7::FlowName* out);
 
 // Ends up to `budget` flows (shutdown, end of replay), emitting their records;
 // returns true when none is left. Drain the records ring between calls: a budget of

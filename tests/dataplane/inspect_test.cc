@@ -336,9 +336,9 @@ TEST_F(InspectTest, TcpCases) {
 TEST_F(InspectTest, LimitAndFinCloseTheStream) {
   const Bytes big = filler(kLimit + 3000);
   run({}, big, every(big.size(), 1400));
-  const FlowAux& a = w_->aux[w_->flows.index_of(flow(40000))];
-  EXPECT_EQ(a.inspected, kLimit);
-  EXPECT_EQ(a.inspect, kInspectOff);
+  const FlowEntry& f = *flow(40000);
+  EXPECT_EQ(f.inspected, kLimit);
+  EXPECT_EQ(f.inspect, kInspectOff);
   EXPECT_EQ(w_->counters.inspect_bytes, kLimit);
   EXPECT_EQ(w_->counters.inspect_limit_reached, 1u);
   EXPECT_EQ(w_->streams.in_use(), 0u);

@@ -238,11 +238,12 @@ TEST_F(PolicySwapTest, FlowSnapshotCopiesLiveFlowsOfEveryWorker) {
       e->policy_version = 1;
       e->pkts[0] = 5;
       if (wi == 1 && i == 2) {  // this one has its name, in the worker's side table
-        l7::FlowName& n = workers_[wi]->ctx.aux[workers_[wi]->ctx.flows.index_of(e)].app;
+        l7::FlowName n;
         n.app = l7::AppProto::http;
         n.has_name = true;
         n.name.len = 11;
         std::memcpy(n.name.buf, "example.com", 11);
+        ASSERT_TRUE(flow_name_keep(workers_[wi]->ctx, *e, n));
       }
     }
   }

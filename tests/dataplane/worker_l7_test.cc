@@ -229,6 +229,8 @@ std::vector<TcpCase> tcp_cases() {
     v.push_back({"pipelined request to another host: reset (checklist 17)", 4, 80, two,
                  cuts(two.size(), {static_cast<uint32_t>(get_ok.size())}), Want::reset,
                  "http-ok", DropReason::l7_bad, "www.egw.test"});
+    v.push_back({"both requests in one segment: reset, the first name kept for the record", 4,
+                 80, two, {}, Want::reset, "", DropReason::l7_bad, "www.egw.test"});
   }
   {
     const Bytes q = test::dns_tcp_framed(test::dns_query("www.egw.test"));
@@ -286,7 +288,8 @@ TEST_F(WorkerL7Test, TcpCases) {
       EXPECT_EQ(rule, tc.rule);
     }
     if (!tc.name_logged.empty()) {
-      const l7::FlowName& n = w_->aux[w_->flows.index_of(e)].app;
+      l7::FlowName n;
+      flow_name_load(*w_, e->key, w_->aux[w_->flows.index_of(e)], &n);
       EXPECT_EQ(std::string(n.name.buf, n.name.len), tc.name_logged);
     }
     EXPECT_EQ(e->l7_slot == kNil || e->l7 == kL7Watch, true) << "a context leaked";
