@@ -9,8 +9,9 @@
 namespace egw::abi {
 
 constexpr uint32_t kPolicyMagic = 0x50574745;    // "EGWP"
-constexpr uint16_t kPolicyAbiVersion = 2;        // 2: name conditions (sections 9, 10),
-                                                 // inspect rules (sections 11, 12)
+constexpr uint16_t kPolicyAbiVersion = 3;        // 2: name conditions (sections 9, 10),
+                                                 // inspect rules (sections 11, 12);
+                                                 // 3: domain table version 2
 constexpr uint64_t kPolicyMaxSize = 1ull << 30;  // 1 GiB: anything larger is refused
 
 // Blob = PolicyHeader, SectionEntry[section_count], then section bodies (8-byte aligned).

@@ -5,7 +5,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,22 +16,37 @@
 
 namespace egw::l7 {
 
+// The table is a label trie kept in one hash table: a node is a suffix of a pattern at a
+// label boundary ("com", "stripe.com", "api.stripe.com") and holds its first label and
+// the slot of its parent (the suffix one label shorter). A node is found by the hash of
+// its whole suffix, so match() hashes every suffix of the name and prefetches all their
+// buckets first; then, right to left, a level is the node with the name's label and the
+// previous level's slot as parent, which proves the whole suffix equal. A look-up waits
+// for one round of parallel cache misses, not for a chain of them.
+//
 // Serialized layout (all integers little-endian u32 unless said otherwise):
 //   header (kDomainHeaderLen bytes): magic, version, header_len, body_len, checksum
-//     (FNV-1a 32 of the body), key_count, exact_count, exact_slots, exact_max_probe,
-//     wild_slots, wild_max_probe, value_count, names_len, star_off, star_count,
-//     wild_label_mask (bit min(labels,32)-1 set when a wildcard suffix has that many
-//     labels: match() skips suffix lookups no wildcard can answer)
-//   body: keys[key_count] {name_off, name_len, val_off, val_count} (exact keys first,
-//         sorted by name, then wildcard suffixes, sorted), exact slots[exact_slots] and
-//         wild slots[wild_slots] {tag, key_index + 1 (0: empty)}, values[value_count],
-//         name bytes[names_len].
-// Slots are open addressing with linear probing over a power-of-two table; a key sits
-// at most max_probe - 1 slots after its home slot, so a lookup probes at most max_probe.
+//     (FNV-1a 32 of the body), 0, node_count, 0, buckets, 0, list_words, value_count,
+//     labels_len, star_list (list offset + 1; 0: no "*"), 0, 0.
+//     The zeros at 20, 28 and 36 leave the value set where version 1 had its values
+//     (header + 16 * [20] + 8 * ([28] + [36])), which is where dataplane/policy.cc's
+//     check_domain_values reads them.
+//   body: values[value_count] (every value in the table, ascending, once), zeros up to
+//         a multiple of 64 bytes from the table start, buckets[buckets] (64 bytes: two
+//         32-byte slots), lists[list_words], label bytes[labels_len].
+//   slot: parent (slot index + 1; 0: a top-level label), exact word, wildcard word,
+//         u8 label_len (0: an empty slot, all 32 bytes zero), u8 kinds (bits 0-1 exact,
+//         2-3 wildcard: 0 none, 1 the word is the one value, 2 the word is a list
+//         offset), u8 0, u8 tag (the hash's low byte), then the label zero-padded to 16
+//         bytes or, when longer, its u32 offset in the label bytes and 12 zeros.
+//   list: count (>= 1), then count values, ascending.
+// Bucketized cuckoo hashing: a node sits in one of two buckets, picked by the two halves
+// of its 64-bit hash scaled to the bucket count, so a look-up reads two cache lines.
 constexpr uint32_t kDomainMagic = 0x54444745;  // "EGDT"
-constexpr uint32_t kDomainVersion = 1;
+constexpr uint32_t kDomainVersion = 2;         // 2: label trie in a cuckoo table
 constexpr size_t kDomainHeaderLen = 64;
-constexpr size_t kDomainMaxKeys = 1u << 22;  // per table; build() and open() enforce it
+constexpr size_t kDomainMaxKeys = 1u << 22;   // patterns per table; add() enforces it
+constexpr size_t kDomainMaxNodes = 1u << 24;  // labels of all patterns; add() too
 
 class DomainTableBuilder {
  public:
@@ -48,13 +65,15 @@ class DomainTableBuilder {
   std::map<std::string, std::vector<uint32_t>> exact_;
   std::map<std::string, std::vector<uint32_t>> wild_;  // key: the suffix after "*."
   std::vector<uint32_t> star_;
+  size_t label_sum_ = 0;  // labels of the distinct patterns: bounds the node count
 };
 
 class DomainTable {
  public:
-  // Validates a table produced by build() (header, checksum, every offset, length, slot
-  // and probe bound) and keeps a pointer to it: the bytes must outlive this object.
-  // Returns false with *err set (management / control thread only: may allocate err).
+  // Copies a table produced by build() and validates the copy (header, checksum, every
+  // offset, length, list and label, each node's parent chain and buckets), so later
+  // writes to `data` (shared memory) cannot reach match(). Returns false with *err set
+  // (management / control thread only: allocates).
   bool open(const uint8_t* data, size_t len, std::string* err);
   // Writes into out[] the values of every pattern matching the normalised `name`: the
   // exact entry for the whole name, each wildcard whose suffix is a proper suffix of
@@ -66,23 +85,17 @@ class DomainTable {
   size_t match(const Name& name, uint32_t* out, size_t max) const;
 
  private:
-  struct Probe {
-    uint32_t slots = 0;      // a power of two, or 0 for an empty table
-    uint32_t max_probe = 0;  // <= slots
-    const uint8_t* base = nullptr;
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
   };
-  // Values of the key equal to name[0, len) with hash h in table t; false if absent.
-  bool find(const Probe& t, uint64_t h, const char* s, size_t len, const uint8_t** vals,
-            uint32_t* count) const;
+  bool validate(const uint8_t* data, size_t len, std::string* err);
 
-  const uint8_t* keys_ = nullptr;
-  const uint8_t* values_ = nullptr;
-  const uint8_t* names_ = nullptr;
-  Probe exact_;
-  Probe wild_;
-  uint32_t star_off_ = 0;
-  uint32_t star_count_ = 0;
-  uint32_t wild_label_mask_ = 0;
+  std::unique_ptr<uint8_t, Free> mem_;  // the copy: 64-byte aligned, so is each slot
+  const uint8_t* slots_ = nullptr;
+  const uint8_t* lists_ = nullptr;
+  const uint8_t* labels_ = nullptr;
+  uint32_t buckets_ = 0;
+  uint32_t star_list_ = 0;
   bool open_ = false;
 };
 

@@ -1,12 +1,16 @@
 // libFuzzer target for dataplane/l7/domain_table.cc. First byte picks the mode:
 //   0: the rest is a table: open(), then match() on fixed and input-derived names;
 //   1: mutations {offset lo, offset hi, xor} of a valid table, checksum fixed up;
-//   2: the rest is '\n'-separated patterns: add(), build(), open() must succeed and every
-//      exact pattern must match its own value.
+//   2: the rest is '\n'-separated patterns: add(), build(), open() must succeed, and
+//      match() must agree with a plain reference on the fixed names, every pattern's
+//      name, a subdomain of each and the input-derived name.
 #include <cstdint>
 #include <cstdlib>
+#include <map>
+#include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dataplane/l7/domain_table.h"
 
@@ -27,6 +31,8 @@ const char* const kNames[] = {
     "example.com.evil.net",
     "x.example.com",
     "localhost",
+    "x.averyveryverylonglabel.example",
+    "averyveryverylonglabel.example",
     "a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.z"};
 
 void check(bool ok) {
@@ -59,6 +65,50 @@ void match_all(const DomainTable& t, const uint8_t* extra, size_t extra_len) {
   checked_match(t, raw, nullptr);
 }
 
+// What match() must return, from the patterns' definition: "*", the exact name, and
+// every wildcard whose suffix is a proper suffix of the name at a label boundary.
+struct Reference {
+  std::map<std::string, std::set<uint32_t>> exact, wild;
+  std::set<uint32_t> star;
+
+  void add(std::string_view pattern, uint32_t value) {  // one add() accepted
+    Name n;
+    if (pattern == "*") {
+      star.insert(value);
+    } else if (pattern.substr(0, 2) == "*.") {
+      check(egw::l7::normalize_name(reinterpret_cast<const uint8_t*>(pattern.data() + 2),
+                                    pattern.size() - 2, &n));
+      wild[std::string(n.buf, n.len)].insert(value);
+    } else {
+      check(egw::l7::normalize_name(reinterpret_cast<const uint8_t*>(pattern.data()),
+                                    pattern.size(), &n));
+      exact[std::string(n.buf, n.len)].insert(value);
+    }
+  }
+
+  void expect(const DomainTable& t, const Name& n) const {
+    const std::string name(n.buf, n.len);
+    std::set<uint32_t> want = star;
+    if (auto it = exact.find(name); it != exact.end())
+      want.insert(it->second.begin(), it->second.end());
+    for (size_t i = 0; i < name.size(); ++i)
+      if (name[i] == '.')
+        if (auto it = wild.find(name.substr(i + 1)); it != wild.end())
+          want.insert(it->second.begin(), it->second.end());
+    uint32_t out[kOut];
+    const size_t count = checked_match(t, n, out);
+    auto w = want.begin();
+    check(count == std::min(want.size(), kOut));
+    for (size_t i = 0; i < count; ++i, ++w) check(out[i] == *w);
+  }
+
+  void expect(const DomainTable& t, const std::string& raw) const {
+    Name n;
+    if (egw::l7::normalize_name(reinterpret_cast<const uint8_t*>(raw.data()), raw.size(), &n))
+      expect(t, n);
+  }
+};
+
 const std::string& valid_table() {
   static const std::string table = [] {
     DomainTableBuilder b;
@@ -71,7 +121,9 @@ const std::string& valid_table() {
                                                          {"*.com", 5},
                                                          {"*", 9},
                                                          {"localhost", 6},
-                                                         {"*.z", 8}};
+                                                         {"*.z", 8},
+                                                         {"*.averyveryverylonglabel.example", 10},
+                                                         {"averyveryverylonglabel.example", 11}};
     for (const auto& [p, v] : patterns) b.add(p, v, &err);
     return b.build();
   }();
@@ -107,25 +159,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       match_all(t, data + i, size - i);
   } else {
     DomainTableBuilder b;
+    Reference ref;
+    std::vector<std::string> names;  // each accepted pattern's name, and one under it
     std::string_view rest(reinterpret_cast<const char*>(data), size);
-    std::string exact[64];
-    size_t nexact = 0;
     for (uint32_t value = 0; !rest.empty() && value < 256; ++value) {
       const size_t nl = rest.find('\n');
       const std::string_view p = rest.substr(0, nl);
       rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
-      if (b.add(p, value, &err) && p.find('*') == std::string_view::npos && nexact < 64)
-        exact[nexact++] = std::string(p);
+      if (!b.add(p, value, &err)) continue;
+      ref.add(p, value);
+      const std::string_view bare = p.substr(0, 2) == "*." ? p.substr(2) : p;
+      names.emplace_back(bare);
+      names.push_back("x." + std::string(bare));
     }
     const std::string table = b.build();
     check(t.open(reinterpret_cast<const uint8_t*>(table.data()), table.size(), &err));
-    for (size_t i = 0; i < nexact; ++i) {
-      Name n;
-      check(egw::l7::normalize_name(reinterpret_cast<const uint8_t*>(exact[i].data()),
-                                    exact[i].size(), &n));
-      uint32_t out[kOut];
-      check(checked_match(t, n, out) > 0);  // at least its own value (or smaller ones)
-    }
+    for (const std::string& n : names) ref.expect(t, n);
+    for (const char* n : kNames) ref.expect(t, std::string(n));
+    Name n;
+    if (egw::l7::normalize_name(data, size < 64 ? size : 64, &n)) ref.expect(t, n);
     match_all(t, data, size < 64 ? size : 64);
   }
   return 0;

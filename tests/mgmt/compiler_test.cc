@@ -113,7 +113,7 @@ TEST(Compiler, HeaderAndChecksum) {
   EXPECT_EQ(h.total_size, res.blob.size());
   EXPECT_EQ(h.total_size % 8, 0u);
   EXPECT_EQ(h.flags, 0u);
-  EXPECT_EQ(h.abi_version, 2u);
+  EXPECT_EQ(h.abi_version, 3u);
   EXPECT_EQ(h.section_count, 8u);
   const auto* bytes = reinterpret_cast<const uint8_t*>(res.blob.data());
   EXPECT_EQ(h.checksum, abi::fnv1a64(bytes + h.header_size, h.total_size - h.header_size));
@@ -519,7 +519,7 @@ TEST(Compiler, NameSections) {
     EXPECT_EQ(res.stats.domains, c.domains);
     EXPECT_EQ(res.stats.regexes, c.regexes);
     BlobView v(res.blob);
-    EXPECT_EQ(v.header().abi_version, 2u);
+    EXPECT_EQ(v.header().abi_version, 3u);
     EXPECT_EQ(v.header().section_count, 8u + c.table + c.regex);
     EXPECT_EQ(v.has(abi::kSecDomainTable), c.table);
     EXPECT_EQ(v.has(abi::kSecNameRegexDb), c.regex);
