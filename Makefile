@@ -41,6 +41,7 @@ LIB_RULES := $(B)/lib/libegw_rules.a
 LIB_DP := $(B)/lib/libegw_dp.a
 LIB_MGMT := $(B)/lib/libegw_mgmt.a
 BINS := $(B)/egw-dataplane $(B)/egw-replay $(B)/egwctl $(B)/egw-mgmt
+PERF_BINS := $(B)/perf/name_bench $(B)/perf/worker_bench  # make perf; smoke-run by make test
 
 .PHONY: all deps test unit unit-one packet e2e run demo fuzz fuzz-run fmt clean perf print-flags
 all: $(BINS) $(B)/tests/unit_tests
@@ -93,7 +94,7 @@ e2e: $(BINS)
 	bash tests/e2e/run.sh $(B)
 
 # The whole suite: unit, packet (pcap replay) and end-to-end; one plain summary line last.
-test: deps all
+test: deps all $(PERF_BINS)
 	@bash tests/run_all.sh $(B)
 
 run: deps all
@@ -123,7 +124,7 @@ $(B)/perf/worker_bench: $(call obj,perf/worker_bench.cc) $(TEST_LIBS)
 perf-stages:
 	$(MAKE) B=$(B)/stages EXTRA_CXXFLAGS=-DEGW_STAGE_CLOCKS $(B)/stages/perf/worker_bench
 
-perf: deps all $(B)/perf/domain_table_bench $(B)/perf/name_bench $(B)/perf/worker_bench perf-stages
+perf: deps all $(PERF_BINS) perf-stages
 	@bash perf/run.sh $(B)
 
 # libFuzzer targets (clang): pure parsers, no EAL.

@@ -27,13 +27,14 @@
 // an HTTP request head) and per parse_dns_query(), from a fresh state as a flow starts.
 // The tls13-pq-2seg row is the post-quantum hello parsed as its two segments arrive.
 // Needs the EAL (RuntimePolicy builds rte_acl/rte_lpm): started without hugepages.
-// Usage: name_bench [--json FILE] [--slow]
+// Usage: name_bench [--json FILE] [--slow] [--quick]
 //   --json FILE  also writes {"rules_scale": {...}}: <row>_compile_s, <row>_match_ns ...
 //                per row (rows: domains_10 ... domains_100k, regex_1k, regex_10k,
 //                regex_same_1k [, regex_same_10k]), match_ns_<size> for the domains and
 //                "extraction_ns": {input: ns}
 //   --slow       adds the same-shape 10k regex row (about 40 s of compile; its hits
 //                cost tens of microseconds each)
+//   --quick      one run of everything instead of the median of 5 (make test's smoke run)
 #include <json/json.h>
 #include <rte_eal.h>
 #include <unistd.h>
@@ -62,7 +63,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr int kRuns = 5;
+int kRuns = 5;                     // --quick: 1 (a smoke run: shape, not timing)
 constexpr int kBigRegexRuns = 1;    // compiles of a 10k-regex policy
 constexpr size_t kQueries = 50000;  // names per kind: a multiple of every entry count
 constexpr size_t kStride = 7919;    // prime, coprime to every entry count: visits all
@@ -454,8 +455,10 @@ int main(int argc, char** argv) {
       json_path = argv[++i];
     } else if (strcmp(argv[i], "--slow") == 0) {
       slow = true;
+    } else if (strcmp(argv[i], "--quick") == 0) {
+      kRuns = 1;
     } else {
-      fprintf(stderr, "usage: name_bench [--json FILE] [--slow]\n");
+      fprintf(stderr, "usage: name_bench [--json FILE] [--slow] [--quick]\n");
       return 2;
     }
   }

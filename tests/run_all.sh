@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole suite: unit tests (GoogleTest), packet tests (pcap replay through
 # egw-replay, its names against tshark's) and end-to-end tests (network namespaces,
-# name rules included). Ends with one summary line.
+# name rules included), then a smoke run of the benchmarks. Ends with one summary line.
 set -uo pipefail
 B=${1:-build}
 cd "$(dirname "$0")/.."
@@ -50,6 +50,8 @@ run_suite rest timeout 300 /usr/bin/python3 tests/mgmt/rest/run_rest_tests.py --
 run_suite faults timeout -s INT 300 bash tests/e2e/faults.sh "$B"
 run_suite swap timeout -s INT 300 bash tests/e2e/swap.sh "$B"
 run_suite restart timeout -s INT 300 bash tests/e2e/restart.sh "$B"
+# make perf's driver in its quick mode: every benchmark runs and writes its results.
+run_suite perf timeout -s INT 400 bash tests/perf/smoke.sh "$B"
 
 [ ${#broken[@]} -gt 0 ] && echo "suites with a non-zero exit: ${broken[*]}"
 echo "$passed passed, $failed failed"
