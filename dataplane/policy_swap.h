@@ -29,7 +29,8 @@ class PolicySwap {
   void install_boot(std::unique_ptr<RuntimePolicy> p);
 
   // Handles one activate request: reads and validates the blob named in m, publishes
-  // it and waits (bounded) for the grace period. Fills `answer` (type activated).
+  // it and waits (bounded) for the grace period. Fills `answer` (type activated). The
+  // old policy is retired: call reclaim() once the answer is sent.
   void activate(const shm::Msg& m, shm::Msg* answer);
   // Activates an in-memory blob (the path activate() takes after reading the blob).
   // Returns 0 or an errno-style code with *err.

@@ -513,6 +513,8 @@ TEST_F(InspectTest, PolicySwapClosesStreams) {
   control.join();
   ASSERT_EQ(rc, 0) << swap_err;
   EXPECT_EQ(w_->policy_version, 10u);
+  EXPECT_EQ(swap.retired(), 1u) << "the old policy waits for the control loop's reclaim()";
+  swap.reclaim();
   EXPECT_EQ(swap.retired(), 0u) << "the old policy is freed";
   EXPECT_EQ(w_->streams.in_use(), 0u);
   EXPECT_EQ(w_->counters.inspect_swap_closed, 3u);
