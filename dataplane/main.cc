@@ -53,6 +53,7 @@ struct Options {
   uint32_t mbufs = 0;  // 0: sized from queues and descriptors
   uint32_t l7_flows = 1024;  // per worker: flows waiting for their name at once
   uint32_t inspect_flows = WorkerConfig::kAutoStreams;  // per worker: inspected at once
+  uint32_t long_names = WorkerConfig::kAutoLongNames;   // per worker: names past FlowAux
 };
 
 [[noreturn]] void usage_exit(const char* prog, const char* why) {
@@ -60,7 +61,7 @@ struct Options {
   fprintf(stderr,
           "usage: %s [EAL options] -- [--inside PORT] [--outside PORT] [--policy FILE]\n"
           "          [--instance NAME] [--flows N] [--flow-log FILE|-] [--mbufs N]\n"
-          "          [--l7-flows N] [--inspect-flows N]\n"
+          "          [--l7-flows N] [--inspect-flows N] [--long-names N]\n"
           "  --inside/--outside  port ids (default 0 and 1); inside traffic is outbound\n"
           "  --policy FILE       compiled policy (egwctl compile); without one, all IP is denied\n"
           "  --flows N           flow-table capacity per worker (default: policy max_flows or %u)\n"
@@ -70,8 +71,11 @@ struct Options {
           "                      each (default 1024); when all are taken, new ones are denied\n"
           "  --inspect-flows N   flows per worker whose payload inspect rules may scan at once,\n"
           "                      2 KiB each (default: a quarter of --flows, at most %u); when\n"
-          "                      all are taken, an inspected flow with payload is refused\n",
-          prog, kDefaultFlows, WorkerConfig::kMaxAutoStreams);
+          "                      all are taken, an inspected flow with payload is refused\n"
+          "  --long-names N      names per worker too long for their flow's 64-byte record\n"
+          "                      (over ~45 characters), 256 B each (default: --flows / %u);\n"
+          "                      when all are taken such a name is not kept (l7_names_lost)\n",
+          prog, kDefaultFlows, WorkerConfig::kMaxAutoStreams, WorkerConfig::kLongNameShare);
   exit(2);
 }
 
@@ -97,6 +101,7 @@ Options parse_options(int argc, char** argv) {
                                     {"mbufs", required_argument, nullptr, 'm'},
                                     {"l7-flows", required_argument, nullptr, 'L'},
                                     {"inspect-flows", required_argument, nullptr, 'I'},
+                                    {"long-names", required_argument, nullptr, 'N'},
                                     {"help", no_argument, nullptr, 'h'},
                                     {nullptr, 0, nullptr, 0}};
   Options o;
@@ -114,6 +119,7 @@ Options parse_options(int argc, char** argv) {
       case 'm': o.mbufs = parse_u32(prog, "--mbufs", optarg, 1u << 24); break;
       case 'L': o.l7_flows = parse_u32(prog, "--l7-flows", optarg, 1u << 20); break;
       case 'I': o.inspect_flows = parse_u32(prog, "--inspect-flows", optarg, 1u << 24); break;
+      case 'N': o.long_names = parse_u32(prog, "--long-names", optarg, 1u << 24); break;
       case 'h': usage_exit(prog, nullptr);
       default: usage_exit(prog, "unknown option");
     }
@@ -457,6 +463,7 @@ int run(int argc, char** argv) {
     cfg.flow_capacity = flows;
     cfg.l7_contexts = rt.opt.l7_flows;
     cfg.inspect_streams = rt.opt.inspect_flows;
+    cfg.long_names = rt.opt.long_names;
     cfg.hash_seed[0] = seed[0];
     cfg.hash_seed[1] = seed[1];
     cfg.id = wk.queue;
