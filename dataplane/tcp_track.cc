@@ -44,8 +44,9 @@ inline bool fail(DropReason* reason, DropReason r) {
 }
 
 // Rooij's four bounds for a segment from s to r. has_ack: the ACK field is meaningful.
-bool in_window(const TcpDir& s, const TcpDir& r, uint32_t seq, uint32_t end, bool has_ack,
-               uint32_t ack) {
+// Inlined: every tracked segment goes through it and window_update.
+[[gnu::always_inline]] inline bool in_window(const TcpDir& s, const TcpDir& r, uint32_t seq,
+                                             uint32_t end, bool has_ack, uint32_t ack) {
   if (!seq_le(seq, s.maxend)) return false;                   // I: right of the window
   if (r.seen && seq_lt(end, s.end - r.maxwin)) return false;  // II: too old
   if (!has_ack) return true;
@@ -55,7 +56,8 @@ bool in_window(const TcpDir& s, const TcpDir& r, uint32_t seq, uint32_t end, boo
 }
 
 // Updates both directions after an accepted segment from s to r.
-void window_update(TcpDir& s, TcpDir& r, const ParsedPacket& p, uint32_t end, bool has_ack) {
+[[gnu::always_inline]] inline void window_update(TcpDir& s, TcpDir& r, const ParsedPacket& p,
+                                                 uint32_t end, bool has_ack) {
   uint32_t win = p.tcp_window;
   if (!(p.tcp_flags & kTcpSyn)) win <<= s.wscale;  // SYN windows are never scaled
   if (win > s.maxwin) s.maxwin = win;
@@ -140,7 +142,12 @@ void tcp_track_init(FlowEntry& e, const ParsedPacket& p, uint64_t now_ns) {
   e.isn = p.tcp_seq;
 }
 
-bool tcp_track(FlowEntry& e, int dir, const ParsedPacket& p, uint64_t now_ns, DropReason* reason) {
+// Every segment but the common one tcp_track takes itself; out of line, so that the
+// common one saves no registers.
+namespace {
+
+[[gnu::noinline]] bool tcp_track_general(FlowEntry& e, int dir, const ParsedPacket& p,
+                                         uint64_t now_ns, DropReason* reason) {
   const uint8_t f = p.tcp_flags & (kTcpSyn | kTcpAck | kTcpRst | kTcpFin);
   const bool syn = f & kTcpSyn, ack = f & kTcpAck, rst = f & kTcpRst, fin = f & kTcpFin;
   if (f == 0 || (syn && (fin || rst)) || (fin && (rst || !ack)))
@@ -186,6 +193,25 @@ bool tcp_track(FlowEntry& e, int dir, const ParsedPacket& p, uint64_t now_ns, Dr
       e.tcp_state = TcpState::fin_wait;
   }
   return true;
+}
+
+}  // namespace
+
+bool tcp_track(FlowEntry& e, int dir, const ParsedPacket& p, uint64_t now_ns, DropReason* reason) {
+  // Nearly every segment: a plain ACK (PSH/URG aside) on an established flow. For it
+  // the general path's checks reduce to these.
+  if ((p.tcp_flags & (kTcpSyn | kTcpAck | kTcpRst | kTcpFin)) == kTcpAck &&
+      e.tcp_state == TcpState::established) {
+    TcpDir& s = e.tcp[dir != 0];
+    TcpDir& r = e.tcp[dir == 0];
+    if (!s.seen || !r.seen) return fail(reason, DropReason::tcp_invalid);
+    const uint32_t end = p.tcp_seq + p.payload_len;
+    if (!in_window(s, r, p.tcp_seq, end, true, p.tcp_ack))
+      return fail(reason, DropReason::tcp_out_of_window);
+    window_update(s, r, p, end, true);
+    return true;
+  }
+  return tcp_track_general(e, dir, p, now_ns, reason);
 }
 
 }  // namespace egw
