@@ -125,7 +125,9 @@ void on_flow_end(void* ctx, FlowEntry& e, EndReason why) {
 
 class Burst {
  public:
-  Burst(WorkerCtx& w, Side from, TxBatch* out) : w_(w), from_(from), out_(out) {}
+  Burst(WorkerCtx& w, Side from, TxBatch* out)
+      : w_(w), from_(from), out_(out),
+        inspecting_(w.policy != nullptr && w.policy->has_inspect()) {}
 
   void drop(rte_mbuf* m, DropReason r) {
     w_.counters.drop(r);
@@ -171,7 +173,7 @@ class Burst {
 
   // Payload inspection: see docs/l7.md. The inspect_* that take a packet return false
   // when they consumed it.
-  bool inspecting() const { return w_.policy != nullptr && w_.policy->has_inspect(); }
+  bool inspecting() const { return inspecting_; }  // the policy is fixed for the burst
   bool inspect_on(FlowEntry& e);
   int32_t scan_stream(FlowEntry& e, FlowAux& a, const uint8_t* data, uint32_t len);
   bool inspect_tcp(BurstState& s, FlowEntry& e);
@@ -191,6 +193,7 @@ class Burst {
   WorkerCtx& w_;
   Side from_;
   TxBatch* out_;
+  bool inspecting_;
 };
 
 const uint8_t* frame_of(rte_mbuf* m) { return rte_pktmbuf_mtod(m, const uint8_t*); }
