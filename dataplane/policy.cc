@@ -601,11 +601,11 @@ struct RuntimePolicy::Impl {
   std::vector<uint32_t> rule_from;
   std::vector<abi::PortRange> rule_ports;
   std::vector<abi::CidrRec> rule_cidrs;
-  // Name conditions: the literal table (over its own copy of the bytes), the Hyperscan
-  // database of every domain_regex (id = rule index) and one scratch per worker.
+  // Name conditions: the literal table (over its own copy of the bytes) and the Hyperscan
+  // databases of the domain_regex patterns (id = rule index), in rule order.
   std::vector<uint8_t> domain_bytes;
   l7::DomainTable domains;
-  hs_database_t* regex_db = nullptr;
+  std::vector<hs_database_t*> regex_dbs;
   // Inspect rules: the stream database (id = inspect index), their verdicts, and which
   // source services some inspect rule covers (by service index; inspect_any: every one).
   hs_database_t* inspect_db = nullptr;
@@ -613,12 +613,13 @@ struct RuntimePolicy::Impl {
   std::vector<Verdict> inspect_verdicts;
   std::vector<uint8_t> inspect_services;
   bool inspect_any = false;
-  // One scratch per worker, serving both databases.
+  // One scratch per worker, serving every database.
   std::vector<hs_scratch_t*> scratches;
   unsigned scratch_count = 0;
 
   bool build_lpm(const Arrays& a, std::string* err);
   bool load_names(const Arrays& a, std::string* err);
+  bool load_regex_parts(const uint8_t* sec, size_t len, std::string* err);
   bool load_inspect(Arrays& a, std::string* err);
   bool alloc_scratches(std::string* err);
   int service(const FlowKey& k) const;
@@ -760,7 +761,47 @@ bool RuntimePolicy::Impl::load_names(const Arrays& a, std::string* err) {
     if (!check_domain_values(domain_bytes.data(), domain_bytes.size(), a, err)) return false;
   }
   if (!a.regex_db) return true;
-  return deserialize(a.regex_db, a.regex_db_len, "name_regex_db", "BLOCK", &regex_db, err);
+  return load_regex_parts(a.regex_db, a.regex_db_len, err);
+}
+
+// Section 10: the part table (abi::RegexDbHeader), then each part's database.
+bool RuntimePolicy::Impl::load_regex_parts(const uint8_t* sec, size_t len, std::string* err) {
+  abi::RegexDbHeader h;
+  if (len < sizeof(h))
+    return fail(err, "name_regex_db: " + std::to_string(len) + " bytes, shorter than its header");
+  std::memcpy(&h, sec, sizeof(h));
+  if (h.part_count == 0 || h.part_count > abi::kMaxRegexParts)
+    return fail(err, "name_regex_db: part_count " + std::to_string(h.part_count) +
+                         " is not in 1.." + std::to_string(abi::kMaxRegexParts));
+  if (h.reserved != 0) return fail(err, "name_regex_db: reserved header field is not 0");
+  const uint64_t table_end = sizeof(h) + uint64_t{h.part_count} * sizeof(abi::RegexDbPart);
+  if (table_end > len)
+    return fail(err, "name_regex_db: the table of " + std::to_string(h.part_count) +
+                         " parts extends past the section (" + std::to_string(len) + " bytes)");
+  std::vector<abi::RegexDbPart> parts(h.part_count);
+  std::memcpy(parts.data(), sec + sizeof(h), parts.size() * sizeof(parts[0]));
+  regex_dbs.reserve(parts.size());
+  uint64_t next = table_end, total = 0;  // parts in order, none overlapping another
+  for (size_t k = 0; k < parts.size(); ++k) {
+    const abi::RegexDbPart& p = parts[k];
+    const std::string what = "name_regex_db part " + std::to_string(k);
+    if (p.offset % 8 != 0)
+      return fail(err, what + " offset " + std::to_string(p.offset) + " is not 8-byte aligned");
+    if (p.offset < next)
+      return fail(err, what + " offset " + std::to_string(p.offset) +
+                           " overlaps the part table or the previous part");
+    if (p.offset > len || p.size > len - p.offset)
+      return fail(err, what + " [" + std::to_string(p.offset) + ", +" + std::to_string(p.size) +
+                           ") extends past the section (" + std::to_string(len) + " bytes)");
+    next = p.offset + p.size;
+    hs_database_t* db = nullptr;
+    if (!deserialize(sec + p.offset, p.size, what.c_str(), "BLOCK", &db, err)) return false;
+    regex_dbs.push_back(db);
+    size_t size = 0;
+    if (hs_database_size(db, &size) != HS_SUCCESS || (total += size) > kMaxRegexDbSize)
+      return fail(err, "name_regex_db: its parts deserialize to more than the 1 GiB limit");
+  }
+  return true;
 }
 
 bool RuntimePolicy::Impl::load_inspect(Arrays& a, std::string* err) {
@@ -787,8 +828,9 @@ bool RuntimePolicy::Impl::load_inspect(Arrays& a, std::string* err) {
 // per further worker.
 bool RuntimePolicy::Impl::alloc_scratches(std::string* err) {
   hs_scratch_t* s = nullptr;
-  for (const hs_database_t* db : {regex_db, inspect_db}) {
-    if (db == nullptr) continue;
+  std::vector<const hs_database_t*> dbs(regex_dbs.begin(), regex_dbs.end());
+  if (inspect_db) dbs.push_back(inspect_db);
+  for (const hs_database_t* db : dbs) {
     const hs_error_t rc = hs_alloc_scratch(db, &s);
     if (rc != HS_SUCCESS) {
       hs_free_scratch(s);
@@ -876,7 +918,7 @@ std::unique_ptr<RuntimePolicy> RuntimePolicy::load(const uint8_t* blob, size_t l
 RuntimePolicy::~RuntimePolicy() {
   if (!impl_) return;
   for (hs_scratch_t* s : impl_->scratches) hs_free_scratch(s);
-  hs_free_database(impl_->regex_db);
+  for (hs_database_t* db : impl_->regex_dbs) hs_free_database(db);
   hs_free_database(impl_->inspect_db);
   rte_acl_free(impl_->acl4);
   rte_acl_free(impl_->acl6);
@@ -1034,10 +1076,16 @@ Decision RuntimePolicy::decide_name(const FlowKey& key, const Decision& d, const
   const size_t n = m.domains.match(*name, cand, kMaxNameCandidates);
   for (size_t i = 0; i < n && cand[i] < s.best; ++i)
     if (s.offer(cand[i])) break;
-  if (m.regex_db && s.best != s.first) {
+  if (!m.regex_dbs.empty() && s.best != s.first) {
     assert(worker < m.scratches.size());
+    // Parts follow rule order: once one gives a winner, no later part can beat it.
+    const uint32_t before = s.best;
     if (worker < m.scratches.size())
-      hs_scan(m.regex_db, name->buf, name->len, 0, m.scratches[worker], on_regex_match, &s);
+      for (const hs_database_t* db : m.regex_dbs)
+        if (hs_scan(db, name->buf, name->len, 0, m.scratches[worker], on_regex_match, &s) !=
+                HS_SUCCESS ||
+            s.best != before)
+          break;
   }
   if (s.best == plain.rule_index || s.best >= m.rules.size()) return plain;
   return m.decide(s.best + 1);

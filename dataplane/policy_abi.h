@@ -9,9 +9,10 @@
 namespace egw::abi {
 
 constexpr uint32_t kPolicyMagic = 0x50574745;    // "EGWP"
-constexpr uint16_t kPolicyAbiVersion = 3;        // 2: name conditions (sections 9, 10),
+constexpr uint16_t kPolicyAbiVersion = 4;        // 2: name conditions (sections 9, 10),
                                                  // inspect rules (sections 11, 12);
-                                                 // 3: domain table version 2
+                                                 // 3: domain table version 2;
+                                                 // 4: section 10 in parts
 constexpr uint64_t kPolicyMaxSize = 1ull << 30;  // 1 GiB: anything larger is refused
 
 // Blob = PolicyHeader, SectionEntry[section_count], then section bodies (8-byte aligned).
@@ -40,13 +41,34 @@ enum SectionType : uint32_t {
   // Optional; present only when some rule has the name condition they serve.
   kSecDomainTable = 9,   // bytes: l7::DomainTableBuilder::build() of every to.domains
                          // entry, value = the rule index
-  kSecNameRegexDb = 10,  // bytes: hs_serialize_database() of one block-mode database of
-                         // every to.domain_regex pattern, id = the rule index
+  kSecNameRegexDb = 10,  // bytes: RegexDbHeader, RegexDbPart[part_count], then each part's
+                         // hs_serialize_database() of one block-mode database, id = the
+                         // rule index: the to.domain_regex patterns in rule order, split
+                         // into parts (see RegexDbHeader)
   // Optional; present together, only when the policy has inspect rules.
   kSecInspect = 11,    // InspectRec[], in document order (the inspect index)
   kSecInspectDb = 12,  // bytes: hs_serialize_database() of one stream-mode database of
                        // every inspect pattern, id = the inspect index
 };
+
+// Hyperscan falls off a cliff on a database of thousands of patterns of one shape (each
+// hit scans for tens of microseconds), so the patterns are split into parts of at most
+// a few thousand, scanned in turn. Parts follow rule order: no id of a part is below an
+// id of an earlier part, so the first part with a winning match ends the search.
+constexpr uint32_t kMaxRegexParts = 4096;
+
+struct RegexDbHeader {
+  uint32_t part_count;  // 1..kMaxRegexParts
+  uint32_t reserved;    // 0
+};
+static_assert(sizeof(RegexDbHeader) == 8);
+
+struct RegexDbPart {
+  uint64_t offset;  // from the section start, 8-byte aligned, after the part table and
+                    // the previous part
+  uint64_t size;    // bytes of the serialized database
+};
+static_assert(sizeof(RegexDbPart) == 16);
 
 struct SectionEntry {
   uint32_t type;       // SectionType

@@ -6,10 +6,13 @@
 #include <json/json.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <map>
+#include <thread>
 #include <type_traits>
 
 #include "dataplane/l7/domain_table.h"
@@ -107,30 +110,31 @@ struct RegexEntry {
   std::string path;
 };
 
-// Compiles every pattern into one block-mode database (id = rule index) and serializes
-// it into *out. On failure adds one error: at the pattern Hyperscan names, else at the
-// first pattern (the database as a whole, e.g. too large).
-bool compile_regex_db(const std::vector<RegexEntry>& entries, std::string* out,
-                      CompileResult& res) {
+// Compiles entries [first, first + count) into one block-mode database (id = rule index)
+// and appends its serialization to *out. On failure adds one error: at the pattern
+// Hyperscan names, else at the part's first pattern (the part as a whole, e.g. too large).
+bool compile_regex_part(const std::vector<RegexEntry>& entries, size_t first, size_t count,
+                        std::string* out, CompileResult& res) {
   std::vector<const char*> exprs;
   std::vector<unsigned> flags, ids;
-  for (const RegexEntry& e : entries) {
-    exprs.push_back(e.pattern->c_str());
+  for (size_t i = first; i < first + count; ++i) {
+    exprs.push_back(entries[i].pattern->c_str());
     flags.push_back(rules::domain_regex_flags());
-    ids.push_back(e.rule);
+    ids.push_back(entries[i].rule);
   }
   hs_database_t* db = nullptr;
   hs_compile_error_t* cerr = nullptr;
-  if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()),
+  if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(count),
                        HS_MODE_BLOCK, rules::domain_regex_platform(), &db, &cerr) != HS_SUCCESS) {
     const int at = cerr ? cerr->expression : -1;
     std::string msg = cerr && cerr->message ? cerr->message : "unknown error";
     hs_free_compile_error(cerr);
-    const bool one = at >= 0 && static_cast<size_t>(at) < entries.size();
-    add_error(res, entries[one ? at : 0].path,
+    const bool one = at >= 0 && static_cast<size_t>(at) < count;
+    add_error(res, entries[first + (one ? at : 0)].path,
               std::string(one ? "Hyperscan cannot compile the pattern: \""
                               : "Hyperscan cannot compile the domain_regex patterns together "
-                                "(all of the policy's patterns form one database): \"") +
+                                "(this one and the next " +
+                                    std::to_string(count - 1) + " form one database): \"") +
                   msg + "\"");
     return false;
   }
@@ -139,12 +143,68 @@ bool compile_regex_db(const std::vector<RegexEntry>& entries, std::string* out,
   hs_error_t rc = hs_serialize_database(db, &bytes, &len);
   hs_free_database(db);
   if (rc != HS_SUCCESS) {
-    add_error(res, entries[0].path,
+    add_error(res, entries[first].path,
               "serializing the Hyperscan database failed (error " + std::to_string(rc) + ")");
     return false;
   }
-  out->assign(bytes, len);
+  out->append(bytes, len);
   free(bytes);  // Hyperscan's default allocator is malloc
+  return true;
+}
+
+// Section 10: the patterns (in rule order) cut into equal parts of at most part_patterns,
+// each its own database, behind the part table (abi::RegexDbHeader).
+bool compile_regex_db(const std::vector<RegexEntry>& entries, size_t part_patterns,
+                      std::string* out, CompileResult& res) {
+  const size_t parts = (entries.size() + part_patterns - 1) / part_patterns;
+  if (parts > abi::kMaxRegexParts) {
+    add_error(res, entries[0].path,
+              std::to_string(entries.size()) + " domain_regex patterns, more than the " +
+                  std::to_string(abi::kMaxRegexParts * part_patterns) + " a policy can hold");
+    return false;
+  }
+  // The parts compile on every core at once (Hyperscan compiles are independent and
+  // thread-safe): a 10k-pattern policy costs one part's time per core, not four. Each
+  // part's bytes and errors are its own, assembled in order, so the blob and the error
+  // reported (the first failing part's) do not depend on the threads.
+  std::vector<size_t> first(parts + 1, 0);
+  for (size_t k = 0; k < parts; ++k)  // the first entries % parts parts take one more
+    first[k + 1] = first[k] + entries.size() / parts + (k < entries.size() % parts);
+  std::vector<std::string> part_bytes(parts);
+  std::vector<CompileResult> part_res(parts);
+  std::vector<char> ok(parts, 0);
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t k; (k = next.fetch_add(1)) < parts;)
+      ok[k] = compile_regex_part(entries, first[k], first[k + 1] - first[k], &part_bytes[k],
+                                 part_res[k]);
+  };
+  const size_t threads =
+      std::min<size_t>(parts, std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
+  for (size_t k = 0; k < parts; ++k) {
+    if (ok[k]) continue;
+    for (auto& e : part_res[k].errors) res.errors.push_back(std::move(e));
+    return false;
+  }
+
+  auto align8 = [](size_t x) { return (x + 7) & ~size_t{7}; };
+  std::vector<abi::RegexDbPart> table(parts);
+  std::string bodies;
+  const size_t body0 = sizeof(abi::RegexDbHeader) + parts * sizeof(abi::RegexDbPart);
+  for (size_t k = 0; k < parts; ++k) {
+    bodies.resize(align8(bodies.size()), '\0');
+    table[k].offset = body0 + bodies.size();
+    bodies += part_bytes[k];
+    table[k].size = part_bytes[k].size();
+  }
+  const abi::RegexDbHeader h{static_cast<uint32_t>(parts), 0};
+  out->assign(reinterpret_cast<const char*>(&h), sizeof(h));
+  out->append(reinterpret_cast<const char*>(table.data()), parts * sizeof(abi::RegexDbPart));
+  out->append(bodies);
   return true;
 }
 
@@ -253,7 +313,8 @@ std::string assemble(std::vector<Section>& sections, uint64_t version, const uin
   return blob;
 }
 
-CompileResult compile(const rules::Policy& p, std::string_view source, uint64_t version) {
+CompileResult compile(const rules::Policy& p, std::string_view source, uint64_t version,
+                      size_t regex_part_patterns) {
   CompileResult res;
   check_supported(p, res);
   if (!res.errors.empty()) return res;
@@ -372,7 +433,8 @@ CompileResult compile(const rules::Policy& p, std::string_view source, uint64_t 
       patterns.push_back({&in.patterns[k], index, in.path + "/patterns/" + std::to_string(k)});
   }
   if (!res.errors.empty()) return res;
-  if (!regexes.empty() && !compile_regex_db(regexes, &regex_db.bytes, res)) return res;
+  if (!regexes.empty() && !compile_regex_db(regexes, regex_part_patterns, &regex_db.bytes, res))
+    return res;
   if (!patterns.empty() && !compile_inspect_db(patterns, &inspect_db.bytes, res)) return res;
   if (strings.bytes.size() > UINT32_MAX) {
     add_error(res, "", "names and ids take more than 4 GiB");
@@ -412,9 +474,10 @@ CompileResult compile(const rules::Policy& p, std::string_view source, uint64_t 
 }  // namespace
 
 CompileResult compile_policy(const rules::Policy& policy, std::string_view source_document,
-                             uint64_t policy_version) {
+                             uint64_t policy_version, size_t regex_part_patterns) {
   try {
-    return compile(policy, source_document, policy_version);
+    return compile(policy, source_document, policy_version,
+                   std::max<size_t>(regex_part_patterns, 1));
   } catch (const std::exception& e) {
     CompileResult res;
     res.errors.push_back({"", std::string("compiler failed: ") + e.what()});

@@ -1,7 +1,8 @@
 // Tests of RuntimePolicy's name conditions (dataplane/policy.cc): classify()'s needs_name,
-// decide_name() over the literal table and the Hyperscan database (a table of policy,
-// flow key, name), the loader's checks of the two name sections, and a differential test
-// against a linear evaluator over random policies compiled by mgmt::compile_document.
+// decide_name() over the literal table and the Hyperscan databases (a table of policy,
+// flow key, name; regexes in one part or several), the loader's checks of the two name
+// sections, and a differential test against a linear evaluator over random policies
+// compiled by mgmt::compile_policy.
 // Runs in the unit test binary (EAL initialised by tests/test_main.cc).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -35,14 +36,19 @@ std::string dump(const std::vector<rules::Error>& errors) {
   return out;
 }
 
-std::string compile_blob(const std::string& doc) {
-  mgmt::CompileResult res = mgmt::compile_document(doc, 9);
+// part: domain_regex patterns per Hyperscan database (small ones make several parts).
+std::string compile_blob(const std::string& doc, size_t part = mgmt::kRegexPartPatterns) {
+  rules::ParseResult parsed = rules::parse_policy(doc);
+  EXPECT_TRUE(parsed.policy.has_value()) << dump(parsed.errors) << doc;
+  if (!parsed.policy) return {};
+  mgmt::CompileResult res = mgmt::compile_policy(*parsed.policy, doc, 9, part);
   EXPECT_TRUE(res.errors.empty()) << dump(res.errors) << doc;
   return res.blob;
 }
 
-std::unique_ptr<RuntimePolicy> load_doc(const std::string& doc, unsigned scratches = 2) {
-  std::string blob = compile_blob(doc), err;
+std::unique_ptr<RuntimePolicy> load_doc(const std::string& doc, unsigned scratches = 2,
+                                        size_t part = mgmt::kRegexPartPatterns) {
+  std::string blob = compile_blob(doc, part), err;
   auto p = RuntimePolicy::load(reinterpret_cast<const uint8_t*>(blob.data()), blob.size(), &err,
                                scratches);
   EXPECT_NE(p, nullptr) << err;
@@ -195,50 +201,115 @@ void expect_same(const Decision& got, const Decision& want) {
 }
 
 TEST(PolicyNames, Table) {
-  auto p = load_doc(kPolicy);
-  ASSERT_NE(p, nullptr);
-  EXPECT_TRUE(p->has_name_rules());
-  EXPECT_EQ(p->scratch_count(), 2u);
-  const Verdict kVerdicts[] = {Verdict::allow,  Verdict::allow, Verdict::allow,
-                               Verdict::allow,  Verdict::allow, Verdict::reject,
-                               Verdict::reject, Verdict::deny,  Verdict::allow};
-  std::vector<FlowKey> keys;
-  std::vector<Decision> singles;
-  for (const NameCase& c : kNameCases) {
-    SCOPED_TRACE(c.desc);
-    FlowKey k = make_key(c.inside, c.remote, c.proto, c.port);
-    Decision d = p->classify(k);
-    keys.push_back(k);
-    singles.push_back(d);
-    EXPECT_EQ(d.needs_name, c.needs_name);
-    Decision final = d;
-    if (d.needs_name) {
-      EXPECT_NE(d.first_index, kNoRule);
-      EXPECT_LT(d.first_index, d.rule_index);  // the plain decision comes later (or default)
-      l7::Name n;
-      if (c.name) n = make_name(c.name);
-      for (unsigned worker : {0u, 1u}) {
-        final = p->decide_name(k, d, c.name ? &n : nullptr, worker);
-        EXPECT_FALSE(final.needs_name);
-        EXPECT_EQ(final.rule_index, c.rule == kDefault ? kNoRule : c.rule)
-            << p->rule_id(final.rule_index);
+  for (size_t part : {mgmt::kRegexPartPatterns, size_t{1}}) {  // both regexes in one part, apart
+    SCOPED_TRACE("parts of " + std::to_string(part));
+    auto p = load_doc(kPolicy, 2, part);
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(p->has_name_rules());
+    EXPECT_EQ(p->scratch_count(), 2u);
+    const Verdict kVerdicts[] = {Verdict::allow,  Verdict::allow, Verdict::allow,
+                                 Verdict::allow,  Verdict::allow, Verdict::reject,
+                                 Verdict::reject, Verdict::deny,  Verdict::allow};
+    std::vector<FlowKey> keys;
+    std::vector<Decision> singles;
+    for (const NameCase& c : kNameCases) {
+      SCOPED_TRACE(c.desc);
+      FlowKey k = make_key(c.inside, c.remote, c.proto, c.port);
+      Decision d = p->classify(k);
+      keys.push_back(k);
+      singles.push_back(d);
+      EXPECT_EQ(d.needs_name, c.needs_name);
+      Decision final = d;
+      if (d.needs_name) {
+        EXPECT_NE(d.first_index, kNoRule);
+        EXPECT_LT(d.first_index, d.rule_index);  // the plain decision comes later (or default)
+        l7::Name n;
+        if (c.name) n = make_name(c.name);
+        for (unsigned worker : {0u, 1u}) {
+          final = p->decide_name(k, d, c.name ? &n : nullptr, worker);
+          EXPECT_FALSE(final.needs_name);
+          EXPECT_EQ(final.rule_index, c.rule == kDefault ? kNoRule : c.rule)
+              << p->rule_id(final.rule_index);
+        }
+      } else {
+        EXPECT_EQ(d.first_index, kNoRule);
+        l7::Name n = make_name("api.stripe.com");
+        expect_same(p->decide_name(k, d, &n, 0), d);  // nothing to decide: unchanged
       }
-    } else {
-      EXPECT_EQ(d.first_index, kNoRule);
-      l7::Name n = make_name("api.stripe.com");
-      expect_same(p->decide_name(k, d, &n, 0), d);  // nothing to decide: unchanged
+      EXPECT_EQ(final.rule_index, c.rule == kDefault ? kNoRule : c.rule);
+      EXPECT_EQ(final.verdict, c.rule == kDefault ? Verdict::deny : kVerdicts[c.rule]);
     }
-    EXPECT_EQ(final.rule_index, c.rule == kDefault ? kNoRule : c.rule);
-    EXPECT_EQ(final.verdict, c.rule == kDefault ? Verdict::deny : kVerdicts[c.rule]);
+    // classify_bulk agrees with classify, field by field.
+    std::vector<const FlowKey*> ptrs;
+    for (const FlowKey& k : keys) ptrs.push_back(&k);
+    std::vector<Decision> bulk(keys.size());
+    p->classify_bulk(ptrs.data(), static_cast<unsigned>(ptrs.size()), bulk.data());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      SCOPED_TRACE(kNameCases[i].desc);
+      expect_same(bulk[i], singles[i]);
+    }
   }
-  // classify_bulk agrees with classify, field by field.
-  std::vector<const FlowKey*> ptrs;
-  for (const FlowKey& k : keys) ptrs.push_back(&k);
-  std::vector<Decision> bulk(keys.size());
-  p->classify_bulk(ptrs.data(), static_cast<unsigned>(ptrs.size()), bulk.data());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    SCOPED_TRACE(kNameCases[i].desc);
-    expect_same(bulk[i], singles[i]);
+}
+
+// ---------------------------------------------------------------- regexes in parts
+
+// Two patterns to a rule: in parts of two, rule i's patterns are part i's.
+const char* const kPartsPolicy = R"({"schema":1,"rulesets":[{"name":"r","rules":[
+    {"id":"first","from":["any"],"proto":"tcp","ports":[443],
+     "to":{"domain_regex":["^first\\.","^both\\."]},"action":"allow"},
+    {"id":"mid","from":["any"],"proto":"tcp","ports":[443],
+     "to":{"domain_regex":["^mid\\.","^both\\."]},"action":"deny"},
+    {"id":"port","from":["any"],"proto":"tcp","ports":[8443],
+     "to":{"domain_regex":["^port\\.","^skip\\."]},"action":"reject"},
+    {"id":"last","from":["any"],"proto":"tcp",
+     "to":{"domain_regex":["\\.last$","^skip\\."]},"action":"allow"}]}]})";
+
+enum PartsRule : int { kFirst, kMid, kPort, kLast };
+
+// Section 10's part count.
+uint32_t regex_parts(const std::string& blob) {
+  Blob b;
+  b.bytes.assign(blob.begin(), blob.end());
+  return b.elem<RegexDbHeader>(kSecNameRegexDb, 0).part_count;
+}
+
+TEST(PolicyNames, RegexesInParts) {
+  struct Case {
+    const char* desc;
+    const char* name;
+    uint16_t port;
+    int rule;
+  };
+  const Case cases[] = {
+      {"match in the first part", "first.a", 443, kFirst},
+      {"match in the last part", "a.last", 443, kLast},
+      {"two parts match: the lower rule", "both.a", 443, kFirst},
+      {"a middle part", "mid.a", 443, kMid},
+      {"first and last parts match: the lower rule", "first.a.last", 443, kFirst},
+      {"a part's match fails L3/L4: a later part's holds", "skip.a", 443, kLast},
+      {"the same name on the port that match holds for", "skip.a", 8443, kPort},
+      {"no part matches", "none.a", 443, kDefault},
+  };
+  // Parts of 1 (eight databases), 2 (a rule each), 3 (cut inside rules), 8 (one).
+  const std::pair<size_t, uint32_t> sizes[] = {{1, 8}, {2, 4}, {3, 3}, {8, 1}};
+  for (auto [part, parts] : sizes) {
+    SCOPED_TRACE("parts of " + std::to_string(part));
+    const std::string blob = compile_blob(kPartsPolicy, part);
+    EXPECT_EQ(regex_parts(blob), parts);
+    std::string err;
+    auto p =
+        RuntimePolicy::load(reinterpret_cast<const uint8_t*>(blob.data()), blob.size(), &err, 2);
+    ASSERT_NE(p, nullptr) << err;
+    for (const Case& c : cases) {
+      SCOPED_TRACE(c.desc);
+      FlowKey k = make_key("10.0.0.1", "1.2.3.4", kProtoTcp, c.port);
+      Decision d = p->classify(k);
+      ASSERT_TRUE(d.needs_name);
+      l7::Name n = make_name(c.name);
+      for (unsigned worker : {0u, 1u})
+        EXPECT_EQ(p->decide_name(k, d, &n, worker).rule_index,
+                  c.rule == kDefault ? kNoRule : c.rule);
+    }
   }
 }
 
@@ -309,11 +380,43 @@ const char* const kSectionsDoc = R"({"schema":1,"rulesets":[{"name":"r","rules":
     {"id":"re","from":["any"],"to":{"domain_regex":["^[a-z]+\\.y\\.io$","^b[0-9]+\\.",
       "^c[a-z]{2,9}\\.[a-z]+\\.z$","tracker"]},"action":"deny"}]}]})";
 
+// kSectionsDoc with its four regexes in two parts.
 Blob sections_blob() {
   Blob b;
-  std::string s = compile_blob(kSectionsDoc);
+  std::string s = compile_blob(kSectionsDoc, 2);
   b.bytes.assign(s.begin(), s.end());
   return b;
+}
+
+// Blob offset of section 10's entry of part k, and of part k's database.
+size_t part_entry(const Blob& b, size_t k) {
+  return b.section(b.section_index(kSecNameRegexDb)).offset + sizeof(RegexDbHeader) +
+         k * sizeof(RegexDbPart);
+}
+size_t part_body(const Blob& b, size_t k) {
+  return b.section(b.section_index(kSecNameRegexDb)).offset +
+         b.get<RegexDbPart>(part_entry(b, k)).offset;
+}
+
+template <typename F>
+void edit_part(Blob& b, size_t k, F f) {
+  RegexDbPart part = b.get<RegexDbPart>(part_entry(b, k));
+  f(part);
+  b.put(part_entry(b, k), part);
+  b.reseal();
+}
+
+template <typename F>
+void edit_regex_header(Blob& b, F f) {
+  b.edit_elem<RegexDbHeader>(kSecNameRegexDb, 0, f);
+}
+
+// A section 10 of one part: the database.
+std::string one_part(const std::string& db) {
+  const RegexDbHeader h{1, 0};
+  const RegexDbPart part{sizeof(h) + sizeof(RegexDbPart), db.size()};
+  return std::string(reinterpret_cast<const char*>(&h), sizeof(h)) +
+         std::string(reinterpret_cast<const char*>(&part), sizeof(part)) + db;
 }
 
 // Overwrites the start of the section of `type` with bytes and sets its size to theirs.
@@ -361,36 +464,73 @@ const SectionCase kSectionCases[] = {
     {"domain table value names a rule without a name condition",
      [](Blob& b) { replace_section(b, abi::kSecDomainTable, domain_table(0)); },
      "domain_table: rule 0 has no name condition"},
-    {"regex database byte flipped",
+    {"regex database byte flipped (last part)",
      [](Blob& b) {
-       auto e = b.section(b.section_index(abi::kSecNameRegexDb));
-       b.bytes[e.offset + e.size / 2] ^= 0x01;
+       b.bytes[part_body(b, 1) + b.get<RegexDbPart>(part_entry(b, 1)).size / 2] ^= 0x01;
        b.reseal();
      },
-     "name_regex_db: invalid or corrupted"},
-    {"regex database truncated",
+     "name_regex_db part 1: invalid or corrupted"},
+    {"regex section truncated: the last part runs past it",
      [](Blob& b) {
        b.edit_section(abi::kSecNameRegexDb, [](abi::SectionEntry& s) { s.size -= 8; });
      },
-     "name_regex_db:"},
-    {"regex database cut to its first bytes",
+     "name_regex_db part 1 ["},
+    {"regex section shorter than its header",
+     [](Blob& b) {
+       b.edit_section(abi::kSecNameRegexDb, [](abi::SectionEntry& s) { s.size = 4; });
+     },
+     "name_regex_db: 4 bytes, shorter than its header"},
+    {"regex section cut inside its part table",
      [](Blob& b) {
        b.edit_section(abi::kSecNameRegexDb, [](abi::SectionEntry& s) { s.size = 16; });
      },
-     "name_regex_db: not a serialized Hyperscan database"},
-    {"regex database magic overwritten",
+     "name_regex_db: the table of 2 parts extends past the section (16 bytes)"},
+    {"part count 0",
+     [](Blob& b) { edit_regex_header(b, [](RegexDbHeader& h) { h.part_count = 0; }); },
+     "name_regex_db: part_count 0 is not in 1..4096"},
+    {"part count over the limit",
+     [](Blob& b) { edit_regex_header(b, [](RegexDbHeader& h) { h.part_count = 4097; }); },
+     "name_regex_db: part_count 4097 is not in 1..4096"},
+    {"part count whose table runs past the section",
+     [](Blob& b) { edit_regex_header(b, [](RegexDbHeader& h) { h.part_count = 4096; }); },
+     "name_regex_db: the table of 4096 parts extends past the section"},
+    {"part count 3: the last part's database as the third entry",
+     [](Blob& b) { edit_regex_header(b, [](RegexDbHeader& h) { h.part_count = 3; }); },
+     "name_regex_db part 0 offset 40 overlaps the part table or the previous part"},
+    {"reserved header field set",
+     [](Blob& b) { edit_regex_header(b, [](RegexDbHeader& h) { h.reserved = 1; }); },
+     "name_regex_db: reserved header field is not 0"},
+    {"part offset not aligned",
+     [](Blob& b) { edit_part(b, 1, [](RegexDbPart& p) { p.offset += 4; }); },
+     "name_regex_db part 1 offset"},
+    {"part offset inside the part table",
+     [](Blob& b) { edit_part(b, 0, [](RegexDbPart& p) { p.offset = 8; }); },
+     "name_regex_db part 0 offset 8 overlaps the part table or the previous part"},
+    {"part offset inside the previous part",
+     [](Blob& b) { edit_part(b, 1, [](RegexDbPart& p) { p.offset -= 8; }); },
+     "name_regex_db part 1 offset"},
+    {"part offset past the section",
+     [](Blob& b) { edit_part(b, 1, [](RegexDbPart& p) { p.offset = uint64_t{1} << 62; }); },
+     "name_regex_db part 1 [4611686018427387904, +"},
+    {"part size past the section",
+     [](Blob& b) { edit_part(b, 0, [](RegexDbPart& p) { p.size = ~uint64_t{0}; }); },
+     "name_regex_db part 0 [40, +18446744073709551615) extends past the section"},
+    {"part cut to its first bytes",
+     [](Blob& b) { edit_part(b, 0, [](RegexDbPart& p) { p.size = 16; }); },
+     "name_regex_db part 0: not a serialized Hyperscan database"},
+    {"part magic overwritten",
      [](Blob& b) {
-       auto e = b.section(b.section_index(abi::kSecNameRegexDb));
-       std::memset(b.bytes.data() + e.offset, 0, 8);
+       std::memset(b.bytes.data() + part_body(b, 1), 0, 8);
        b.reseal();
      },
-     "name_regex_db: not a serialized Hyperscan database"},
-    {"regex database in streaming mode",
+     "name_regex_db part 1: not a serialized Hyperscan database"},
+    {"part in streaming mode",
      [](Blob& b) {
-       replace_section(b, abi::kSecNameRegexDb,
-                       test::serialized_hs_db({"^x"}, HS_FLAG_SINGLEMATCH, HS_MODE_STREAM));
+       replace_section(
+           b, abi::kSecNameRegexDb,
+           one_part(test::serialized_hs_db({"^x"}, HS_FLAG_SINGLEMATCH, HS_MODE_STREAM)));
      },
-     "name_regex_db: not a block-mode database"},
+     "name_regex_db part 0: not a block-mode database"},
     {"name sections missing",
      [](Blob& b) {
        b.edit_section(abi::kSecDomainTable, [](abi::SectionEntry& s) { s.type = 99; });
@@ -686,13 +826,19 @@ TEST(PolicyNames, DifferentialAgainstLinearEvaluator) {
   struct Run {
     uint64_t seed;
     bool regex;
+    size_t part;  // domain_regex patterns per database
   };
-  const Run runs[] = {{1, false}, {2, false}, {3, true}, {0xdecafbad, true}, {20261127, true}};
+  const Run runs[] = {{1, false, mgmt::kRegexPartPatterns},
+                      {2, false, mgmt::kRegexPartPatterns},
+                      {3, true, mgmt::kRegexPartPatterns},
+                      {0xdecafbad, true, 1},
+                      {20261127, true, 2}};
   for (const Run& run : runs) {
-    SCOPED_TRACE("seed " + std::to_string(run.seed) + (run.regex ? " with regex" : ""));
+    SCOPED_TRACE("seed " + std::to_string(run.seed) + (run.regex ? " with regex" : "") +
+                 ", parts of " + std::to_string(run.part));
     Gen gen(run.seed, run.regex);
     GenPolicy g = gen.policy();
-    auto p = load_doc(render(g), 3);
+    auto p = load_doc(render(g), 3, run.part);
     ASSERT_NE(p, nullptr);
     size_t waited = 0, by_name = 0;
     for (int i = 0; i < 3000; ++i) {

@@ -94,7 +94,7 @@ TEST(ApiCurrentBlob, RecompiledWhenTheDataplaneWouldRefuseIt) {
       {"a blob of this ABI: published as stored", kDocument, good.blob, true, false, nullptr},
       {"an ABI 1 blob (before an upgrade)", kDocument,
        with_header(good.blob, [](abi::PolicyHeader& h) { h.abi_version = 1; }), true, true,
-       "policy ABI version 1, this build's is 3"},
+       "policy ABI version 1, this build's is 4"},
       {"a blob of a later ABI (a downgrade)", kDocument,
        with_header(good.blob, [](abi::PolicyHeader& h) { h.abi_version = 9; }), true, true,
        "policy ABI version 9"},

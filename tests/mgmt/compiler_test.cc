@@ -9,6 +9,7 @@
 #include <hs.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -113,7 +114,7 @@ TEST(Compiler, HeaderAndChecksum) {
   EXPECT_EQ(h.total_size, res.blob.size());
   EXPECT_EQ(h.total_size % 8, 0u);
   EXPECT_EQ(h.flags, 0u);
-  EXPECT_EQ(h.abi_version, 3u);
+  EXPECT_EQ(h.abi_version, 4u);
   EXPECT_EQ(h.section_count, 8u);
   const auto* bytes = reinterpret_cast<const uint8_t*>(res.blob.data());
   EXPECT_EQ(h.checksum, abi::fnv1a64(bytes + h.header_size, h.total_size - h.header_size));
@@ -428,8 +429,34 @@ l7::Name name_of(const char* s) {
   return n;
 }
 
-// The rule indexes (hs ids) of the patterns of a serialized block database matching name.
-std::vector<unsigned> regex_matches(const std::vector<uint8_t>& bytes, const char* name) {
+// The parts of a name_regex_db section (abi::RegexDbHeader), each checked to lie inside
+// it, 8-byte aligned, after the table and the previous part.
+std::vector<std::vector<uint8_t>> regex_parts(const std::vector<uint8_t>& sec) {
+  std::vector<std::vector<uint8_t>> parts;
+  abi::RegexDbHeader h{};
+  EXPECT_GE(sec.size(), sizeof(h));
+  if (sec.size() < sizeof(h)) return parts;
+  std::memcpy(&h, sec.data(), sizeof(h));
+  EXPECT_EQ(h.reserved, 0u);
+  uint64_t next = sizeof(h) + uint64_t{h.part_count} * sizeof(abi::RegexDbPart);
+  EXPECT_LE(next, sec.size());
+  if (next > sec.size()) return parts;
+  for (uint32_t k = 0; k < h.part_count; ++k) {
+    abi::RegexDbPart p{};
+    std::memcpy(&p, sec.data() + sizeof(h) + k * sizeof(p), sizeof(p));
+    EXPECT_EQ(p.offset % 8, 0u) << "part " << k;
+    EXPECT_EQ(p.offset, (next + 7) & ~uint64_t{7}) << "part " << k;  // no gap but padding
+    EXPECT_LE(p.offset + p.size, sec.size()) << "part " << k;
+    if (p.offset + p.size > sec.size()) return parts;
+    parts.emplace_back(sec.begin() + p.offset, sec.begin() + p.offset + p.size);
+    next = p.offset + p.size;
+  }
+  EXPECT_EQ((next + 7) & ~uint64_t{7}, (sec.size() + 7) & ~uint64_t{7});  // nothing after
+  return parts;
+}
+
+// The rule indexes (hs ids) of the patterns of one serialized block database matching name.
+std::vector<unsigned> part_matches(const std::vector<uint8_t>& bytes, const char* name) {
   hs_database_t* db = nullptr;
   EXPECT_EQ(hs_deserialize_database(reinterpret_cast<const char*>(bytes.data()), bytes.size(), &db),
             HS_SUCCESS);
@@ -449,6 +476,16 @@ std::vector<unsigned> regex_matches(const std::vector<uint8_t>& bytes, const cha
             HS_SUCCESS);
   hs_free_scratch(scratch);
   hs_free_database(db);
+  return ids;
+}
+
+// The rule indexes matching name over every part of a name_regex_db section, in order.
+std::vector<unsigned> regex_matches(const std::vector<uint8_t>& sec, const char* name) {
+  std::vector<unsigned> ids;
+  for (const auto& part : regex_parts(sec)) {
+    const std::vector<unsigned> more = part_matches(part, name);
+    ids.insert(ids.end(), more.begin(), more.end());
+  }
   return ids;
 }
 
@@ -519,7 +556,7 @@ TEST(Compiler, NameSections) {
     EXPECT_EQ(res.stats.domains, c.domains);
     EXPECT_EQ(res.stats.regexes, c.regexes);
     BlobView v(res.blob);
-    EXPECT_EQ(v.header().abi_version, 3u);
+    EXPECT_EQ(v.header().abi_version, 4u);
     EXPECT_EQ(v.header().section_count, 8u + c.table + c.regex);
     EXPECT_EQ(v.has(abi::kSecDomainTable), c.table);
     EXPECT_EQ(v.has(abi::kSecNameRegexDb), c.regex);
@@ -569,6 +606,7 @@ TEST(Compiler, NameCompileErrorsNameTheirPath) {
   struct Case {
     const char* desc;
     std::vector<std::string> domains, regexes;
+    size_t part;  // domain_regex patterns per database
     const char* path;
     const char* message;
   };
@@ -576,12 +614,20 @@ TEST(Compiler, NameCompileErrorsNameTheirPath) {
       {"a domain the table refuses",
        {"ok.io", "a..b"},
        {},
+       kRegexPartPatterns,
        "/rulesets/0/rules/1/to/domains/1",
        "not a valid DNS name"},
       {"a pattern Hyperscan refuses",
        {},
        {"^ok$", "(a)\\1"},
+       kRegexPartPatterns,
        "/rulesets/0/rules/1/to/domain_regex/1",
+       "Hyperscan cannot compile the pattern: \"Back-references are unsupported."},
+      {"a pattern Hyperscan refuses, in the last of three parts",
+       {},
+       {"^ok$", "^ok2$", "^ok3$", "^ok4$", "(a)\\1"},
+       2,
+       "/rulesets/0/rules/1/to/domain_regex/4",
        "Hyperscan cannot compile the pattern: \"Back-references are unsupported."},
   };
   for (const Case& c : cases) {
@@ -596,11 +642,54 @@ TEST(Compiler, NameCompileErrorsNameTheirPath) {
       if (i == 1) r.to_domains = c.domains, r.to_domain_regex = c.regexes;
       p.rulesets[0].rules.push_back(r);
     }
-    CompileResult res = compile_policy(p, "{}", 0);
+    CompileResult res = compile_policy(p, "{}", 0, c.part);
     EXPECT_TRUE(res.blob.empty());
     ASSERT_EQ(res.errors.size(), 1u) << dump(res.errors);
     EXPECT_EQ(res.errors[0].path, c.path);
     EXPECT_NE(res.errors[0].message.find(c.message), std::string::npos) << res.errors[0].message;
+  }
+}
+
+// Parts of at most N patterns, as equal as they can be, in rule order; the same blob every
+// time.
+TEST(Compiler, RegexPartsFollowRuleOrder) {
+  // Five rules of three patterns; every pattern matches "x.all".
+  std::string rules;
+  for (int i = 0; i < 5; ++i) {
+    rules += std::string(i ? "," : "") + R"({"id":"r)" + std::to_string(i) +
+             R"(","from":["any"],"to":{"domain_regex":[)";
+    for (int k = 0; k < 3; ++k)
+      rules += std::string(k ? "," : "") + "\"all(" + std::to_string(i * 3 + k) + ")?$\"";
+    rules += R"(]},"action":"allow"})";
+  }
+  const std::string doc = R"({"schema":1,"rulesets":[{"name":"r","rules":[)" + rules + "]}]}";
+  const rules::ParseResult parsed = rules::parse_policy(doc);
+  ASSERT_TRUE(parsed.policy) << dump(parsed.errors);
+  struct Case {
+    size_t part;
+    std::vector<std::vector<unsigned>> ids;  // per part, the rules matching "x.all"
+  };
+  const Case cases[] = {
+      {kRegexPartPatterns, {{0, 1, 2, 3, 4}}},
+      {15, {{0, 1, 2, 3, 4}}},
+      {8, {{0, 1, 2}, {2, 3, 4}}},         // 8 + 7: cut inside rule 2
+      {4, {{0, 1}, {1, 2}, {2, 3}, {4}}},  // 4 + 4 + 4 + 3
+      {1, {{0}, {0}, {0}, {1}, {1}, {1}, {2}, {2}, {2}, {3}, {3}, {3}, {4}, {4}, {4}}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE("parts of " + std::to_string(c.part));
+    CompileResult res = compile_policy(*parsed.policy, doc, 1, c.part);
+    ASSERT_TRUE(res.errors.empty()) << dump(res.errors);
+    EXPECT_EQ(res.blob, compile_policy(*parsed.policy, doc, 1, c.part).blob);
+    BlobView v(res.blob);
+    const auto parts = regex_parts(v.table<uint8_t>(abi::kSecNameRegexDb));
+    ASSERT_EQ(parts.size(), c.ids.size());
+    for (size_t k = 0; k < parts.size(); ++k) {
+      std::vector<unsigned> ids = part_matches(parts[k], "x.all");
+      std::sort(ids.begin(), ids.end());
+      ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+      EXPECT_EQ(ids, c.ids[k]) << "part " << k;
+    }
   }
 }
 
