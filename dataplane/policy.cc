@@ -1080,12 +1080,14 @@ Decision RuntimePolicy::decide_name(const FlowKey& key, const Decision& d, const
     assert(worker < m.scratches.size());
     // Parts follow rule order: once one gives a winner, no later part can beat it.
     const uint32_t before = s.best;
-    if (worker < m.scratches.size())
-      for (const hs_database_t* db : m.regex_dbs)
-        if (hs_scan(db, name->buf, name->len, 0, m.scratches[worker], on_regex_match, &s) !=
-                HS_SUCCESS ||
-            s.best != before)
-          break;
+    if (worker >= m.scratches.size()) return Decision{Verdict::deny, kNoRule};
+    for (const hs_database_t* db : m.regex_dbs) {
+      const hs_error_t rc =
+          hs_scan(db, name->buf, name->len, 0, m.scratches[worker], on_regex_match, &s);
+      // A scan that failed may have missed a deny rule's pattern: fail closed.
+      if (rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED) return Decision{Verdict::deny, kNoRule};
+      if (s.best != before) break;
+    }
   }
   if (s.best == plain.rule_index || s.best >= m.rules.size()) return plain;
   return m.decide(s.best + 1);
