@@ -57,34 +57,34 @@ constexpr unsigned kDropReasonCount = static_cast<unsigned>(DropReason::count);
 const char* drop_reason_name(DropReason r);
 
 // Per-worker event counters besides drops.
-#define EGW_WORKER_COUNTERS(X) \
-  X(rx_packets)                \
-  X(tx_packets)                \
-  X(flows_created)             \
-  X(flows_expired)             \
-  X(flows_evicted)             \
-  X(flows_reclassified)        \
-  X(synth_rst)                 \
-  X(synth_icmp)                \
-  X(synth_failed)              \
-  X(synth_limited)             \
-  X(passed_arp_nd)             \
-  X(frag_tracked)              \
-  X(flow_records_lost)         \
-  X(l7_waits)                  \
-  X(l7_held)                   \
-  X(l7_released)               \
-  X(l7_decided_no_name)        \
-  X(l7_names_long)             /* names kept partly in a long-name slot */ \
-  X(l7_names_lost)             /* names not kept: no long-name slot free */ \
-  X(synth_dns)                 \
-  X(inspect_streams)           \
-  X(inspect_bytes)             \
-  X(inspect_matches)           \
-  X(inspect_limit_reached)     \
-  X(inspect_swap_closed)       \
-  X(cycles)                    /* TSC cycles the worker loop ran */ \
-  X(busy_cycles)               /* ... of them in iterations that received packets */
+#define EGW_WORKER_COUNTERS(X)                                  \
+  X(rx_packets)                                                 \
+  X(tx_packets)                                                 \
+  X(flows_created)                                              \
+  X(flows_expired)                                              \
+  X(flows_evicted)                                              \
+  X(flows_reclassified)                                         \
+  X(synth_rst)                                                  \
+  X(synth_icmp)                                                 \
+  X(synth_failed)                                               \
+  X(synth_limited)                                              \
+  X(passed_arp_nd)                                              \
+  X(frag_tracked)                                               \
+  X(flow_records_lost)                                          \
+  X(l7_waits)                                                   \
+  X(l7_held)                                                    \
+  X(l7_released)                                                \
+  X(l7_decided_no_name)                                         \
+  X(l7_names_long) /* names kept partly in a long-name slot */  \
+  X(l7_names_lost) /* names not kept: no long-name slot free */ \
+  X(synth_dns)                                                  \
+  X(inspect_streams)                                            \
+  X(inspect_bytes)                                              \
+  X(inspect_matches)                                            \
+  X(inspect_limit_reached)                                      \
+  X(inspect_swap_closed)                                        \
+  X(cycles)      /* TSC cycles the worker loop ran */           \
+  X(busy_cycles) /* ... of them in iterations that received packets */
 
 struct WorkerCounters {
 #define EGW_X(name) uint64_t name = 0;

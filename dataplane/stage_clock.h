@@ -14,11 +14,11 @@
 
 namespace egw {
 
-#define EGW_STAGES(X)                                                    \
-  X(parse)    /* frame parsing, flow key, hash, bucket prefetch */       \
-  X(lookup)   /* flow-table look-up (and fragment tracking) */           \
-  X(classify) /* new flows: policy classification, insert, decision */   \
-  X(track)    /* known flows: counters, TCP tracking, verdict */         \
+#define EGW_STAGES(X)                                                     \
+  X(parse)    /* frame parsing, flow key, hash, bucket prefetch */        \
+  X(lookup)   /* flow-table look-up (and fragment tracking) */            \
+  X(classify) /* new flows: policy classification, insert, decision */    \
+  X(track)    /* known flows: counters, TCP tracking, verdict */          \
   X(l7)       /* names: waiting, parsing, watching; payload inspection */ \
   X(tx)       /* handing packets to TX (and freeing drops) */
 

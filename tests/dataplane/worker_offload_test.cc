@@ -56,8 +56,8 @@ TEST_F(WorkerOffloadTest, Ipv4ChecksumVerdict) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.desc);
     WorkerCtx w;
-    ASSERT_TRUE(test::start_worker(w, test::worker_config(suite_.pool), nullptr,
-                                   suite_.policy.get()));
+    ASSERT_TRUE(
+        test::start_worker(w, test::worker_config(suite_.pool), nullptr, suite_.policy.get()));
     rte_mbuf* m = test::mbuf_of(suite_.pool, c.frame);
     ASSERT_NE(m, nullptr);
     m->ol_flags |= c.ol_flags;
