@@ -1,10 +1,11 @@
 // Packets egw synthesizes or rewrites: RST, ICMP errors, DNS REFUSED, held TCP data.
 // Worker lcores: mbufs come from the worker's mempool; no other allocation.
 #include "dataplane/synth.h"
-#include "dataplane/bytes.h"
 
 #include <algorithm>
 #include <cstring>
+
+#include "dataplane/bytes.h"
 
 namespace egw {
 namespace {
@@ -20,14 +21,6 @@ constexpr uint8_t kDnsRcodeRefused = 5;
 constexpr size_t kIcmp4MaxPacket = 576;   // RFC 1812 4.3.2.3
 constexpr size_t kIcmp6MaxPacket = 1280;  // RFC 4443 2.4 (c)
 
-void put16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-void put32(uint8_t* p, uint32_t v) {
-  put16(p, static_cast<uint16_t>(v >> 16));
-  put16(p + 2, static_cast<uint16_t>(v));
-}
 // Partial (unfolded) sum of the pseudo-header for an upper-layer checksum.
 uint32_t pseudo_sum(uint8_t family, const uint8_t* src, const uint8_t* dst, uint8_t proto,
                     uint32_t l4_len) {
@@ -61,18 +54,18 @@ uint8_t* start_frame(rte_mbuf* m, const uint8_t* frame, const ParsedPacket& orig
   if (orig.l34.family == 4) {
     ip[0] = 0x45;
     ip[1] = 0;
-    put16(ip + 2, static_cast<uint16_t>(l3 + l4_len));
-    put16(ip + 4, 0);       // id
-    put16(ip + 6, 0x4000);  // DF
+    put_be16(ip + 2, static_cast<uint16_t>(l3 + l4_len));
+    put_be16(ip + 4, 0);       // id
+    put_be16(ip + 6, 0x4000);  // DF
     ip[8] = 64;
     ip[9] = proto;
-    put16(ip + 10, 0);
+    put_be16(ip + 10, 0);
     std::memcpy(ip + 12, src, 4);
     std::memcpy(ip + 16, dst, 4);
-    put16(ip + 10, inet_checksum(ip, kIpv4HeaderLen));
+    put_be16(ip + 10, inet_checksum(ip, kIpv4HeaderLen));
   } else {
-    put32(ip, 0x60000000u);
-    put16(ip + 4, l4_len);
+    put_be32(ip, 0x60000000u);
+    put_be16(ip + 4, l4_len);
     ip[6] = proto;
     ip[7] = 64;
     std::memcpy(ip + 8, src, 16);
@@ -93,16 +86,16 @@ rte_mbuf* build_rst(rte_mempool* pool, const uint8_t* frame, const ParsedPacket&
     rte_pktmbuf_free(m);
     return nullptr;
   }
-  put16(tcp, reply ? o.dport : o.sport);
-  put16(tcp + 2, reply ? o.sport : o.dport);
-  put32(tcp + 4, seq);
-  put32(tcp + 8, ack);
+  put_be16(tcp, reply ? o.dport : o.sport);
+  put_be16(tcp + 2, reply ? o.sport : o.dport);
+  put_be32(tcp + 4, seq);
+  put_be32(tcp + 8, ack);
   tcp[12] = (kTcpHeaderLen / 4) << 4;
   tcp[13] = flags;
-  put16(tcp + 14, 0);  // window
-  put16(tcp + 16, 0);
-  put16(tcp + 18, 0);
-  put16(tcp + 16, inet_checksum(tcp, kTcpHeaderLen,
+  put_be16(tcp + 14, 0);  // window
+  put_be16(tcp + 16, 0);
+  put_be16(tcp + 18, 0);
+  put_be16(tcp + 16, inet_checksum(tcp, kTcpHeaderLen,
                                 pseudo_sum(o.family, src, dst, kProtoTcp, kTcpHeaderLen)));
   return m;
 }
@@ -159,11 +152,11 @@ rte_mbuf* synth_icmp_unreachable(rte_mempool* pool, const uint8_t* frame,
   const bool udp = o.proto == kProtoUdp;
   icmp[0] = v4 ? 3 : 1;                           // destination unreachable
   icmp[1] = v4 ? (udp ? 3 : 13) : (udp ? 4 : 1);  // port unreachable / prohibited
-  put16(icmp + 2, 0);
-  put32(icmp + 4, 0);
+  put_be16(icmp + 2, 0);
+  put_be32(icmp + 4, 0);
   std::memcpy(icmp + kIcmpHeaderLen, frame + orig.l3_offset, quote);
   const uint32_t initial = v4 ? 0 : pseudo_sum(6, o.dst, o.src, kProtoIcmpv6, l4_len);
-  put16(icmp + 2, inet_checksum(icmp, l4_len, initial));
+  put_be16(icmp + 2, inet_checksum(icmp, l4_len, initial));
   return m;
 }
 
@@ -182,23 +175,23 @@ rte_mbuf* synth_dns_refused(rte_mempool* pool, const uint8_t* frame, const Parse
     rte_pktmbuf_free(m);
     return nullptr;
   }
-  put16(udp, o.dport);
-  put16(udp + 2, o.sport);
-  put16(udp + 4, udp_len);
-  put16(udp + 6, 0);
+  put_be16(udp, o.dport);
+  put_be16(udp + 2, o.sport);
+  put_be16(udp + 4, udp_len);
+  put_be16(udp + 6, 0);
   uint8_t* d = udp + kUdpHeaderLen;
   d[0] = q[0];  // id
   d[1] = q[1];
   d[2] = static_cast<uint8_t>(0x80 | (q[2] & 0x79));  // QR; opcode and RD copied; AA, TC clear
   d[3] = kDnsRcodeRefused;                            // RA, Z, AD, CD clear
-  put16(d + 4, 1);
-  put16(d + 6, 0);
-  put16(d + 8, 0);
-  put16(d + 10, 0);
+  put_be16(d + 4, 1);
+  put_be16(d + 6, 0);
+  put_be16(d + 8, 0);
+  put_be16(d + 10, 0);
   std::memcpy(d + kDnsHeaderLen, q + kDnsHeaderLen, qlen);
   uint16_t sum =
       inet_checksum(udp, udp_len, pseudo_sum(o.family, o.dst, o.src, kProtoUdp, udp_len));
-  put16(udp + 6, sum == 0 ? 0xffff : sum);  // RFC 768: 0 means no checksum
+  put_be16(udp + 6, sum == 0 ? 0xffff : sum);  // RFC 768: 0 means no checksum
   return m;
 }
 
@@ -226,24 +219,24 @@ rte_mbuf* synth_tcp_data(rte_mempool* pool, const uint8_t* tmpl_frame, const Par
   if (v4) {
     std::memcpy(ip, tip, kIpv4HeaderLen);
     ip[0] = 0x45;
-    put16(ip + 2, static_cast<uint16_t>(l3 + l4_len));
-    put16(ip + 6, be16(tip + 6) & 0x4000);  // DF kept; the template is no fragment
-    put16(ip + 10, 0);
-    put16(ip + 10, inet_checksum(ip, kIpv4HeaderLen));
+    put_be16(ip + 2, static_cast<uint16_t>(l3 + l4_len));
+    put_be16(ip + 6, be16(tip + 6) & 0x4000);  // DF kept; the template is no fragment
+    put_be16(ip + 10, 0);
+    put_be16(ip + 10, inet_checksum(ip, kIpv4HeaderLen));
   } else {
     std::memcpy(ip, tip, kIpv6HeaderLen);  // traffic class and flow label kept
-    put16(ip + 4, static_cast<uint16_t>(l4_len));
+    put_be16(ip + 4, static_cast<uint16_t>(l4_len));
     ip[6] = kProtoTcp;
   }
   uint8_t* tcp = ip + l3;
   std::memcpy(tcp, tmpl_frame + tmpl.l4_offset, tcp_hl);
-  put32(tcp + 4, seq);
+  put_be32(tcp + 4, seq);
   tcp[12] &= 0xf0;  // data offset kept; reserved bits and AE clear
   tcp[13] = kTcpAck | kTcpPsh;
-  put16(tcp + 16, 0);
-  put16(tcp + 18, 0);  // no urgent data
+  put_be16(tcp + 16, 0);
+  put_be16(tcp + 18, 0);  // no urgent data
   if (len != 0) std::memcpy(tcp + tcp_hl, payload, len);
-  put16(tcp + 16,
+  put_be16(tcp + 16,
         inet_checksum(tcp, l4_len, pseudo_sum(o.family, o.src, o.dst, kProtoTcp, l4_len)));
   return m;
 }
@@ -269,14 +262,14 @@ bool strip_tcp_payload(rte_mbuf* m, const ParsedPacket& p) {
   sum += static_cast<uint16_t>(~old_l4);
   sum += new_l4;
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  put16(tcp + 16, static_cast<uint16_t>(~sum));
+  put_be16(tcp + 16, static_cast<uint16_t>(~sum));
   if (p.l34.family == 4) {
     const uint16_t hl = static_cast<uint16_t>((ip[0] & 0x0f) * 4);
-    put16(ip + 2, static_cast<uint16_t>(p.payload_offset - p.l3_offset));
-    put16(ip + 10, 0);
-    put16(ip + 10, inet_checksum(ip, hl));
+    put_be16(ip + 2, static_cast<uint16_t>(p.payload_offset - p.l3_offset));
+    put_be16(ip + 10, 0);
+    put_be16(ip + 10, inet_checksum(ip, hl));
   } else {
-    put16(ip + 4, static_cast<uint16_t>(p.payload_offset - p.l3_offset - kIpv6HeaderLen));
+    put_be16(ip + 4, static_cast<uint16_t>(p.payload_offset - p.l3_offset - kIpv6HeaderLen));
   }
   rte_pktmbuf_trim(m, static_cast<uint16_t>(rte_pktmbuf_pkt_len(m) - p.payload_offset));
   return true;

@@ -36,9 +36,6 @@
 //                cost tens of microseconds each)
 //   --quick      one run of everything instead of the median of 5 (make test's smoke run)
 #include <json/json.h>
-#include <rte_eal.h>
-#include <sched.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -56,6 +53,7 @@
 #include "dataplane/l7/l7.h"
 #include "dataplane/policy.h"
 #include "mgmt/compiler.h"
+#include "perf/bench_eal.h"
 #include "rules/policy.h"
 #include "tests/support/dns_msg.h"
 #include "tests/support/tls_hello.h"
@@ -463,30 +461,11 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  std::string prefix = "egw-name-bench-" + std::to_string(getpid());
-  std::vector<std::string> args = {"name_bench",
-                                   "--no-huge",
-                                   "--no-pci",
-                                   "--no-shconf",
-                                   "-m",
-                                   "1024",
-                                   "-l",
-                                   "0",
-                                   "--log-level=lib.*:error",
-                                   "--file-prefix",
-                                   prefix};
-  std::vector<char*> eal_argv;
-  for (auto& a : args) eal_argv.push_back(a.data());
-  // The EAL pins this thread to lcore 0, and threads it starts inherit that: the compile
-  // would run its regex parts on one core, unlike egw-mgmt and egwctl (no EAL), whose
-  // compile time this measures. The CPUs the bench was given are restored after init.
-  cpu_set_t cpus;
-  const bool have_cpus = sched_getaffinity(0, sizeof cpus, &cpus) == 0;
-  if (rte_eal_init(static_cast<int>(eal_argv.size()), eal_argv.data()) < 0) {
+  // Keeps its CPUs: the regex parts compile in parallel in egw-mgmt and egwctl (no EAL).
+  if (!egw::bench::start_eal("name_bench", true)) {
     fprintf(stderr, "name_bench: rte_eal_init failed\n");
     return 1;
   }
-  if (have_cpus) sched_setaffinity(0, sizeof cpus, &cpus);
   print_header();
   std::vector<Row> domains;
   for (size_t n : {10, 1000, 10000, 100000}) {

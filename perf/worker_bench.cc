@@ -12,7 +12,6 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdarg>
@@ -23,10 +22,12 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/bytes.h"
 #include "dataplane/parse.h"
 #include "dataplane/policy.h"
 #include "dataplane/worker.h"
 #include "mgmt/compiler.h"
+#include "perf/bench_eal.h"
 #include "tests/support/frames.h"
 #include "tests/support/tls_hello.h"
 
@@ -78,14 +79,6 @@ Bytes frame_template(uint8_t proto, bool outbound, uint8_t tcp_flags, Bytes payl
   return f;
 }
 
-void put16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-void put32(uint8_t* p, uint32_t v) {
-  put16(p, static_cast<uint16_t>(v >> 16));
-  put16(p + 2, static_cast<uint16_t>(v));
-}
 
 // Writes template t into m as a packet of flow e, outbound (inside -> remote) or inbound,
 // with seq/ack when it is TCP; checksums fixed.
@@ -99,25 +92,25 @@ void put_frame(rte_mbuf* m, const Bytes& t, const Ends& e, bool outbound, uint32
   const uint32_t src = outbound ? e.inside : e.remote, dst = outbound ? e.remote : e.inside;
   uint8_t* ip = d + kL3;
   uint8_t* l4 = d + kL4;
-  put32(ip + 12, src);
-  put32(ip + 16, dst);
-  put16(ip + 10, 0);
-  put16(ip + 10, inet_checksum(ip, 20));
-  put16(l4, outbound ? e.sport : e.dport);
-  put16(l4 + 2, outbound ? e.dport : e.sport);
+  put_be32(ip + 12, src);
+  put_be32(ip + 16, dst);
+  put_be16(ip + 10, 0);
+  put_be16(ip + 10, inet_checksum(ip, 20));
+  put_be16(l4, outbound ? e.sport : e.dport);
+  put_be16(l4 + 2, outbound ? e.dport : e.sport);
   const uint8_t proto = ip[9];
   const size_t l4_len = static_cast<size_t>(ip[2] << 8 | ip[3]) - 20;
   uint8_t* sum = l4 + (proto == kProtoTcp ? 16 : 6);
   if (proto == kProtoTcp) {
-    put32(l4 + 4, seq);
-    put32(l4 + 8, ack);
+    put_be32(l4 + 4, seq);
+    put_be32(l4 + 8, ack);
   }
   const uint32_t pseudo = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + proto +
                           static_cast<uint32_t>(l4_len);
-  put16(sum, 0);
+  put_be16(sum, 0);
   uint16_t c = inet_checksum(l4, l4_len, pseudo);
   if (proto == kProtoUdp && c == 0) c = 0xffff;
-  put16(sum, c);
+  put_be16(sum, c);
 }
 
 // ---- Policies ----------------------------------------------------------------------
@@ -686,23 +679,8 @@ int main(int argc, char** argv) {
   if (want.empty()) want.assign(std::begin(kScenarios), std::end(kScenarios));
   auto wanted = [&](const char* s) { return std::find(want.begin(), want.end(), s) != want.end(); };
 
-  // A 1M-flow worker takes ~0.5 GiB of rte_malloc memory (one at a time): -m 1024 holds it.
-  std::string prefix = "egw-worker-bench-" + std::to_string(getpid());
-  std::vector<std::string> args = {"worker_bench",
-                                   "--no-huge",
-                                   "--no-pci",
-                                   "--no-shconf",
-                                   "-m",
-                                   "1024",
-                                   "-l",
-                                   "0",
-                                   "--log-level=lib.*:error",
-                                   "--file-prefix",
-                                   prefix};
-  std::vector<char*> eal_argv;
-  for (auto& a : args) eal_argv.push_back(a.data());
-  if (rte_eal_init(static_cast<int>(eal_argv.size()), eal_argv.data()) < 0)
-    die("rte_eal_init failed");
+  // Pinned to lcore 0: the timed loop stays on one core.
+  if (!egw::bench::start_eal("worker_bench", false)) die("rte_eal_init failed");
   const double hz = static_cast<double>(rte_get_tsc_hz());
 
   Results res;
