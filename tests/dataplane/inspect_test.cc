@@ -146,14 +146,7 @@ class InspectTest : public testing::Test {
       return e.key.inside_port == sport && e.key.proto == proto;
     });
   }
-  // Ends every flow; their records, by source port.
-  std::map<uint16_t, FlowRecord> flush() {
-    EXPECT_TRUE(worker_flush(*w_));
-    std::map<uint16_t, FlowRecord> out;
-    FlowRecord r;
-    while (ring_->pop(&r)) out[r.key.inside_port] = r;
-    return out;
-  }
+  std::map<uint16_t, FlowRecord> flush() { return test::end_all_flows(*w_, *ring_); }
 
   static inline test::SuiteState suite_;
   std::unique_ptr<RuntimePolicy> policy_;

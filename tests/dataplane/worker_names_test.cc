@@ -100,14 +100,7 @@ class WorkerNamesTest : public testing::Test {
     flow_name_load(*w_, e.key, w_->aux[w_->flows.index_of(&e)], &n);
     return n;
   }
-  // Ends every flow; their records, by inside port.
-  std::map<uint16_t, FlowRecord> end_all() {
-    EXPECT_TRUE(worker_flush(*w_));
-    std::map<uint16_t, FlowRecord> out;
-    FlowRecord r;
-    while (ring_->pop(&r)) out[r.key.inside_port] = r;
-    return out;
-  }
+  std::map<uint16_t, FlowRecord> end_all() { return test::end_all_flows(*w_, *ring_); }
 
   static inline test::SuiteState suite_;
   std::unique_ptr<FlowRecordRing> ring_;

@@ -152,6 +152,16 @@ inline Out send_frame(WorkerCtx& w, rte_mempool* pool, const Bytes& frame, Side 
   return send_burst(w, pool, {frame}, from, now);
 }
 
+// Ends every flow of w (a failure if any is left); their records from `ring`, by inside
+// port.
+inline std::map<uint16_t, FlowRecord> end_all_flows(WorkerCtx& w, FlowRecordRing& ring) {
+  EXPECT_TRUE(worker_flush(w));
+  std::map<uint16_t, FlowRecord> out;
+  FlowRecord r;
+  while (ring.pop(&r)) out[r.key.inside_port] = r;
+  return out;
+}
+
 // The last flow of w that `match` accepts, or nullptr.
 template <typename Match>
 FlowEntry* find_flow(WorkerCtx& w, Match match) {
