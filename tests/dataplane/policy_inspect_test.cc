@@ -17,6 +17,7 @@
 #include "dataplane/policy.h"
 #include "mgmt/compiler.h"
 #include "tests/support/blob_builder.h"
+#include "tests/support/blob_cases.h"
 #include "tests/support/hs_db.h"
 
 namespace egw {
@@ -177,13 +178,7 @@ TEST(PolicyInspect, ScratchesServeBothDatabases) {
 
 constexpr unsigned kFlags = HS_FLAG_SINGLEMATCH | HS_FLAG_DOTALL;  // as the compiler's
 
-struct LoaderCase {
-  const char* desc;
-  std::function<void(Blob&)> corrupt;
-  const char* want;
-};
-
-const LoaderCase kLoaderCases[] = {
+const test::BlobCorruption kLoaderCases[] = {
     {"inspect action allow",
      [](Blob& b) {
        b.edit_elem<abi::InspectRec>(abi::kSecInspect, 1,
@@ -273,15 +268,7 @@ TEST(PolicyInspect, LoaderRefusesBadInspectSections) {
                    test::serialized_hs_db({"AKIA[0-9A-Z]{16}", "SECRET-[0-9]{4}"}, kFlags,
                                           HS_MODE_STREAM));
   EXPECT_NE(RuntimePolicy::load(same.data(), same.size(), &err), nullptr) << err;
-  for (const LoaderCase& c : kLoaderCases) {
-    SCOPED_TRACE(c.desc);
-    Blob b = good;
-    c.corrupt(b);
-    err.clear();
-    EXPECT_EQ(RuntimePolicy::load(b.data(), b.size(), &err), nullptr);
-    EXPECT_NE(err.find(c.want), std::string::npos) << "error: " << err;
-    EXPECT_EQ(err.rfind("policy blob: ", 0), 0u) << err;
-  }
+  test::expect_refused(good, kLoaderCases);
 }
 
 }  // namespace

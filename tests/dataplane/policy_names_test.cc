@@ -19,6 +19,7 @@
 #include "dataplane/policy.h"
 #include "mgmt/compiler.h"
 #include "tests/support/blob_builder.h"
+#include "tests/support/blob_cases.h"
 #include "tests/support/hs_db.h"
 
 namespace egw {
@@ -434,13 +435,7 @@ std::string domain_table(uint32_t value) {
   return t.build();
 }
 
-struct SectionCase {
-  const char* desc;
-  std::function<void(Blob&)> corrupt;
-  const char* want;
-};
-
-const SectionCase kSectionCases[] = {
+const test::BlobCorruption kSectionCases[] = {
     {"domain table byte flipped",
      [](Blob& b) {
        auto e = b.section(b.section_index(abi::kSecDomainTable));
@@ -557,15 +552,7 @@ TEST(PolicyNames, LoaderRefusesBadNameSections) {
   const Blob good = sections_blob();
   std::string err;
   ASSERT_NE(RuntimePolicy::load(good.data(), good.size(), &err), nullptr) << err;
-  for (const SectionCase& c : kSectionCases) {
-    SCOPED_TRACE(c.desc);
-    Blob b = good;
-    c.corrupt(b);
-    err.clear();
-    EXPECT_EQ(RuntimePolicy::load(b.data(), b.size(), &err), nullptr);
-    EXPECT_NE(err.find(c.want), std::string::npos) << "error: " << err;
-    EXPECT_EQ(err.rfind("policy blob: ", 0), 0u) << err;
-  }
+  test::expect_refused(good, kSectionCases);
 }
 
 TEST(PolicyNames, LoaderChecksScratchCount) {

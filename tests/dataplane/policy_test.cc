@@ -13,6 +13,7 @@
 #include <random>
 
 #include "tests/support/blob_builder.h"
+#include "tests/support/blob_cases.h"
 
 namespace egw {
 namespace {
@@ -87,15 +88,9 @@ BlobSpec base_spec() {
 
 // ---------------------------------------------------------------- loader: negative table
 
-struct BadCase {
-  const char* desc;
-  std::function<void(Blob&)> corrupt;
-  const char* want;  // substring of the error
-};
-
 using namespace abi;
 
-const BadCase kBadCases[] = {
+const test::BlobCorruption kBadCases[] = {
     {"empty input", [](Blob& b) { b.bytes.clear(); }, "shorter than the 72-byte header"},
     {"bad magic", [](Blob& b) { b.edit_header([](PolicyHeader& h) { h.magic = 0x12345678; }); },
      "bad magic"},
@@ -260,15 +255,7 @@ TEST(PolicyLoad, RejectsBadBlobs) {
   const Blob good = build_blob(base_spec());
   std::string err;
   ASSERT_NE(load(good, &err), nullptr) << err;
-  for (const auto& c : kBadCases) {
-    SCOPED_TRACE(c.desc);
-    Blob b = good;
-    c.corrupt(b);
-    err.clear();
-    EXPECT_EQ(load(b, &err), nullptr);
-    EXPECT_NE(err.find(c.want), std::string::npos) << "error: " << err;
-    EXPECT_EQ(err.rfind("policy blob: ", 0), 0u) << err;
-  }
+  test::expect_refused(good, kBadCases);
 }
 
 TEST(PolicyLoad, RejectsEveryTruncation) {
