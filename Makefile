@@ -103,11 +103,6 @@ run: deps all
 demo: deps all
 	@bash tests/e2e/topology.sh demo $(B)
 
-# Standalone benchmark programs (not tests): perf/*_bench.cc.
-$(B)/perf/%_bench: perf/%_bench.cc $(wildcard dataplane/l7/*.cc dataplane/l7/*.h)
-	@mkdir -p $(dir $@)
-	$(CXX) -std=c++20 -O2 -g -I. $< $(wildcard dataplane/l7/*.cc) -o $@
-
 # The name-condition benchmark needs the compiler and RuntimePolicy (EAL, Hyperscan).
 $(B)/perf/name_bench: $(call obj,perf/name_bench.cc) $(TEST_LIBS)
 	@mkdir -p $(dir $@)

@@ -35,8 +35,8 @@
 # the control core, which pushes other processes onto the worker's: compare the
 # on-CPU cycles/pkt of the two runs, not their Mpps.
 #
-# The per-flow L7 figures of the former perf/l7_flows.py and domain_table_bench are
-# not run here any more: new_flows_sni and rules_scale measure them.
+# perf/l7_flows.py (the held two-segment hello through egw-replay) is run by hand;
+# new_flows_sni and rules_scale cover the rest of the L7 figures.
 #
 # Usage: bash perf/run.sh [BUILD_DIR]   (root; make perf)
 #   PERF_QUICK=1     smoke run (make test): 1 rep, 2 s runs, 10 swaps, 1 k flows, and
