@@ -46,6 +46,39 @@ T* alloc_array(const char* name, size_t n) {
 
 }  // namespace
 
+namespace {
+
+// The flow key through AES rounds keyed by the per-boot seed: each 16-byte block is
+// folded in with one round, then two more rounds diffuse every input byte over the whole
+// state (two AES rounds reach full diffusion). Not a MAC, but not linear either, unlike
+// CRC32: without the seed an inside host cannot compute keys that share buckets and so
+// cannot crowd a victim's flows out (the reason the table is keyed at all). ~6 aesenc,
+// against ~10 SipHash rounds over the same 48 bytes.
+__attribute__((target("aes,sse2"))) uint64_t aes_hash(const FlowKey& k, const uint64_t seed[2]) {
+  static_assert(sizeof(FlowKey) == 48);
+  const __m128i k0 = _mm_set_epi64x(static_cast<long long>(seed[1]), static_cast<long long>(seed[0]));
+  const __m128i k1 = _mm_set_epi64x(static_cast<long long>(seed[0] ^ 0x9e3779b97f4a7c15ull),
+                                    static_cast<long long>(seed[1] ^ 0xc2b2ae3d27d4eb4full));
+  const auto* p = reinterpret_cast<const __m128i*>(&k);
+  __m128i s = _mm_aesenc_si128(_mm_xor_si128(_mm_loadu_si128(p), k0), k1);
+  s = _mm_aesenc_si128(_mm_xor_si128(s, _mm_loadu_si128(p + 1)), k0);
+  s = _mm_aesenc_si128(_mm_xor_si128(s, _mm_loadu_si128(p + 2)), k1);
+  s = _mm_aesenc_si128(s, k0);
+  s = _mm_aesenc_si128(s, k1);
+  return static_cast<uint64_t>(_mm_cvtsi128_si64(s)) ^
+         static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(s, s)));
+}
+
+uint64_t sip_hash(const FlowKey& k, const uint64_t seed[2]) {
+  return siphash13(&k, sizeof(k), seed);
+}
+
+}  // namespace
+
+FlowTable::HashFn FlowTable::pick_hash() {
+  return __builtin_cpu_supports("aes") ? aes_hash : sip_hash;
+}
+
 bool FlowTable::init(uint32_t capacity, uint64_t seed[2]) {
   destroy();
   if (capacity == 0 || capacity > kMaxCapacity) return false;
@@ -88,35 +121,9 @@ void FlowTable::destroy() {
   embryo_head_ = embryo_tail_ = kNil;
 }
 
-namespace {
-
-// The flow key through AES rounds keyed by the per-boot seed: each 16-byte block is
-// folded in with one round, then two more rounds diffuse every input byte over the whole
-// state (two AES rounds reach full diffusion). Not a MAC, but not linear either, unlike
-// CRC32: without the seed an inside host cannot compute keys that share buckets and so
-// cannot crowd a victim's flows out (the reason the table is keyed at all). ~6 aesenc,
-// against ~10 SipHash rounds over the same 48 bytes.
-__attribute__((target("aes,sse2"))) uint64_t aes_hash(const FlowKey& k, const uint64_t seed[2]) {
-  static_assert(sizeof(FlowKey) == 48);
-  const __m128i k0 = _mm_set_epi64x(static_cast<long long>(seed[1]), static_cast<long long>(seed[0]));
-  const __m128i k1 = _mm_set_epi64x(static_cast<long long>(seed[0] ^ 0x9e3779b97f4a7c15ull),
-                                    static_cast<long long>(seed[1] ^ 0xc2b2ae3d27d4eb4full));
-  const auto* p = reinterpret_cast<const __m128i*>(&k);
-  __m128i s = _mm_aesenc_si128(_mm_xor_si128(_mm_loadu_si128(p), k0), k1);
-  s = _mm_aesenc_si128(_mm_xor_si128(s, _mm_loadu_si128(p + 1)), k0);
-  s = _mm_aesenc_si128(_mm_xor_si128(s, _mm_loadu_si128(p + 2)), k1);
-  s = _mm_aesenc_si128(s, k0);
-  s = _mm_aesenc_si128(s, k1);
-  return static_cast<uint64_t>(_mm_cvtsi128_si64(s)) ^
-         static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(s, s)));
-}
-
-const bool g_have_aes = __builtin_cpu_supports("aes");
-
-}  // namespace
 
 uint64_t FlowTable::hash(const FlowKey& k) const {
-  return g_have_aes ? aes_hash(k, seed_) : siphash13(&k, sizeof(k), seed_);
+  return hash_fn_(k, seed_);
 }
 
 void FlowTable::prefetch_entry(uint64_t hash) const {

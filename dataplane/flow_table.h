@@ -218,6 +218,11 @@ class FlowTable {
   uint32_t hand_ = 0;  // sweep clock hand over entries
   uint32_t embryo_head_ = kNil, embryo_tail_ = kNil;
   uint64_t seed_[2] = {};
+  // AES rounds where the CPU has AES-NI, else SipHash-1-3: chosen once per table, so
+  // no packet branches on it.
+  using HashFn = uint64_t (*)(const FlowKey&, const uint64_t seed[2]);
+  static HashFn pick_hash();
+  HashFn hash_fn_ = pick_hash();
   uint64_t evictions_ = 0;
   FlowTimeouts timeouts_;
   uint64_t min_timeout_ns_ = FlowTimeouts{}.icmp_ns;  // the least of timeouts_
