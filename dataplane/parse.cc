@@ -572,6 +572,17 @@ ParseResult parse_frame(const uint8_t* data, size_t len, ParsedPacket* out, bool
   return parse_general(data, len, out, ipv4_csum_good);
 }
 
+ParseResult parse_frame_general(const uint8_t* data, size_t len, ParsedPacket* out,
+                                bool ipv4_csum_good) {
+  return parse_general(data, len, out, ipv4_csum_good);
+}
+
+bool same_parse(const ParsedPacket& a, const ParsedPacket& b) {
+  // Every field before `inner` (reset() gives the padding a defined value), then inner.
+  if (std::memcmp(&a, &b, offsetof(ParsedPacket, inner)) != 0) return false;
+  return !a.icmp_is_error || std::memcmp(&a.inner, &b.inner, sizeof(L34)) == 0;
+}
+
 uint16_t inet_checksum(const uint8_t* data, size_t len, uint32_t initial) {
   // The one's-complement sum does not depend on byte order: add native 32-bit words,
   // fold, then swap to the big-endian value the header stores (RFC 1071, 2.(B)).

@@ -80,6 +80,15 @@ struct ParseResult {
 ParseResult parse_frame(const uint8_t* data, size_t len, ParsedPacket* out,
                         bool ipv4_csum_good = false);
 
+// parse_frame without its straight-line path for the common frame: the reference that
+// path must agree with, field for field (the fuzzer and the parse tests check it).
+ParseResult parse_frame_general(const uint8_t* data, size_t len, ParsedPacket* out,
+                                bool ipv4_csum_good = false);
+
+// The fields of two parses that parse_frame fills: all of them, `inner` only when it
+// holds an ICMP error's quoted packet.
+bool same_parse(const ParsedPacket& a, const ParsedPacket& b);
+
 // One's-complement Internet checksum over a buffer (for tests and packet synthesis).
 uint16_t inet_checksum(const uint8_t* data, size_t len, uint32_t initial = 0);
 

@@ -74,6 +74,15 @@ void check(const Case& c) {
   SCOPED_TRACE(c.desc);
   ParsedPacket p;
   const ParseResult r = parse_exact(c.frame, &p);
+  // The fast path for common frames agrees with the general parser on every case.
+  ParsedPacket g;
+  const ParseResult rg = parse_frame_general(c.frame.data(), c.frame.size(), &g);
+  ASSERT_EQ(rg.status, r.status);
+  if (r.status == ParseStatus::drop) {
+    EXPECT_STREQ(drop_reason_name(rg.reason), drop_reason_name(r.reason));
+  } else {
+    EXPECT_TRUE(same_parse(p, g)) << "the fast path filled the packet differently";
+  }
   const Expect& w = c.want;
   ASSERT_EQ(r.status, w.status) << "reason " << drop_reason_name(r.reason);
   if (w.status == ParseStatus::drop) {
