@@ -9,18 +9,18 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <filesystem>
 #include <functional>
 #include <sstream>
 
 #include "dataplane/policy_abi.h"
 #include "mgmt/compiler.h"
 #include "tests/support/files.h"
+#include "tests/support/temp_dir.h"
 
 namespace egw::mgmt {
 namespace {
 
-namespace fs = std::filesystem;
+using test::TempDir;
 
 // A document with every kind of rule the name and inspect stages compile.
 const char* const kDocument = R"({"schema":1,"default_action":"deny",
@@ -33,24 +33,6 @@ const char* const kDocument = R"({"schema":1,"default_action":"deny",
      "action":"allow"}]}],
   "inspect":[{"id":"keys","from":["any"],"patterns":["AKIA[0-9A-Z]{16}","secret=[a-z]+"],
               "action":"reject"}]})";
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/egw-api-test-XXXXXX";
-    char* p = mkdtemp(tmpl);
-    EXPECT_NE(p, nullptr);
-    path_ = p ? p : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 abi::PolicyHeader header_of(const std::string& blob) {
   abi::PolicyHeader h{};

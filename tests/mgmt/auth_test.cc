@@ -6,34 +6,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 
 #include "mgmt/http.h"
+#include "tests/support/temp_dir.h"
 
 namespace egw::mgmt {
 namespace {
 
-namespace fs = std::filesystem;
-
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/egw-auth-test-XXXXXX";
-    char* p = mkdtemp(tmpl);
-    path = p ? p : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string write(const std::string& name, const std::string& text) const {
-    std::string f = path + "/" + name;
-    std::ofstream(f) << text;
-    chmod(f.c_str(), 0600);
-    return f;
-  }
-  std::string path;
-};
+using test::TempDir;
 
 TEST(TokensFile, Table) {
   struct Case {
@@ -109,8 +90,8 @@ TEST(AdminToken, GeneratedOnceMode0600AndReused) {
   TempDir d;
   TokenTable first;
   std::string err;
-  ASSERT_TRUE(first.load_or_create_admin(d.path, &err)) << err;
-  const std::string path = d.path + "/admin.token";
+  ASSERT_TRUE(first.load_or_create_admin(d.path(), &err)) << err;
+  const std::string path = d.path() + "/admin.token";
   struct stat st{};
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
@@ -124,7 +105,7 @@ TEST(AdminToken, GeneratedOnceMode0600AndReused) {
   EXPECT_EQ(id->role, Role::admin);
 
   TokenTable second;  // a restart reuses the file
-  ASSERT_TRUE(second.load_or_create_admin(d.path, &err)) << err;
+  ASSERT_TRUE(second.load_or_create_admin(d.path(), &err)) << err;
   EXPECT_TRUE(second.authenticate("Bearer " + token).has_value());
   std::string again;
   std::ifstream(path) >> again;

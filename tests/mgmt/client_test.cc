@@ -1,6 +1,7 @@
 // Tests for mgmt/client.cc (egwctl's REST client): URL parsing, token files, where the
 // settings come from, and the contract's error format made readable. Tables of cases.
 #include "mgmt/client.h"
+#include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -11,6 +12,8 @@
 
 namespace egw::mgmt {
 namespace {
+
+using test::TempDir;
 
 TEST(Client, ParseServerUrl) {
   struct Case {
@@ -75,25 +78,6 @@ TEST(Client, TokenFromFileText) {
   }
 }
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/egwctl-test-XXXXXX";
-    path_ = mkdtemp(tmpl) ? tmpl : "";
-  }
-  ~TempDir() {
-    if (!path_.empty()) std::system(("rm -rf '" + path_ + "'").c_str());
-  }
-  std::string write(const std::string& name, const std::string& text) const {
-    std::ofstream(path_ + "/" + name) << text;
-    return path_ + "/" + name;
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 TEST(Client, ResolveConfig) {
   TempDir dir, empty_dir;
   ASSERT_FALSE(dir.path().empty());
@@ -157,7 +141,9 @@ TEST(Client, ResolveConfig) {
       continue;
     }
     EXPECT_EQ(cfg.server, c.server);
-    if (*c.server_origin) EXPECT_EQ(cfg.server_origin, c.server_origin);
+    if (*c.server_origin) {
+      EXPECT_EQ(cfg.server_origin, c.server_origin);
+    }
     EXPECT_EQ(cfg.token, c.token);
   }
 }

@@ -2,6 +2,7 @@
 // of a commit (built by hand and by real SIGKILLs), corrupt state, the audit log, faults.
 #include "tests/support/files.h"
 #include "mgmt/store.h"
+#include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <json/json.h>
@@ -23,27 +24,12 @@
 namespace egw::mgmt {
 namespace {
 
+using test::TempDir;
+
+// The state directory a test's store lives in.
+std::string state_of(const TempDir& t) { return t.path() + "/state"; }
+
 namespace fs = std::filesystem;
-
-// A fresh directory under /tmp, removed with everything in it at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/egw-store-test-XXXXXX";
-    char* p = mkdtemp(tmpl);
-    EXPECT_NE(p, nullptr);
-    path_ = p ? p : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string state() const { return path_ + "/state"; }
-
- private:
-  std::string path_;
-};
 
 void spit(const std::string& path, const std::string& data) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -117,11 +103,11 @@ TEST(PolicyStore, CommitReadHistoryRoundTrip) {
   TempDir t;
   std::string err, out;
   PolicyStore s;
-  ASSERT_TRUE(s.open(t.state(), &err)) << err;
+  ASSERT_TRUE(s.open(state_of(t), &err)) << err;
   EXPECT_EQ(s.current_version(), 0u);
   EXPECT_TRUE(s.history().empty());
-  EXPECT_EQ(mode_of(t.state()), 0700u);
-  EXPECT_EQ(mode_of(t.state() + "/versions"), 0700u);
+  EXPECT_EQ(mode_of(state_of(t)), 0700u);
+  EXPECT_EQ(mode_of(state_of(t) + "/versions"), 0700u);
   EXPECT_FALSE(s.read_document(1, &out, &err));
   EXPECT_NE(err.find("does not exist"), std::string::npos) << err;
 
@@ -142,13 +128,13 @@ TEST(PolicyStore, CommitReadHistoryRoundTrip) {
     ++v;
     ASSERT_EQ(s.commit(c.document, c.blob, c.author, c.comment, &err), v) << err;
     EXPECT_EQ(s.current_version(), v);
-    std::string vdir = t.state() + "/versions/" + std::to_string(v);
+    std::string vdir = state_of(t) + "/versions/" + std::to_string(v);
     EXPECT_EQ(mode_of(vdir), 0700u);
     for (const char* f : {"policy.json", "policy.egwp", "meta.json"})
       EXPECT_EQ(mode_of(vdir + "/" + f), 0600u) << f;
-    EXPECT_EQ(mode_of(t.state() + "/current"), 0600u);
+    EXPECT_EQ(mode_of(state_of(t) + "/current"), 0600u);
     EXPECT_EQ(mode_of(s.current_blob_path()), 0600u);
-    EXPECT_EQ(test::file_text(t.state() + "/current"), std::to_string(v) + "\n");
+    EXPECT_EQ(test::file_text(state_of(t) + "/current"), std::to_string(v) + "\n");
     EXPECT_EQ(test::file_text(s.current_blob_path()), c.blob);
     ASSERT_TRUE(s.read_document(v, &out, &err)) << err;
     EXPECT_EQ(out, c.document);
@@ -178,7 +164,7 @@ TEST(PolicyStore, CommitReadHistoryRoundTrip) {
   const auto h1 = s.history();
   s.close();
   PolicyStore again;
-  ASSERT_TRUE(again.open(t.state(), &err)) << err;
+  ASSERT_TRUE(again.open(state_of(t), &err)) << err;
   EXPECT_EQ(again.current_version(), v);
   auto h2 = again.history();
   ASSERT_EQ(h2.size(), v);
@@ -195,12 +181,12 @@ TEST(PolicyStore, CommitReadHistoryRoundTrip) {
 // changes, and a restart keeps the new blob.
 TEST(PolicyStore, ReplaceCurrentBlob) {
   TempDir t;
-  commit_versions(t.state(), 2);
+  commit_versions(state_of(t), 2);
   const std::string fresh = std::string("EGWP\0\2", 6) + "recompiled";
   std::string err, out;
   {
     PolicyStore s;
-    ASSERT_TRUE(s.open(t.state(), &err)) << err;
+    ASSERT_TRUE(s.open(state_of(t), &err)) << err;
     const auto before = s.history();
     ASSERT_TRUE(s.replace_current_blob(fresh, &err)) << err;
     EXPECT_EQ(s.current_version(), 2u);
@@ -208,7 +194,7 @@ TEST(PolicyStore, ReplaceCurrentBlob) {
     EXPECT_EQ(mode_of(s.current_blob_path()), 0600u);
     ASSERT_TRUE(s.read_blob(2, &out, &err)) << err;
     EXPECT_EQ(out, fresh);
-    EXPECT_EQ(mode_of(t.state() + "/versions/2/policy.egwp"), 0600u);
+    EXPECT_EQ(mode_of(state_of(t) + "/versions/2/policy.egwp"), 0600u);
     ASSERT_TRUE(s.read_blob(1, &out, &err)) << err;
     EXPECT_EQ(out, blob(1));  // only the current version's
     ASSERT_TRUE(s.read_document(2, &out, &err)) << err;
@@ -216,10 +202,10 @@ TEST(PolicyStore, ReplaceCurrentBlob) {
     ASSERT_EQ(s.history().size(), before.size());
     EXPECT_EQ(s.history().back().sha256, before.back().sha256);
     EXPECT_FALSE(fs::exists(s.current_blob_path() + ".tmp"));
-    EXPECT_FALSE(fs::exists(t.state() + "/versions/2/policy.egwp.tmp"));
+    EXPECT_FALSE(fs::exists(state_of(t) + "/versions/2/policy.egwp.tmp"));
   }
   PolicyStore again;
-  ASSERT_TRUE(again.open(t.state(), &err)) << err;
+  ASSERT_TRUE(again.open(state_of(t), &err)) << err;
   EXPECT_EQ(test::file_text(again.current_blob_path()), fresh);
   ASSERT_TRUE(again.read_blob(2, &out, &err)) << err;
   EXPECT_EQ(out, fresh);
@@ -228,7 +214,7 @@ TEST(PolicyStore, ReplaceCurrentBlob) {
   PolicyStore none;
   EXPECT_FALSE(none.replace_current_blob(fresh, &err));
   EXPECT_NE(err.find("not open"), std::string::npos) << err;
-  ASSERT_TRUE(none.open(empty.state(), &err)) << err;
+  ASSERT_TRUE(none.open(state_of(empty), &err)) << err;
   EXPECT_FALSE(none.replace_current_blob(fresh, &err));
   EXPECT_NE(err.find("no version is committed"), std::string::npos) << err;
   EXPECT_FALSE(fs::exists(none.current_blob_path()));
@@ -325,10 +311,10 @@ TEST(PolicyStore, OpenRecoversFromCrashStates) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.description);
     TempDir t;
-    commit_versions(t.state(), c.committed);
-    fs::create_directories(t.state() + "/versions");
-    c.crash(t.state());
-    expect_whole(t.state(), c.want);
+    commit_versions(state_of(t), c.committed);
+    fs::create_directories(state_of(t) + "/versions");
+    c.crash(state_of(t));
+    expect_whole(state_of(t), c.want);
   }
 }
 
@@ -418,13 +404,13 @@ TEST(PolicyStore, OpenRejectsCorruptState) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.description);
     TempDir t;
-    commit_versions(t.state(), 2);
-    c.corrupt(t.state());
+    commit_versions(state_of(t), 2);
+    c.corrupt(state_of(t));
     PolicyStore s;
     std::string err;
-    EXPECT_FALSE(s.open(t.state(), &err));
+    EXPECT_FALSE(s.open(state_of(t), &err));
     EXPECT_NE(err.find(c.message), std::string::npos) << err;
-    EXPECT_NE(err.find(t.state() + "/" + c.file), std::string::npos) << err;
+    EXPECT_NE(err.find(state_of(t) + "/" + c.file), std::string::npos) << err;
     EXPECT_EQ(s.current_version(), 0u);
   }
 }
@@ -467,26 +453,26 @@ TEST(PolicyStore, FailedCommitLeavesPreviousVersion) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.description);
     TempDir t;
-    commit_versions(t.state(), c.committed);
+    commit_versions(state_of(t), c.committed);
     PolicyStore s;
     std::string err;
-    ASSERT_TRUE(s.open(t.state(), &err)) << err;
-    fs::create_directories(t.state() + "/" + c.obstacle + "/x");
+    ASSERT_TRUE(s.open(state_of(t), &err)) << err;
+    fs::create_directories(state_of(t) + "/" + c.obstacle + "/x");
     EXPECT_EQ(s.commit(doc(9), blob(9), "a", "", &err), 0u);
-    EXPECT_NE(err.find(t.state() + "/" + c.obstacle), std::string::npos) << err;
+    EXPECT_NE(err.find(state_of(t) + "/" + c.obstacle), std::string::npos) << err;
     EXPECT_EQ(s.current_version(), c.committed);
     EXPECT_EQ(s.history().size(), c.committed);
-    EXPECT_FALSE(fs::exists(t.state() + "/versions/" + std::to_string(c.committed + 1)));
+    EXPECT_FALSE(fs::exists(state_of(t) + "/versions/" + std::to_string(c.committed + 1)));
     if (c.committed == 0)
       EXPECT_FALSE(fs::exists(s.current_blob_path()));
     else
       EXPECT_EQ(test::file_text(s.current_blob_path()), blob(c.committed));
-    fs::remove_all(t.state() + "/" + c.obstacle);
+    fs::remove_all(state_of(t) + "/" + c.obstacle);
     // The same store commits once the obstacle is gone; a restart agrees.
     EXPECT_EQ(s.commit(doc(c.committed + 1), blob(c.committed + 1), "a", "", &err), c.committed + 1)
         << err;
     s.close();
-    expect_whole(t.state(), c.committed + 1);
+    expect_whole(state_of(t), c.committed + 1);
   }
 }
 
@@ -550,17 +536,17 @@ TEST(PolicyStore, SigkillDuringCommitLeavesOldOrNew) {
   for (const auto& c : cases) {
     SCOPED_TRACE(std::string(c.point) + " after " + std::to_string(c.committed) + " commits");
     TempDir t;
-    commit_versions(t.state(), c.committed);
-    fs::create_directories(t.state());
+    commit_versions(state_of(t), c.committed);
+    fs::create_directories(state_of(t));
     int status = run_child(c.point, [&] {
       PolicyStore s;
       std::string err;
-      if (!s.open(t.state(), &err)) _exit(2);
+      if (!s.open(state_of(t), &err)) _exit(2);
       s.commit(doc(c.committed + 1), blob(c.committed + 1), "alice", "", &err);
       _exit(3);
     });
     ASSERT_TRUE(killed_by_sigkill(status)) << status;
-    expect_whole(t.state(), c.want);
+    expect_whole(state_of(t), c.want);
   }
 }
 
@@ -706,11 +692,11 @@ TEST(PolicyStore, OneWriterPerStateDir) {
   TempDir t;
   PolicyStore first, second;
   std::string err;
-  ASSERT_TRUE(first.open(t.state(), &err)) << err;
-  EXPECT_FALSE(second.open(t.state(), &err));
+  ASSERT_TRUE(first.open(state_of(t), &err)) << err;
+  EXPECT_FALSE(second.open(state_of(t), &err));
   EXPECT_NE(err.find("in use by another egw-mgmt"), std::string::npos) << err;
   first.close();
-  EXPECT_TRUE(second.open(t.state(), &err)) << err;
+  EXPECT_TRUE(second.open(state_of(t), &err)) << err;
 }
 
 }  // namespace
