@@ -40,7 +40,7 @@
 #
 # Usage: bash perf/run.sh [BUILD_DIR]   (root; make perf)
 #   PERF_QUICK=1     smoke run (make test): 1 rep, 2 s runs, 10 swaps, 1 k flows, and
-#                    one run of each of the other benchmarks (about 80 s in all)
+#                    one run of each of the other benchmarks (about 45 s in all)
 #   PERF_REPS=N, PERF_SECONDS=S   override the repetitions and the run length
 #   PERF_OUT=DIR     where results.json goes (default BUILD/perf)
 set -euo pipefail
