@@ -41,7 +41,7 @@ LIB_RULES := $(B)/lib/libegw_rules.a
 LIB_DP := $(B)/lib/libegw_dp.a
 LIB_MGMT := $(B)/lib/libegw_mgmt.a
 BINS := $(B)/egw-dataplane $(B)/egw-replay $(B)/egwctl $(B)/egw-mgmt
-PERF_BINS := $(B)/perf/name_bench $(B)/perf/worker_bench  # make perf; smoke-run by make test
+PERF_BINS := $(B)/perf/name_bench $(B)/perf/worker_bench $(B)/perf/flow_log_bench  # make perf; smoke-run by make test
 
 .PHONY: all deps test unit unit-one packet e2e run demo fuzz fuzz-run fmt clean perf print-flags
 all: $(BINS) $(B)/tests/unit_tests
@@ -61,7 +61,8 @@ $(B)/lib/%.a:
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/egw-dataplane: $(call obj,dataplane/main.cc) $(LIB_DP)
+# The telemetry commands read the stats segment with egw-mgmt's reader (no DPDK in it).
+$(B)/egw-dataplane: $(call obj,dataplane/main.cc mgmt/stats_reader.cc) $(LIB_DP)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(DPDK_LIBS) $(HS_RUNTIME_LIBS) -lpthread
 $(B)/egw-replay: $(call obj,dataplane/replay/main.cc) $(LIB_MGMT) $(LIB_RULES) $(LIB_DP)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(DPDK_LIBS) $(JSON_LIBS) $(SSL_LIBS) $(PCAP_LIBS) $(HS_LIBS) -lpthread
@@ -110,6 +111,11 @@ $(B)/perf/name_bench: $(call obj,perf/name_bench.cc) $(TEST_LIBS)
 
 # The worker pipeline in process (no PMD): the compiler, RuntimePolicy and the worker.
 $(B)/perf/worker_bench: $(call obj,perf/worker_bench.cc) $(TEST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ -o $@ $(DPDK_LIBS) $(JSON_LIBS) $(SSL_LIBS) $(HS_LIBS) -lpthread
+
+# The flow-record path: a worker's records through a shared-memory ring to egw-mgmt's drain.
+$(B)/perf/flow_log_bench: $(call obj,perf/flow_log_bench.cc) $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ -o $@ $(DPDK_LIBS) $(JSON_LIBS) $(SSL_LIBS) $(HS_LIBS) -lpthread
 

@@ -11,7 +11,6 @@
 #include <cstring>
 #include <ctime>
 #include <new>
-#include <random>
 
 namespace egw {
 
@@ -21,7 +20,7 @@ uint64_t monotonic_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-bool ControlChannel::open(const std::string& instance, std::string* err) {
+bool ControlChannel::open(const std::string& instance, uint64_t boot, std::string* err) {
   name_ = shm::ctl_name(instance);
   // A segment left by an earlier run (or a crash) is replaced: egw-mgmt notices the
   // new boot id and republishes the current policy.
@@ -46,8 +45,6 @@ bool ControlChannel::open(const std::string& instance, std::string* err) {
     return false;
   }
   seg_ = new (p) shm::CtlSegment();
-  std::random_device rd;
-  const uint64_t boot = (static_cast<uint64_t>(rd()) << 32 | rd()) | 1;
   seg_->dataplane.pid.store(static_cast<uint64_t>(getpid()));
   seg_->dataplane.beat_ns.store(monotonic_ns());
   seg_->dataplane.boot_id.store(boot);
@@ -67,16 +64,6 @@ void ControlChannel::close() {
 
 void ControlChannel::beat(uint64_t now) {
   seg_->dataplane.beat_ns.store(now, std::memory_order_release);
-}
-
-void ControlChannel::publish_counters(const shm::CounterSnapshot& c) {
-  auto& st = seg_->state;
-  const uint64_t s = st.seq.load(std::memory_order_relaxed);
-  st.seq.store(s + 1, std::memory_order_relaxed);  // odd: being written
-  std::atomic_thread_fence(std::memory_order_release);
-  std::memcpy(static_cast<void*>(&st.counters), &c, sizeof(c));
-  std::atomic_thread_fence(std::memory_order_release);
-  st.seq.store(s + 2, std::memory_order_release);
 }
 
 bool ControlChannel::read_blob(const shm::Msg& m, std::string* blob, std::string* err) {

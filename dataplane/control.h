@@ -14,7 +14,8 @@ class ControlChannel {
  public:
   // Creates the control segment afresh (a stale one from an earlier run is replaced),
   // with a new boot id. On failure returns false with a message saying what to fix.
-  bool open(const std::string& instance, std::string* err);
+  // boot_id: random per start, also in the stats and flow-record segments' headers.
+  bool open(const std::string& instance, uint64_t boot_id, std::string* err);
   // Unmaps and removes the segment.
   void close();
   ~ControlChannel() { close(); }
@@ -24,9 +25,6 @@ class ControlChannel {
   // Answers a request; false when the response ring is full (egw-mgmt not reading).
   bool respond(const shm::Msg& m) { return seg_->responses.push(m); }
   shm::CtlSegment* segment() { return seg_; }
-
-  // Writes a counters snapshot under the segment's sequence lock.
-  void publish_counters(const shm::CounterSnapshot& c);
 
   // Reads the blob object named in m (checks its size against m.blob_size).
   static bool read_blob(const shm::Msg& m, std::string* blob, std::string* err);

@@ -71,6 +71,7 @@ const char* drop_reason_name(DropReason r);
   X(passed_arp_nd)                                              \
   X(frag_tracked)                                               \
   X(flow_records_lost)                                          \
+  X(flow_records_sampled_out) /* allowed flows --flow-log-sample skipped */ \
   X(l7_waits)                                                   \
   X(l7_held)                                                    \
   X(l7_released)                                                \

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <utility>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -50,6 +51,8 @@ const char* end_reason_name(EndReason r) {
       return "shutdown";
     case EndReason::active:
       return "active";
+    case EndReason::policy:
+      return "policy";
   }
   return "unknown";
 }
@@ -68,6 +71,9 @@ void make_flow_record(const FlowEntry& e, EndReason why, const char* rule_id,
   out->policy_version = e.policy_version;
   out->rtt_us = e.rtt_us;
   out->resets = e.resets;
+  out->rst = e.timing & (kRstFromClient | kRstFromServer | kRstFromEgw);
+  out->ttfb_us = e.ttfb_us;
+  out->rule_slot = e.rule_slot;
   out->rule_index = e.rule_index;
   out->verdict = e.verdict;
   out->tcp_state = e.tcp_state;
@@ -87,6 +93,16 @@ void append_json_string(std::string& out, const char* s, size_t n) {
   static const char kHex[] = "0123456789abcdef";
   out.push_back('"');
   for (size_t i = 0; i < n; ++i) {
+    // Runs of bytes that need no escape go in one append.
+    size_t run = i;
+    while (run < n && static_cast<unsigned char>(s[run]) >= 0x20 &&
+           static_cast<unsigned char>(s[run]) < 0x7f && s[run] != '"' && s[run] != '\\')
+      ++run;
+    if (run != i) {
+      out.append(s + i, run - i);
+      i = run;
+      if (i == n) break;
+    }
     unsigned char c = static_cast<unsigned char>(s[i]);
     switch (c) {
       case '"': out += "\\\""; break;
@@ -111,22 +127,42 @@ void append_json_string(std::string& out, const char* s, size_t n) {
   out.push_back('"');
 }
 
-// "2026-11-27T17:00:00.123456+0000" (UTC, microseconds), like Suricata's EVE.
-void append_timestamp(std::string& out, uint64_t ns) {
-  time_t secs = static_cast<time_t>(ns / 1000000000ull);
-  unsigned usec = static_cast<unsigned>((ns % 1000000000ull) / 1000ull);
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  snprintf(buf, sizeof(buf), "\"%04d-%02d-%02dT%02d:%02d:%02d.%06u+0000\"", tm.tm_year + 1900,
-           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, usec);
-  out += buf;
+// Digits of v, without printf: formatting is most of a record's cost to the reader.
+void append_u64(std::string& out, uint64_t v) {
+  char buf[20];
+  char* p = buf + sizeof buf;
+  do {
+    *--p = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  out.append(p, static_cast<size_t>(buf + sizeof buf - p));
 }
 
-void append_u64(std::string& out, uint64_t v) {
-  char buf[24];
-  snprintf(buf, sizeof(buf), "%" PRIu64, v);
-  out += buf;
+// n digits of v, zero-padded.
+void append_fixed(std::string& out, unsigned v, int n) {
+  char buf[8];
+  for (int i = n - 1; i >= 0; --i, v /= 10) buf[i] = static_cast<char>('0' + v % 10);
+  out.append(buf, static_cast<size_t>(n));
+}
+
+// "2026-11-27T17:00:00.123456+0000" (UTC, microseconds), like Suricata's EVE. Records
+// of one second share its date and time: gmtime_r runs once a second per thread.
+void append_timestamp(std::string& out, uint64_t ns) {
+  thread_local time_t cached_secs = -1;
+  thread_local char cached[64];  // YYYY-MM-DDTHH:MM:SS
+  const time_t secs = static_cast<time_t>(ns / 1000000000ull);
+  if (secs != cached_secs) {
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_secs = secs;
+  }
+  out.push_back('"');
+  out.append(cached, 19);
+  out.push_back('.');
+  append_fixed(out, static_cast<unsigned>((ns % 1000000000ull) / 1000ull), 6);
+  out += "+0000\"";
 }
 
 void append_ip(std::string& out, uint8_t family, const uint8_t* addr) {
@@ -162,10 +198,9 @@ const char* flow_state_name(const FlowRecord& r) {
 }
 
 void append_field(std::string& out, const char* name) {
-  out.push_back(',');
-  out.push_back('"');
-  out += name;
-  out += "\":";
+  out.append(",\"", 2);
+  out.append(name);
+  out.append("\":", 2);
 }
 
 // The contract's words; local rather than l7::app_proto_name() so that formatting a
@@ -232,6 +267,11 @@ void append_app(std::string& out, const FlowRecord& r) {
 std::string flow_record_json(const FlowRecord& r) {
   std::string out;
   out.reserve(640);
+  append_flow_record_json(out, r);
+  return out;
+}
+
+void append_flow_record_json(std::string& out, const FlowRecord& r) {
   out += "{\"timestamp\":";
   append_timestamp(out, r.end_ns);
   out += ",\"event_type\":\"flow\"";
@@ -292,6 +332,10 @@ std::string flow_record_json(const FlowRecord& r) {
   const char* reason = end_reason_name(r.reason);
   append_field(out, "reason");
   append_json_string(out, reason, std::strlen(reason));
+  if (r.ttfb_us != 0) {  // the flow had a response: its time to first byte
+    append_field(out, "ttfb_us");
+    append_u64(out, r.ttfb_us);
+  }
   out.push_back('}');
 
   if (r.key.proto == kProtoTcp) {
@@ -299,10 +343,22 @@ std::string flow_record_json(const FlowRecord& r) {
     append_u64(out, r.rtt_us);
     append_field(out, "resets");
     append_u64(out, r.resets);
+    if (r.rst != 0) {  // who reset the flow (any of: client, server, egw)
+      out += ",\"rst_by\":[";
+      bool first = true;
+      for (auto [bit, who] : {std::pair{kRstFromClient, "\"client\""},
+                              std::pair{kRstFromServer, "\"server\""},
+                              std::pair{kRstFromEgw, "\"egw\""}}) {
+        if (!(r.rst & bit)) continue;
+        if (!first) out.push_back(',');
+        out += who;
+        first = false;
+      }
+      out.push_back(']');
+    }
     out.push_back('}');
   }
   out.push_back('}');
-  return out;
 }
 
 }  // namespace egw

@@ -26,8 +26,12 @@ struct FlowRecord {
   Verdict verdict;
   TcpState tcp_state;
   EndReason reason;
-  char rule_id[64];  // NUL-terminated; filled by the reader from rule_index and
-                     // policy_version ("" when the default decided)
+  uint8_t rst;          // kRstFrom* bits (flow_table.h)
+  uint32_t ttfb_us;     // first request byte -> first response byte; 0: none
+  uint16_t rule_slot;   // the rule's stats slot (stats_abi.h): names it for egw-mgmt
+  uint16_t reserved;
+  char rule_id[64];  // NUL-terminated; "" when the default decided, or when the worker
+                     // no longer had the deciding policy (the reader names it then)
   l7::FlowName app;  // what the flow's first bytes said (app unknown: nothing seen)
 };
 
@@ -42,6 +46,8 @@ void make_flow_record(const FlowEntry& e, EndReason why, const char* rule_id,
 // the app's object when it has something to say: tls {sni, alpn, ech}, http
 // {hostname}, dns {rrname}, quic {sni}.
 std::string flow_record_json(const FlowRecord& r);
+// The same line appended to out (readers formatting many records into one buffer).
+void append_flow_record_json(std::string& out, const FlowRecord& r);
 
 // Lock-free SPSC ring of N (power of two) records. Producer: one worker. Consumer:
 // one reader thread. Plain loads and stores with acquire/release, no RMW atomics.
@@ -51,21 +57,36 @@ class SpscRing {
 
  public:
   bool push(const T& v) {
-    uint32_t h = head_.load(std::memory_order_relaxed);
-    if (h - tail_cache_ == N) {
-      tail_cache_ = tail_.load(std::memory_order_acquire);
-      if (h - tail_cache_ == N) return false;
-    }
-    slots_[h & (N - 1)] = v;
-    head_.store(h + 1, std::memory_order_release);
+    T* slot = reserve();
+    if (slot == nullptr) return false;
+    *slot = v;
+    commit();
     return true;
   }
+  // The next free slot, for the producer to fill in place (then commit()), or nullptr
+  // when the ring is full. Saves a copy of a large T.
+  T* reserve() {
+    const uint32_t h = head_.load(std::memory_order_relaxed);
+    if (h - tail_cache_ == N) {
+      tail_cache_ = tail_.load(std::memory_order_acquire);
+      if (h - tail_cache_ == N) return nullptr;
+    }
+    return &slots_[h & (N - 1)];
+  }
+  void commit() { head_.store(head_.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
   bool pop(T* v) {
     uint32_t t = tail_.load(std::memory_order_relaxed);
     if (t == head_.load(std::memory_order_acquire)) return false;
     *v = slots_[t & (N - 1)];
     tail_.store(t + 1, std::memory_order_release);
     return true;
+  }
+  // Moves both indices of an empty, unused ring to i: tests start near 2^32 to see the
+  // indices wrap.
+  void start_at(uint32_t i) {
+    head_.store(i);
+    tail_.store(i);
+    tail_cache_ = i;
   }
   uint32_t size() const {
     return head_.load(std::memory_order_acquire) - tail_.load(std::memory_order_acquire);

@@ -56,7 +56,8 @@ const char* tcp_state_name(TcpState s);
 enum class Verdict : uint8_t { allow = 0, deny = 1, reject = 2 };
 
 // Why a flow ended, as written in its flow record (`active`: a snapshot of a live flow).
-enum class EndReason : uint8_t { timeout, closed, reset, evicted, shutdown, active };
+// `policy`: the flow was refused (deny, reject) or an inspect rule ended it.
+enum class EndReason : uint8_t { timeout, closed, reset, evicted, shutdown, active, policy };
 const char* end_reason_name(EndReason r);
 
 // Per-direction TCP sequence tracking (after Rooij, "Real Stateful TCP Packet Filtering").
@@ -82,11 +83,15 @@ struct alignas(64) FlowEntry {
   uint64_t flow_id;
   uint64_t pkts[2];   // [0] outbound (toserver), [1] inbound (toclient)
   uint64_t bytes[2];
-  uint64_t syn_ns;    // time of the (last) outbound SYN, for the handshake RTT
-  uint32_t rtt_us;    // SYN -> SYN-ACK as seen here; 0 when unknown
-  uint16_t resets;
-  uint8_t reject_sent;
-  uint8_t pad0;
+  // Response times (docs/observability.md). mark_us is µs after start_ns: the last
+  // outbound SYN until the SYN-ACK, then the first request byte until the first
+  // response byte.
+  uint32_t mark_us;
+  uint32_t rtt_us;     // TCP: SYN -> SYN-ACK as seen here; 0 when unknown
+  uint32_t ttfb_us;    // first request byte -> first response byte; 0 when none
+  uint8_t resets;      // RST segments, egw's own included (saturates at 255)
+  uint8_t timing;      // FlowTiming bits
+  uint16_t rule_slot;  // stats slot of rule_index (stats_abi.h)
   TcpDir tcp[2];      // [0] outbound sender, [1] inbound sender
   uint32_t embryo_prev;  // intrusive FIFO of embryonic flows (kNil when not in it)
   uint32_t embryo_next;
@@ -105,6 +110,19 @@ struct alignas(64) FlowEntry {
 static_assert(sizeof(FlowEntry) <= 192, "keep the flow entry within three cache lines");
 
 constexpr uint16_t kNoRule = 0xffff;
+
+// FlowEntry::timing. The low bits are events for the worker to account (one test of
+// the byte on a line every packet reads); the high ones are kept for the record.
+enum FlowTiming : uint8_t {
+  kTimingRtt = 1,          // tcp_track just measured rtt_us
+  kTimingAwaitRequest = 2, // the next outbound payload starts the request
+  kTimingAwaitResponse = 4,// the next inbound payload is the first response byte
+  kTimingRst = 8,          // tcp_track just accepted a RST from an end
+  kTimingEvents = 15,
+  kRstFromClient = 16,     // the inside end sent a RST
+  kRstFromServer = 32,     // the remote end sent a RST
+  kRstFromEgw = 64,        // egw reset the flow (reject, a refused name, inspect)
+};
 constexpr uint32_t kNil = 0xffffffff;
 
 // Idle timeouts in nanoseconds, by state (from the policy's limits).

@@ -29,6 +29,8 @@
 #include "dataplane/control.h"
 #include "dataplane/flow_snapshot.h"
 #include "dataplane/policy_swap.h"
+#include "dataplane/stats.h"
+#include "dataplane/telemetry.h"
 #include "dataplane/worker.h"
 
 namespace egw {
@@ -54,6 +56,8 @@ struct Options {
   uint32_t l7_flows = 1024;  // per worker: flows waiting for their name at once
   uint32_t inspect_flows = WorkerConfig::kAutoStreams;  // per worker: inspected at once
   uint32_t long_names = WorkerConfig::kAutoLongNames;   // per worker: names past FlowAux
+  uint32_t rule_slots = stats::kDefaultRuleSlots;
+  uint32_t flow_log_sample = 1;
 };
 
 [[noreturn]] void usage_exit(const char* prog, const char* why) {
@@ -62,10 +66,13 @@ struct Options {
           "usage: %s [EAL options] -- [--inside PORT] [--outside PORT] [--policy FILE]\n"
           "          [--instance NAME] [--flows N] [--flow-log FILE|-] [--mbufs N]\n"
           "          [--l7-flows N] [--inspect-flows N] [--long-names N]\n"
+          "          [--rule-slots N] [--flow-log-sample N]\n"
           "  --inside/--outside  port ids (default 0 and 1); inside traffic is outbound\n"
           "  --policy FILE       compiled policy (egwctl compile); without one, all IP is denied\n"
           "  --flows N           flow-table capacity per worker (default: policy max_flows or %u)\n"
-          "  --flow-log FILE     write one JSON flow record per ended flow (- for stdout)\n"
+          "  --flow-log FILE     write the flow records here (- for stdout) instead of leaving\n"
+          "                      them to egw-mgmt in shared memory\n"
+          "  --flow-log-sample N keep the record of 1 in N allowed flows (denied: every one)\n"
           "  --mbufs N           packet buffers (default: enough for every queue's descriptors)\n"
           "  --l7-flows N        flows per worker that may wait for their name at once, 64 KiB\n"
           "                      each (default 1024); when all are taken, new ones are denied\n"
@@ -74,8 +81,12 @@ struct Options {
           "                      all are taken, an inspected flow with payload is refused\n"
           "  --long-names N      names per worker too long for their flow's 64-byte record\n"
           "                      (over ~45 characters), 256 B each (default: --flows / %u);\n"
-          "                      when all are taken such a name is not kept (l7_names_lost)\n",
-          prog, kDefaultFlows, WorkerConfig::kMaxAutoStreams, WorkerConfig::kLongNameShare);
+          "                      when all are taken such a name is not kept (l7_names_lost)\n"
+          "  --rule-slots N      rules with counters of their own, 384 B each and 304 B\n"
+          "                      per worker each\n"
+          "                      (default %u); the rest count under \"(other)\"\n",
+          prog, kDefaultFlows, WorkerConfig::kMaxAutoStreams, WorkerConfig::kLongNameShare,
+          stats::kDefaultRuleSlots);
   exit(2);
 }
 
@@ -102,6 +113,8 @@ Options parse_options(int argc, char** argv) {
                                     {"l7-flows", required_argument, nullptr, 'L'},
                                     {"inspect-flows", required_argument, nullptr, 'I'},
                                     {"long-names", required_argument, nullptr, 'N'},
+                                    {"rule-slots", required_argument, nullptr, 'R'},
+                                    {"flow-log-sample", required_argument, nullptr, 'S'},
                                     {"help", no_argument, nullptr, 'h'},
                                     {nullptr, 0, nullptr, 0}};
   Options o;
@@ -120,6 +133,8 @@ Options parse_options(int argc, char** argv) {
       case 'L': o.l7_flows = parse_u32(prog, "--l7-flows", optarg, 1u << 20); break;
       case 'I': o.inspect_flows = parse_u32(prog, "--inspect-flows", optarg, 1u << 24); break;
       case 'N': o.long_names = parse_u32(prog, "--long-names", optarg, 1u << 24); break;
+      case 'R': o.rule_slots = parse_u32(prog, "--rule-slots", optarg, stats::kMaxRuleSlots); break;
+      case 'S': o.flow_log_sample = parse_u32(prog, "--flow-log-sample", optarg, 1u << 30); break;
       case 'h': usage_exit(prog, nullptr);
       default: usage_exit(prog, "unknown option");
     }
@@ -128,6 +143,9 @@ Options parse_options(int argc, char** argv) {
   if (o.inside == o.outside) usage_exit(prog, "--inside and --outside must be different ports");
   if (o.instance.empty() || o.instance.size() > 32)
     usage_exit(prog, "--instance must be 1..32 characters");
+  if (o.rule_slots < stats::kFirstRuleSlot + 1)
+    usage_exit(prog, "--rule-slots must be at least 3 (two are kept for the default and the rest)");
+  if (o.flow_log_sample == 0) usage_exit(prog, "--flow-log-sample must be at least 1");
   return o;
 }
 
@@ -137,7 +155,7 @@ struct Worker {
   uint16_t queue = 0;  // also its QSBR thread id
   rte_rcu_qsbr* qsv = nullptr;
   WorkerCtx* ctx = nullptr;
-  FlowRecordRing* records = nullptr;
+  FlowRecordRing* records = nullptr;  // in the flow-record segment
 };
 
 struct Runtime {
@@ -145,6 +163,8 @@ struct Runtime {
   uint16_t port[2] = {0, 1};  // [kInside], [kOutside]
   std::vector<Worker> workers;
   Clock clock;
+  StatsSegment stats;
+  FlowsSegment flows;
 };
 
 Runtime* g_rt = nullptr;
@@ -250,9 +270,9 @@ int worker_main(void* arg) {
         TxBatch& b = out[o];
         if (b.n == 0) continue;
         const uint16_t sent = rte_eth_tx_burst(port[o], q, b.pkts, b.n);
-        w.counters.tx_packets += sent;
+        w.counters->tx_packets += sent;
         for (uint16_t i = sent; i < b.n; ++i) {
-          w.counters.drop(DropReason::tx_full);
+          w.counters->drop(DropReason::tx_full);
           rte_pktmbuf_free(b.pkts[i]);
         }
         b.n = 0;
@@ -265,8 +285,8 @@ int worker_main(void* arg) {
     rte_rcu_qsbr_quiescent(self.qsv, q);
     // Loop cycles, for cycles per packet and the worker's load (one rdtsc per iteration).
     const uint64_t t = rte_rdtsc();
-    w.counters.cycles += t - tsc;
-    if (busy) w.counters.busy_cycles += t - tsc;
+    w.counters->cycles += t - tsc;
+    if (busy) w.counters->busy_cycles += t - tsc;
     tsc = t;
   }
   rte_rcu_qsbr_thread_offline(self.qsv, q);
@@ -274,33 +294,52 @@ int worker_main(void* arg) {
   return 0;
 }
 
-// Control thread: writes flow records from every worker's ring.
+// Control thread, with --flow-log: writes flow records from every worker's ring
+// (otherwise egw-mgmt drains the rings, and this writes nothing).
 struct FlowLogWriter {
   FILE* f = nullptr;
   bool owned = false;
+  uint64_t written = 0;
   const PolicySwap* swap = nullptr;  // resolves rule ids of earlier policy versions
   unsigned drain(std::vector<Worker>& workers) {
+    if (f == nullptr) return 0;
     unsigned n = 0;
     FlowRecord r;
     for (Worker& wk : workers) {
       while (wk.records->pop(&r)) {
         ++n;
-        if (f != nullptr) {
-          if (swap != nullptr) swap->fill_rule_id(&r);
-          std::string line = flow_record_json(r);
-          fputs(line.c_str(), f);
-          fputc('\n', f);
-        }
+        if (r.rule_id[0] == '\0' && swap != nullptr) swap->fill_rule_id(&r);
+        std::string line = flow_record_json(r);
+        fputs(line.c_str(), f);
+        fputc('\n', f);
       }
     }
-    if (n != 0 && f != nullptr) fflush(f);
+    if (n != 0) fflush(f);
+    written += n;
     return n;
+  }
+  // Shutdown: ends every flow, a slice at a time. The rings are drained here, or by a
+  // live egw-mgmt (reader_alive), which gets up to a second per slice before the rest
+  // is counted lost; with no reader, nothing waits.
+  template <typename Alive>
+  void flush_all(std::vector<Worker>& workers, Alive reader_alive) {
+    for (Worker& wk : workers) {
+      bool done = false;
+      while (!done) {
+        done = worker_flush(*wk.ctx);
+        drain(workers);
+        for (int i = 0; i < 1000 && wk.records->size() > kFlowRecordRingSize / 2 && reader_alive();
+             ++i)
+          usleep(1000);
+      }
+      drain(workers);
+    }
   }
 };
 
 void print_final_counters(const Runtime& rt) {
   WorkerCounters sum;
-  for (const Worker& wk : rt.workers) sum.add(wk.ctx->counters);
+  for (const Worker& wk : rt.workers) sum.add(*wk.ctx->counters);
   std::string s = "{\"ports\":[";
   for (int side = 0; side < 2; ++side) {
     rte_eth_stats st{};
@@ -340,25 +379,38 @@ void print_final_counters(const Runtime& rt) {
   fflush(stdout);
 }
 
-// Sums the workers' counters and the ports' statistics for egw-mgmt.
-shm::CounterSnapshot take_snapshot(const Runtime& rt) {
-  shm::CounterSnapshot c{};
-  c.taken_ns = monotonic_ns();
-  c.workers = static_cast<uint32_t>(rt.workers.size());
+// The control thread's share of the stats segment: ports, flows, policy activations.
+void publish_control_stats(Runtime& rt, const shm::CtlSegment& seg, const FlowLogWriter& log) {
+  stats::ControlStats& c = *rt.stats.control();
+  uint64_t active = 0, capacity = 0;
   for (const Worker& wk : rt.workers) {
-    c.total.add(wk.ctx->counters);
-    c.flows_active += wk.ctx->flows.size();
+    active += wk.ctx->flows.size();  // a racy read of a word the worker writes
+    capacity += wk.ctx->flows.capacity();
   }
+  rte_eth_stats st[2]{};
+  for (int side = 0; side < 2; ++side) rte_eth_stats_get(rt.port[side], &st[side]);
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  rt.stats.control_begin();
+  c.updated_ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
   for (int side = 0; side < 2; ++side) {
-    rte_eth_stats st{};
-    rte_eth_stats_get(rt.port[side], &st);
-    c.port_rx_packets[side] = st.ipackets;
-    c.port_tx_packets[side] = st.opackets;
-    c.port_rx_bytes[side] = st.ibytes;
-    c.port_tx_bytes[side] = st.obytes;
-    c.port_rx_missed[side] = st.imissed;
+    c.port_id[side] = rt.port[side];
+    c.rx_packets[side] = st[side].ipackets;
+    c.tx_packets[side] = st[side].opackets;
+    c.rx_bytes[side] = st[side].ibytes;
+    c.tx_bytes[side] = st[side].obytes;
+    c.rx_missed[side] = st[side].imissed;
+    c.rx_errors[side] = st[side].ierrors;
+    c.tx_errors[side] = st[side].oerrors;
+    c.rx_nombuf[side] = st[side].rx_nombuf;
   }
-  return c;
+  c.flows_active = active;
+  c.flows_capacity = capacity;
+  c.active_version = seg.state.active_version.load(std::memory_order_relaxed);
+  c.activations = seg.state.activations.load(std::memory_order_relaxed);
+  c.activation_failures = seg.state.activation_failures.load(std::memory_order_relaxed);
+  c.records_written = log.written;
+  rt.stats.control_end();
 }
 
 // The control thread's loop: flow records, heartbeat and counters for egw-mgmt,
@@ -373,7 +425,7 @@ void control_loop(Runtime& rt, ControlChannel& channel, PolicySwap& swap, FlowLo
     const uint64_t now = monotonic_ns();
     if (now - last_beat >= shm::kHeartbeatPeriodNs) {
       channel.beat(now);
-      channel.publish_counters(take_snapshot(rt));
+      publish_control_stats(rt, seg, log);
       last_beat = now;
     }
     shm::Msg m, answer;
@@ -391,6 +443,9 @@ void control_loop(Runtime& rt, ControlChannel& channel, PolicySwap& swap, FlowLo
       if (answer.status == 0) {
         seg.state.active_version.store(swap.version(), std::memory_order_release);
         seg.state.activations.fetch_add(1, std::memory_order_relaxed);
+        rt.stats.control_begin();
+        rt.stats.control()->last_activation_ns = answer.activation_ns;
+        rt.stats.control_end();
       } else {
         seg.state.activation_failures.fetch_add(1, std::memory_order_relaxed);
         fprintf(stderr, "egw-dataplane: policy version %" PRIu64 " not activated: %s\n",
@@ -456,10 +511,23 @@ int run(int argc, char** argv) {
   if (flows == 0 && policy && policy->settings().max_flows != 0) flows = policy->settings().max_flows;
   if (flows == 0) flows = kDefaultFlows;
   uint64_t seed[2] = {rte_rand(), rte_rand()};  // per boot: hash-flooding resistance
+  // Counters and records live in shared memory from the start (stats_abi.h); the
+  // control segment, created last, tells egw-mgmt they are there.
+  const uint64_t boot_id = rte_rand() | 1;
+  std::string err;
+  if (!rt.stats.create(rt.opt.instance, nq, rt.opt.rule_slots, boot_id, rte_get_tsc_hz(), &err))
+    fatal("%s", err.c_str());
+  const stats::Consumer consumer =
+      rt.opt.flow_log.empty() ? stats::Consumer::mgmt : stats::Consumer::dataplane;
+  if (!rt.flows.create(rt.opt.instance, nq, boot_id, consumer, &err)) fatal("%s", err.c_str());
   for (Worker& wk : rt.workers) {
     wk.ctx = new (std::align_val_t(64)) WorkerCtx();
-    wk.records = new (std::align_val_t(64)) FlowRecordRing();
+    wk.records = rt.flows.ring(wk.queue);
     WorkerConfig cfg;
+    cfg.stats = rt.stats.worker(wk.queue);
+    cfg.rules_offset = rt.stats.header()->rules_offset;
+    cfg.rule_slots = rt.opt.rule_slots;
+    cfg.record_sample = rt.opt.flow_log_sample;
     cfg.flow_capacity = flows;
     cfg.l7_contexts = rt.opt.l7_flows;
     cfg.inspect_streams = rt.opt.inspect_flows;
@@ -479,12 +547,16 @@ int run(int argc, char** argv) {
   // Owns every policy and the QSBR variable: freed before the EAL is cleaned up.
   auto swap_owner = std::make_unique<PolicySwap>();
   PolicySwap& swap = *swap_owner;
-  std::string err;
   if (!swap.init(ctxs, &err)) fatal("%s", err.c_str());
   for (Worker& wk : rt.workers) wk.qsv = swap.qsbr();
+  RuleSlots rule_slots(&rt.stats);
+  swap.set_rule_slots(&rule_slots);
   swap.install_boot(std::move(policy));
+  rt.stats.publish();
+  rt.flows.publish();
+  if (!telemetry_register({&rt.stats, ctxs}, &err)) fatal("%s", err.c_str());
   ControlChannel channel;
-  if (!channel.open(rt.opt.instance, &err)) fatal("%s", err.c_str());
+  if (!channel.open(rt.opt.instance, boot_id, &err)) fatal("%s", err.c_str());
   channel.segment()->state.active_version.store(swap.version());
 
   port_setup(rt.port[kInside], nq, pool);
@@ -527,13 +599,15 @@ int run(int argc, char** argv) {
   fflush(stdout);
 
   control_loop(rt, channel, swap, log);
+  telemetry_detach();  // before the workers' contexts and the stats segment go
   rte_eal_mp_wait_lcore();
-  // Workers have stopped: ending their flows here is race free. Slices of half a
-  // records ring, drained in between, lose no record.
-  for (Worker& wk : rt.workers) {
-    while (!worker_flush(*wk.ctx)) log.drain(rt.workers);
-    log.drain(rt.workers);
-  }
+  // Workers have stopped: ending their flows here is race free.
+  const shm::CtlSegment& ctl = *channel.segment();
+  log.flush_all(rt.workers, [&ctl] {
+    const uint64_t beat = ctl.mgmt.beat_ns.load(std::memory_order_acquire);
+    return beat != 0 && monotonic_ns() - beat < shm::kHeartbeatTimeoutNs;
+  });
+  publish_control_stats(rt, *channel.segment(), log);
   print_final_counters(rt);
   for (int side = 0; side < 2; ++side) {
     rte_eth_dev_stop(rt.port[side]);
@@ -543,10 +617,11 @@ int run(int argc, char** argv) {
   for (Worker& wk : rt.workers) {
     wk.ctx->~WorkerCtx();
     operator delete(wk.ctx, std::align_val_t(64));
-    wk.records->~FlowRecordRing();
-    operator delete(wk.records, std::align_val_t(64));
   }
+  // egw-mgmt keeps its mappings of the removed objects: it drains what the rings hold.
   channel.close();
+  rt.flows.close();
+  rt.stats.close();
   swap_owner.reset();
   rte_mempool_free(pool);
   rte_eal_cleanup();

@@ -4,6 +4,7 @@
 // thread; classify*() and decide_name() on worker lcores.
 #include "dataplane/policy.h"
 #include "dataplane/bytes.h"
+#include "dataplane/stats_abi.h"
 
 #include <hs.h>
 #include <rte_acl.h>
@@ -590,6 +591,7 @@ struct RuntimePolicy::Impl {
   Verdict default_verdict = Verdict::deny;
   std::vector<std::string> rule_ids;
   std::vector<Verdict> rule_verdicts;
+  std::vector<uint16_t> rule_slots;  // stats slot by rule index (set_rule_slots)
   rte_lpm* lpm4 = nullptr;
   rte_lpm6* lpm6 = nullptr;
   int default4 = -1, default6 = -1;  // service of a /0 CIDR (rte_lpm needs depth >= 1)
@@ -1108,6 +1110,17 @@ uint64_t RuntimePolicy::version() const {
 const char* RuntimePolicy::rule_id(uint16_t rule_index) const {
   if (rule_index >= impl_->rule_ids.size()) return "";
   return impl_->rule_ids[rule_index].c_str();
+}
+
+uint16_t RuntimePolicy::rule_slot(uint16_t rule_index) const {
+  if (rule_index == kNoRule) return stats::kSlotDefault;
+  if (rule_index < impl_->rule_slots.size()) return impl_->rule_slots[rule_index];
+  const uint32_t slot = uint32_t{rule_index} + stats::kFirstRuleSlot;
+  return slot <= stats::kMaxRuleSlots ? static_cast<uint16_t>(slot) : stats::kSlotOther;
+}
+
+void RuntimePolicy::set_rule_slots(std::vector<uint16_t> slots) {
+  impl_->rule_slots = std::move(slots);
 }
 
 size_t RuntimePolicy::rule_count() const {

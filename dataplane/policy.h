@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 #include <string>
 
 #include "dataplane/flow_table.h"
@@ -81,6 +82,11 @@ class RuntimePolicy {
   // The id of a rule or inspect rule (rule_count() + inspect index); "" for kNoRule.
   const char* rule_id(uint16_t rule_index) const;
   size_t rule_count() const;  // rules only (inspect rules follow them)
+  // The stats slot (stats_abi.h) of a rule index: as set_rule_slots() gave it, else
+  // kFirstRuleSlot + index; kNoRule: kSlotDefault. Workers clamp it to their slots.
+  uint16_t rule_slot(uint16_t rule_index) const;
+  // By rule index (rules, then inspect rules); control thread, before publishing.
+  void set_rule_slots(std::vector<uint16_t> slots);
   FlowTimeouts timeouts() const;
   const abi::Settings& settings() const;
   // Source service index (0-based) of an inside address, or -1 when none.

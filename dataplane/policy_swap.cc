@@ -40,6 +40,7 @@ void PolicySwap::remember_rule_ids(const RuntimePolicy& p) {
 void PolicySwap::install_boot(std::unique_ptr<RuntimePolicy> p) {
   current_ = std::move(p);
   if (current_) remember_rule_ids(*current_);
+  if (current_ && slots_ != nullptr) current_->set_rule_slots(slots_->assign(*current_));
   for (WorkerCtx* w : workers_) w->published.store(current_.get(), std::memory_order_release);
 }
 
@@ -55,6 +56,7 @@ int PolicySwap::activate_blob(const std::string& blob, uint64_t expected_version
     return EINVAL;
   }
   remember_rule_ids(*next);
+  if (slots_ != nullptr) next->set_rule_slots(slots_->assign(*next));
   // Publish: each worker takes the new pointer at the top of its next iteration.
   for (WorkerCtx* w : workers_) w->published.store(next.get(), std::memory_order_release);
   std::unique_ptr<RuntimePolicy> old = std::move(current_);

@@ -14,6 +14,7 @@
 
 #include "dataplane/policy.h"
 #include "dataplane/shm_abi.h"
+#include "dataplane/stats.h"
 #include "dataplane/worker.h"
 
 namespace egw {
@@ -24,6 +25,10 @@ class PolicySwap {
   bool init(std::vector<WorkerCtx*> workers, std::string* err);
   ~PolicySwap();
   rte_rcu_qsbr* qsbr() const { return qsv_; }
+
+  // Rule slots to assign to every policy before it is published (egw-dataplane; tests
+  // and egw-replay go without: see RuntimePolicy::rule_slot).
+  void set_rule_slots(RuleSlots* slots) { slots_ = slots; }
 
   // Installs the boot policy (before the workers start; may be null: deny all).
   void install_boot(std::unique_ptr<RuntimePolicy> p);
@@ -53,6 +58,7 @@ class PolicySwap {
   void remember_rule_ids(const RuntimePolicy& p);
 
   std::vector<WorkerCtx*> workers_;
+  RuleSlots* slots_ = nullptr;
   rte_rcu_qsbr* qsv_ = nullptr;
   std::unique_ptr<RuntimePolicy> current_;
   std::vector<std::pair<uint64_t, std::unique_ptr<RuntimePolicy>>> retired_;  // (token, policy)

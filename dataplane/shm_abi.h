@@ -16,7 +16,7 @@
 namespace egw::shm {
 
 constexpr uint32_t kCtlMagic = 0x43574745;  // "EGWC"
-constexpr uint32_t kCtlAbiVersion = 4;  // 4: worker loop cycles
+constexpr uint32_t kCtlAbiVersion = 5;  // 5: counters moved to the stats segment
 constexpr uint32_t kRingSlots = 64;  // messages in flight each way
 constexpr size_t kMaxNameLen = 64;
 
@@ -49,7 +49,7 @@ struct Msg {
   char error[160];
 };
 static_assert(sizeof(Msg) == 272);
-static_assert(sizeof(FlowRecord) == 480, "FlowRecord crosses the process boundary");
+static_assert(sizeof(FlowRecord) == 496, "FlowRecord crosses the process boundary");
 static_assert(alignof(FlowRecord) == 8);
 static_assert(std::is_trivially_copyable_v<FlowRecord>);
 
@@ -65,25 +65,12 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free, "shared atomics must b
 
 constexpr uint32_t kMaxWorkers = 64;
 
-// Counters snapshot for egw-mgmt's /v1/stats, written by the dataplane control thread
-// every heartbeat under a sequence lock (odd = being written; readers retry).
-struct CounterSnapshot {
-  uint64_t taken_ns;
-  uint32_t workers;
-  uint32_t reserved;
-  uint64_t port_rx_packets[2], port_tx_packets[2], port_rx_bytes[2], port_tx_bytes[2];
-  uint64_t port_rx_missed[2];
-  uint64_t flows_active;
-  WorkerCounters total;  // summed over workers
-};
-
 // Dataplane state published for egw-mgmt (written by the dataplane control thread).
+// Counters are in the stats segment (stats_abi.h).
 struct alignas(64) DataplaneState {
   std::atomic<uint64_t> active_version;  // 0 = no policy (everything denied)
   std::atomic<uint64_t> activations;
   std::atomic<uint64_t> activation_failures;
-  std::atomic<uint64_t> seq;  // sequence lock of `counters`
-  CounterSnapshot counters;
 };
 
 // The control segment. Created (and re-created at every start) by egw-dataplane;

@@ -89,7 +89,8 @@ bool track_rst(FlowEntry& e, int dir, const ParsedPacket& p, DropReason* reason)
       return fail(reason, DropReason::tcp_out_of_window);
   }
   e.tcp_state = TcpState::closed;
-  ++e.resets;
+  if (e.resets != 0xff) ++e.resets;
+  e.timing = static_cast<uint8_t>(e.timing | kTimingRst | (dir == 0 ? kRstFromClient : kRstFromServer));
   return true;
 }
 
@@ -120,8 +121,10 @@ bool track_syn_ack(FlowEntry& e, const ParsedPacket& p, uint64_t now_ns, DropRea
   window_update(in, out, p, in.end, true);
   e.tcp_state = TcpState::syn_recv;
   if (e.rtt_us == 0) {
-    const uint64_t us = now_ns > e.syn_ns ? (now_ns - e.syn_ns) / 1000 : 0;
+    const uint64_t syn = e.start_ns + uint64_t{e.mark_us} * 1000;
+    const uint64_t us = now_ns > syn ? (now_ns - syn) / 1000 : 0;
     e.rtt_us = us == 0 ? 1 : (us > 0xffffffffu ? 0xffffffffu : static_cast<uint32_t>(us));
+    e.timing = static_cast<uint8_t>(e.timing | kTimingRtt);
   }
   return true;
 }
@@ -138,7 +141,9 @@ void tcp_track_init(FlowEntry& e, const ParsedPacket& p, uint64_t now_ns) {
   out.seen = true;
   e.tcp[1] = TcpDir{};
   e.tcp_state = TcpState::syn_sent;
-  e.syn_ns = now_ns;
+  // The SYN's time, for the handshake RTT (a retransmitted SYN restarts the clock).
+  const uint64_t us = now_ns > e.start_ns ? (now_ns - e.start_ns) / 1000 : 0;
+  e.mark_us = us > 0xffffffffu ? 0xffffffffu : static_cast<uint32_t>(us);
   e.isn = p.tcp_seq;
 }
 

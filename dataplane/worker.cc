@@ -96,11 +96,29 @@ void name_forget(WorkerCtx& w, AuxKind k, FlowAux& a) {
   h = NameHead{};
 }
 
+// The stats slot of a rule index under policy p, within the worker's slots.
+uint16_t slot_of(const WorkerCtx& w, const RuntimePolicy& p, uint16_t rule_index) {
+  const uint16_t slot = p.rule_slot(rule_index);
+  return slot < w.rule_slots ? slot : stats::kSlotOther;
+}
+
+stats::RuleCounters& rule_counters(WorkerCtx& w, const FlowEntry& e) {
+  return w.rules[e.rule_slot < w.rule_slots ? e.rule_slot : stats::kSlotOther];
+}
+
+// Whether an allowed flow's record is kept under --flow-log-sample (1 in N by flow id).
+bool sampled_out(const WorkerCtx& w, const FlowEntry& e) {
+  return w.record_sample > 1 && (e.flow_id & 0xffffffffffffull) % w.record_sample != 0;
+}
+
 void on_flow_end(void* ctx, FlowEntry& e, EndReason why) {
   auto& w = *static_cast<WorkerCtx*>(ctx);
-  if (why == EndReason::timeout) ++w.counters.flows_expired;
-  if (why == EndReason::evicted) ++w.counters.flows_evicted;
+  if (why == EndReason::timeout) ++w.counters->flows_expired;
+  if (why == EndReason::evicted) ++w.counters->flows_evicted;
   const bool waiting = e.l7 == kL7Wait;
+  const bool allowed = e.verdict == Verdict::allow && !waiting;
+  if (allowed && why == EndReason::timeout && e.tcp_state == TcpState::syn_sent)
+    ++rule_counters(w, e).syn_timeouts;  // the destination never answered
   l7_close(w, e);
   FlowAux& a = w.aux[w.flows.index_of(&e)];
   const AuxKind kind = aux_kind(e.key);
@@ -108,17 +126,38 @@ void on_flow_end(void* ctx, FlowEntry& e, EndReason why) {
     inspect_close(a.tcp.inspect_stream);
     a.tcp.inspect_stream = nullptr;
   }
-  if (w.records != nullptr) {
-    // The record carries the rule index and the policy version that decided the flow;
-    // the reader names the rule (PolicySwap::fill_rule_id keeps earlier versions' ids).
-    FlowRecord r;
-    make_flow_record(e, why, nullptr, nullptr, &r);
-    flow_name_load(w, e.key, a, &r.app);
-    if (waiting) {  // a flow still waiting for its name when it ends is denied
-      r.verdict = Verdict::deny;
-      r.rule_index = kNoRule;
+  if (w.records != nullptr && allowed && sampled_out(w, e)) {
+    ++w.counters->flow_records_sampled_out;
+  } else if (w.records != nullptr) {
+    // Built in the ring's slot. The worker names the rule when the policy in force
+    // decided the flow; else the reader does, from the rule's stats slot (egw-mgmt) or
+    // the version's rule ids (PolicySwap::fill_rule_id).
+    FlowRecord* r = w.records->reserve();
+    if (r == nullptr) {
+      ++w.counters->flow_records_lost;
+    } else {
+      const bool current = w.policy != nullptr && e.policy_version == w.policy_version;
+      // A refused flow ended because of the policy, whatever ended its entry; a TCP
+      // flow the ends closed or reset ended so (its entry only waited out the
+      // closing timeout).
+      if (!allowed && why != EndReason::evicted && why != EndReason::shutdown &&
+          why != EndReason::active) {
+        why = EndReason::policy;
+      } else if (why == EndReason::timeout && e.tcp_state == TcpState::closed) {
+        why = e.resets != 0 ? EndReason::reset : EndReason::closed;
+      } else if (why == EndReason::timeout && e.tcp_state == TcpState::closing) {
+        why = EndReason::closed;
+      }
+      make_flow_record(e, why, current ? w.policy->rule_id(e.rule_index) : nullptr, nullptr, r);
+      flow_name_load(w, e.key, a, &r->app);
+      if (waiting) {  // a flow still waiting for its name when it ends is denied
+        r->verdict = Verdict::deny;
+        r->rule_index = kNoRule;
+        r->rule_slot = stats::kSlotDefault;
+        r->rule_id[0] = '\0';
+      }
+      w.records->commit();
     }
-    if (!w.records->push(r)) ++w.counters.flow_records_lost;
   }
   name_forget(w, kind, a);
 }
@@ -130,7 +169,7 @@ class Burst {
         inspecting_(w.policy != nullptr && w.policy->has_inspect()) {}
 
   void drop(rte_mbuf* m, DropReason r) {
-    w_.counters.drop(r);
+    w_.counters->drop(r);
     rte_pktmbuf_free(m);
   }
   void send(rte_mbuf* m, Side port) {
@@ -148,6 +187,24 @@ class Burst {
   void handle_new(BurstState& s);
   void handle_flow(BurstState& s, FlowEntry& e);
   void decide(FlowEntry& e);
+  // A final decision was recorded in e: its rule's stats slot, and a hit.
+  void ruled(FlowEntry& e) {
+    e.rule_slot = slot_of(w_, *w_.policy, e.rule_index);
+    stats::RuleCounters& rc = w_.rules[e.rule_slot];
+    ++rc.hits;
+    if (e.timing & kTimingRtt) [[unlikely]] {
+      // A flow that waited for its name: its handshake counts for the rule that decided
+      // it, and the request egw held is released now, which starts the response clock.
+      rc.rtt.add(e.rtt_us);
+      const uint64_t us = (w_.now_ns - e.start_ns) / 1000;
+      e.mark_us = us > 0xffffffffu ? 0xffffffffu : static_cast<uint32_t>(us);
+      e.timing = static_cast<uint8_t>((e.timing & ~(kTimingRtt | kTimingAwaitRequest)) |
+                                      kTimingAwaitResponse);
+    }
+  }
+  // e was refused by egw itself, not by a rule (no hit: see docs/observability.md).
+  static void unruled(FlowEntry& e) { e.rule_slot = stats::kSlotDefault; }
+  void timing(FlowEntry& e, int dir, uint32_t payload);
   bool may_answer(const ParsedPacket& p);
 
   // L7 (names): see docs/l7.md.
@@ -224,7 +281,7 @@ bool Burst::may_answer(const ParsedPacket& p) {
     b.last_ns = w_.now_ns;
   }
   if (b.tokens == 0) {
-    ++w_.counters.synth_limited;
+    ++w_.counters->synth_limited;
     return false;
   }
   --b.tokens;
@@ -243,23 +300,23 @@ void Burst::reject(BurstState& s, FlowEntry* e) {
   rte_mbuf* r;
   if (p.l34.proto == kProtoTcp) {
     r = synth_rst_reply(w_.pool, frame_of(s.m), p);
-    if (r != nullptr) ++w_.counters.synth_rst;
+    if (r != nullptr) ++w_.counters->synth_rst;
     if (e != nullptr && e->tcp_state >= TcpState::established) {
       const int dir = from_ == kInside ? 0 : 1;
       rte_mbuf* fwd = synth_rst_forward(w_.pool, frame_of(s.m), p, e->tcp[dir].end);
       if (fwd == nullptr) {
-        ++w_.counters.synth_failed;
+        ++w_.counters->synth_failed;
       } else {
-        ++w_.counters.synth_rst;
+        ++w_.counters->synth_rst;
         forward(fwd);
       }
     }
   } else {
     r = synth_icmp_unreachable(w_.pool, frame_of(s.m), p);
-    if (r != nullptr) ++w_.counters.synth_icmp;
+    if (r != nullptr) ++w_.counters->synth_icmp;
   }
   if (r == nullptr) {
-    ++w_.counters.synth_failed;
+    ++w_.counters->synth_failed;
     return;
   }
   send(r, from_);
@@ -298,6 +355,8 @@ void Burst::decide(FlowEntry& e) {
   e.verdict = d.verdict;
   e.rule_index = d.rule_index;
   e.policy_version = static_cast<uint32_t>(w_.policy_version);
+  // A flow to port 53 is decided again by each query's name (handle_dns): counted there.
+  if (e.name_first == kNoRule && aux_kind(e.key) != AuxKind::dns) ruled(e);
 }
 
 // An ICMP error passes only when the packet it quotes belongs to an allowed flow and
@@ -306,6 +365,37 @@ void Burst::decide(FlowEntry& e) {
 // host that received the quoted packet and go to that packet's sender. It may not
 // be fragmented or longer than an error ever needs (RFC 1812 4.3.2.3, RFC 4443
 // 2.4 (c)), and redirects never pass. Otherwise it would be a channel through egw.
+// Accounts what tcp_track (or the first packets) noted in e.timing: the handshake RTT,
+// a RST, the request's first byte and the response's first byte, in the flow's rule.
+void Burst::timing(FlowEntry& e, int dir, uint32_t payload) {
+  stats::RuleCounters& rc = rule_counters(w_, e);
+  uint8_t t = e.timing;
+  if (t & kTimingRst) {
+    ++rc.resets;
+    t &= static_cast<uint8_t>(~(kTimingRst | kTimingAwaitRequest | kTimingAwaitResponse));
+  }
+  if ((t & kTimingRtt) && e.l7 != kL7Wait) {  // a waiting flow's rule is not known yet
+    rc.rtt.add(e.rtt_us);
+    t = static_cast<uint8_t>((t & ~kTimingRtt) | kTimingAwaitRequest);
+  }
+  if (payload != 0) {
+    const uint64_t since_ns = w_.now_ns - e.start_ns;
+    const uint32_t since = since_ns / 1000 > 0xffffffffu ? 0xffffffffu
+                                                         : static_cast<uint32_t>(since_ns / 1000);
+    if (dir == 0 && (t & kTimingAwaitRequest)) {
+      e.mark_us = since;
+      t = static_cast<uint8_t>((t & ~kTimingAwaitRequest) | kTimingAwaitResponse);
+    } else if (dir == 1 && (t & kTimingAwaitResponse)) {
+      e.ttfb_us = since > e.mark_us ? since - e.mark_us : 1;
+      rc.ttfb.add(e.ttfb_us);
+      t &= static_cast<uint8_t>(~kTimingAwaitResponse);
+    } else if (dir == 1) {
+      t &= static_cast<uint8_t>(~kTimingAwaitRequest);  // the server spoke first: no request
+    }
+  }
+  e.timing = t;
+}
+
 void Burst::handle_icmp_error(BurstState& s) {
   const ParsedPacket& p = s.p;
   const L34& o = p.l34;
@@ -347,7 +437,7 @@ void Burst::handle_new(BurstState& s) {
   if (p.l34.proto == kProtoTcp && p.is_fragment) return drop(s.m, DropReason::frag_tcp);
   FlowEntry* e = w_.flows.insert(s.key, s.hash, w_.now_ns);
   if (e == nullptr) return drop(s.m, DropReason::flow_table_full);  // fail closed
-  ++w_.counters.flows_created;
+  ++w_.counters->flows_created;
   e->start_ns = w_.now_ns;
   e->flow_id = (static_cast<uint64_t>(w_.id) << 48) | ++w_.next_flow_id;
   FlowAux& a = aux(*e);  // its name was forgotten when its slot's last flow ended
@@ -367,10 +457,14 @@ void Burst::handle_new(BurstState& s) {
     case AuxKind::other:
       break;
   }
+  if (e->key.proto != kProtoTcp) {  // this packet is the request: its answer is awaited
+    e->mark_us = 0;
+    e->timing = kTimingAwaitResponse;
+  }
   decide(*e);
   if (e->name_first != kNoRule) {
     e->l7 = kL7Wait;
-    ++w_.counters.l7_waits;
+    ++w_.counters->l7_waits;
   }
   // Embryonic: TCP until established, and every flow that does not pass.
   w_.flows.set_embryonic(e, true);
@@ -389,7 +483,7 @@ void Burst::handle_flow(BurstState& s, FlowEntry& e) {
     const Verdict before = e.verdict;
     const bool waited = e.l7 == kL7Wait;
     decide(e);
-    ++w_.counters.flows_reclassified;
+    ++w_.counters->flows_reclassified;
     if (!waited && before != Verdict::allow && e.verdict == Verdict::allow &&
         e.tcp_state != TcpState::syn_sent && e.key.proto == kProtoTcp) {
       e.verdict = Verdict::deny;  // a refused TCP flow has no handshake to resume
@@ -421,6 +515,7 @@ void Burst::handle_flow(BurstState& s, FlowEntry& e) {
     if (p.is_fragment) return drop(s.m, DropReason::frag_tcp);
     DropReason why;
     if (!tcp_track(e, dir, p, w_.now_ns, &why)) return drop(s.m, why);
+    if (e.timing & kTimingEvents) [[unlikely]] timing(e, dir, p.payload_len);
     if (e.tcp_state >= TcpState::established) w_.flows.settle(&e);
     if (dir == 0 && p.payload_len != 0) {
       EGW_STAGE(w_, l7);
@@ -436,6 +531,7 @@ void Burst::handle_flow(BurstState& s, FlowEntry& e) {
     if (dir == 0 && (p.tcp_flags & kTcpFin)) inspect_fin(s, e);
   } else if (dir == 1) {
     w_.flows.settle(&e);  // a reply: no longer embryonic
+    if (e.timing & kTimingEvents) timing(e, dir, 1);
   } else if (p.l34.proto == kProtoUdp && inspecting()) {
     EGW_STAGE(w_, l7);
     if (!inspect_udp(s, e)) return;
@@ -481,13 +577,14 @@ void Burst::handle_wait(BurstState& s, FlowEntry& e) {
     // until the wait times out with nothing held (a server that speaks first).
     if (p.payload_len == 0) return forward(s.m);
     if (c != nullptr || !l7_timed_out(e)) return drop(s.m, DropReason::l7_inbound_wait);
-    ++w_.counters.l7_decided_no_name;
+    ++w_.counters->l7_decided_no_name;
     const Decision d =
         w_.policy->decide_name(e.key, {e.verdict, e.rule_index, true, e.name_first}, nullptr, w_.id);
     e.verdict = d.verdict;
     e.rule_index = d.rule_index;
     e.name_first = kNoRule;
     e.l7 = kL7Done;
+    ruled(e);
     if (d.verdict == Verdict::allow) return forward(s.m);
     return drop(s.m, DropReason::policy_deny);
   }
@@ -505,6 +602,7 @@ void Burst::handle_wait(BurstState& s, FlowEntry& e) {
     if (c == nullptr) {  // fail closed
       e.verdict = Verdict::deny;
       e.rule_index = kNoRule;
+      unruled(e);
       e.l7 = kL7Done;
       return drop(s.m, DropReason::l7_no_context);
     }
@@ -539,12 +637,12 @@ void Burst::handle_wait(BurstState& s, FlowEntry& e) {
   // Decided on the name in hand, kept or not (a lost one denies only later decisions).
   if (st == l7::Status::ok) return finish_wait(s, e, c, decide_by(e, d, c->name));
   if (force) {
-    ++w_.counters.l7_decided_no_name;
+    ++w_.counters->l7_decided_no_name;
     return finish_wait(s, e, c, w_.policy->decide_name(e.key, d, nullptr, w_.id));
   }
   // Held: the bytes are in the stream; this segment becomes the template of the ones
   // released later (a SYN carrying data, TCP Fast Open, passes without its data).
-  ++w_.counters.l7_held;
+  ++w_.counters->l7_held;
   c->held = true;
   if (syn) {
     if (!strip_tcp_payload(s.m, p)) return drop(s.m, DropReason::l7_bad);
@@ -560,6 +658,7 @@ void Burst::finish_wait(BurstState& s, FlowEntry& e, L7Ctx* c, const Decision& d
   e.verdict = d.verdict;
   e.rule_index = d.rule_index;
   e.name_first = kNoRule;
+  ruled(e);
   if (d.verdict == Verdict::allow) {
     if (c != nullptr && !inspect_flight(s, e, *c)) return;
     // Watching keeps the context after the decision; deciding new flows comes first, so
@@ -610,10 +709,10 @@ void Burst::release(BurstState& s, FlowEntry& e, L7Ctx& c) {
     rte_mbuf* m = synth_tcp_data(w_.pool, frame_of(tmpl), tp, c.stream.base_seq + off,
                                  c.stream.buf + off, static_cast<uint16_t>(n));
     if (m == nullptr) {  // no mbuf: the flow cannot continue intact
-      ++w_.counters.synth_failed;
+      ++w_.counters->synth_failed;
       return reset_flow(s, e, DropReason::l7_no_context);
     }
-    ++w_.counters.l7_released;
+    ++w_.counters->l7_released;
     forward(m);
   }
   c.held = false;
@@ -671,6 +770,7 @@ void Burst::reset_flow_at(BurstState& s, FlowEntry& e, DropReason why, uint32_t 
   const ParsedPacket& p = s.p;
   e.verdict = Verdict::deny;
   e.rule_index = kNoRule;
+  unruled(e);
   e.l7 = kL7Done;
   l7_close(w_, e);
   if (from_ == kInside && !(p.tcp_flags & kTcpRst) && may_answer(p)) rst_both(s, e, server_next);
@@ -682,11 +782,13 @@ void Burst::reset_flow_at(BurstState& s, FlowEntry& e, DropReason why, uint32_t 
 void Burst::rst_both(BurstState& s, FlowEntry& e, uint32_t server_next) {
   rte_mbuf* back = synth_rst_reply(w_.pool, frame_of(s.m), s.p);
   rte_mbuf* fwd = synth_rst_forward(w_.pool, frame_of(s.m), s.p, server_next);
-  w_.counters.synth_rst += (back != nullptr) + (fwd != nullptr);
-  w_.counters.synth_failed += (back == nullptr) + (fwd == nullptr);
+  w_.counters->synth_rst += (back != nullptr) + (fwd != nullptr);
+  w_.counters->synth_failed += (back == nullptr) + (fwd == nullptr);
   if (back != nullptr) send(back, from_);
   if (fwd != nullptr) forward(fwd);
-  ++e.resets;
+  if (e.resets != 0xff) ++e.resets;
+  e.timing |= kRstFromEgw;
+  e.tcp_state = TcpState::closed;  // both ends were told: the entry waits out tcp_closing_s
 }
 
 // The name of a flow decided without one (for its record): its first payload segment,
@@ -777,6 +879,7 @@ void Burst::handle_dns(BurstState& s, FlowEntry& e) {
       if (a.key[i] == key) {
         a.key[i] = 0;
         w_.flows.settle(&e);
+        if (e.timing & kTimingEvents) timing(e, 1, 1);
         return forward(s.m);
       }
     }
@@ -799,6 +902,7 @@ void Burst::handle_dns(BurstState& s, FlowEntry& e) {
     e.verdict = d.verdict;
     e.rule_index = d.rule_index;
     e.policy_version = static_cast<uint32_t>(w_.policy_version);
+    ruled(e);
   }
   if (d.verdict == Verdict::allow) {
     if (inspecting() && !inspect_udp(s, e)) return;
@@ -815,9 +919,9 @@ void Burst::refuse_dns(BurstState& s) {
   if (!may_answer(s.p)) return;
   rte_mbuf* r = synth_dns_refused(w_.pool, frame_of(s.m), s.p);
   if (r == nullptr) {
-    ++w_.counters.synth_failed;
+    ++w_.counters->synth_failed;
   } else {
-    ++w_.counters.synth_dns;
+    ++w_.counters->synth_dns;
     send(r, from_);
   }
 }
@@ -852,16 +956,16 @@ int32_t Burst::scan_stream(FlowEntry& e, FlowAux& a, const uint8_t* data, uint32
   if (a.tcp.inspect_stream == nullptr) {
     a.tcp.inspect_stream = inspect_open(*w_.policy, w_.streams, w_.flows.index_of(&e));
     if (a.tcp.inspect_stream == nullptr) return kScanFailed;
-    ++w_.counters.inspect_streams;
+    ++w_.counters->inspect_streams;
   }
   const int32_t hit = inspect_scan(*w_.policy, w_.id, a.tcp.inspect_stream, e.key, data, n);
   e.inspected += n;
-  w_.counters.inspect_bytes += n;
+  w_.counters->inspect_bytes += n;
   if (hit == kScanFailed) {
     inspect_stop(e, a);
   } else if (hit == kNoMatch && e.inspected >= limit) {
     inspect_stop(e, a);
-    ++w_.counters.inspect_limit_reached;
+    ++w_.counters->inspect_limit_reached;
   }
   return hit;
 }
@@ -947,7 +1051,7 @@ bool Burst::inspect_udp(BurstState& s, FlowEntry& e) {
   if (p.payload_len == 0) return true;
   if (w_.dgram == nullptr) {
     w_.dgram = inspect_open(*w_.policy, w_.streams, kDgramOwner);
-    if (w_.dgram != nullptr) ++w_.counters.inspect_streams;
+    if (w_.dgram != nullptr) ++w_.counters->inspect_streams;
   }
   const uint32_t limit = w_.policy->settings().inspect_max_bytes;
   const uint32_t n = std::min<uint32_t>(p.payload_len, limit - e.inspected);
@@ -956,12 +1060,13 @@ bool Burst::inspect_udp(BurstState& s, FlowEntry& e) {
                                                              frame_of(s.m) + p.payload_offset, n,
                                                              n == p.payload_len);
   e.inspected += n;
-  w_.counters.inspect_bytes += n;
+  w_.counters->inspect_bytes += n;
   if (hit == kScanFailed) {  // fail closed; the next datagram gets a fresh stream
     inspect_close(w_.dgram);
     w_.dgram = nullptr;
     e.verdict = Verdict::deny;
     e.rule_index = kNoRule;
+    unruled(e);
     drop(s.m, DropReason::inspect_no_stream);
     return false;
   }
@@ -971,7 +1076,7 @@ bool Burst::inspect_udp(BurstState& s, FlowEntry& e) {
   }
   if (e.inspected >= limit) {
     e.inspect = kInspectOff;
-    ++w_.counters.inspect_limit_reached;
+    ++w_.counters->inspect_limit_reached;
   }
   return true;
 }
@@ -990,9 +1095,10 @@ void Burst::inspect_matched(BurstState& s, FlowEntry& e, uint32_t index, uint32_
   e.verdict = w_.policy->inspect_verdict(index);
   e.rule_index = w_.policy->inspect_rule_index(index);
   e.policy_version = static_cast<uint32_t>(w_.policy_version);
+  ruled(e);
   e.l7 = kL7Done;
   l7_close(w_, e);
-  ++w_.counters.inspect_matches;
+  ++w_.counters->inspect_matches;
   if (index < abi::kMaxInspectRules) ++w_.inspect_hits[index];
   if (e.verdict == Verdict::reject) {
     if (e.key.proto == kProtoTcp) {
@@ -1069,14 +1175,14 @@ bool flow_name_keep(WorkerCtx& w, const FlowEntry& e, const l7::FlowName& n) {
   if (len <= room) {
     std::memcpy(text, all, len);
   } else if (const uint32_t slot = w.long_names.take(); slot != kNil) {
-    ++w.counters.l7_names_long;
+    ++w.counters->l7_names_long;
     h.flags |= kNameLong;
     const uint32_t here = room - sizeof slot;
     std::memcpy(text, &slot, sizeof slot);
     std::memcpy(text + sizeof slot, all, here);
     std::memcpy(w.long_names.at(slot), all + here, len - here);
   } else {
-    ++w.counters.l7_names_lost;
+    ++w.counters->l7_names_lost;
     h.flags = (h.flags & kNameEch) | kNameLost;  // the ALPN always fits
     h.name_len = 0;
     std::memcpy(text, all, h.alpn_len);
@@ -1125,6 +1231,18 @@ bool worker_init(WorkerCtx& w, const WorkerConfig& cfg, FlowRecordRing* records)
   w.id = cfg.id;
   w.pool = cfg.pool;
   w.records = records;
+  w.record_sample = cfg.record_sample ? cfg.record_sample : 1;
+  w.rule_slots = std::max<uint32_t>(cfg.rule_slots, stats::kFirstRuleSlot);
+  if (cfg.stats != nullptr) {
+    w.counters = &cfg.stats->counters;
+    w.rules = reinterpret_cast<stats::RuleCounters*>(reinterpret_cast<char*>(cfg.stats) +
+                                                     cfg.rules_offset);
+  } else {
+    w.rules = static_cast<stats::RuleCounters*>(
+        rte_zmalloc("egw_rule_counters", sizeof(stats::RuleCounters) * w.rule_slots, 64));
+    if (w.rules == nullptr) return false;
+    w.own_rules = true;
+  }
   uint64_t seed[2] = {cfg.hash_seed[0], cfg.hash_seed[1]};
   if (!w.flows.init(cfg.flow_capacity, seed)) return false;
   if (!w.frags.init(cfg.frag_capacity, cfg.hash_seed[0] ^ 0x9e3779b97f4a7c15ull)) return false;
@@ -1163,6 +1281,9 @@ void worker_destroy(WorkerCtx& w) {
   w.streams.destroy();
   rte_free(w.inspect_hits);
   w.inspect_hits = nullptr;
+  if (w.own_rules) rte_free(w.rules);
+  w.rules = nullptr;
+  w.own_rules = false;
   rte_free(w.aux);
   w.long_names.destroy();
   rte_free(w.l7);
@@ -1188,7 +1309,7 @@ void worker_refresh_policy(WorkerCtx& w) {
     if (owner < w.flows.capacity()) w.aux[owner].tcp.inspect_stream = nullptr;
     if (s == w.dgram) w.dgram = nullptr;
     inspect_close(s);
-    ++w.counters.inspect_swap_closed;
+    ++w.counters->inspect_swap_closed;
   }
   if (w.inspect_hits != nullptr)
     std::memset(w.inspect_hits, 0, sizeof(uint64_t) * abi::kMaxInspectRules);
@@ -1204,7 +1325,7 @@ void worker_process_burst(WorkerCtx& w, rte_mbuf** pkts, uint16_t n, Side from, 
   // The clock never goes back (capture timestamps may): ages are differences.
   if (now_ns < w.now_ns) now_ns = w.now_ns;
   w.now_ns = now_ns;
-  w.counters.rx_packets += n;
+  w.counters->rx_packets += n;
   inspect_bind(&w.streams);  // hs_open_stream draws from this worker's blocks
   EGW_STAGE(w, parse);
   Burst burst(w, from, out);
@@ -1231,7 +1352,7 @@ void worker_process_burst(WorkerCtx& w, rte_mbuf** pkts, uint16_t n, Side from, 
       continue;
     }
     if (s.p.kind != FrameKind::ip) {
-      ++w.counters.passed_arp_nd;
+      ++w.counters->passed_arp_nd;
       burst.forward(m);
       continue;
     }
@@ -1270,7 +1391,7 @@ void worker_process_burst(WorkerCtx& w, rte_mbuf** pkts, uint16_t n, Side from, 
         burst.forward(s.m);
         continue;
       }
-      ++w.counters.frag_tracked;  // a first fragment: classified like any packet
+      ++w.counters->frag_tracked;  // a first fragment: classified like any packet
     }
     burst.handle(s);
   }

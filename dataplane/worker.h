@@ -18,6 +18,7 @@
 #include "dataplane/parse.h"
 #include "dataplane/policy.h"
 #include "dataplane/stage_clock.h"
+#include "dataplane/stats_abi.h"
 
 namespace egw {
 
@@ -50,6 +51,13 @@ struct WorkerConfig {
   uint64_t hash_seed[2] = {0, 0};  // per-boot random
   unsigned id = 0;
   rte_mempool* pool = nullptr;  // for synthesized packets (RST, ICMP errors)
+  // The worker's block of the stats segment (its counters, then rule_slots
+  // RuleCounters at rules_offset); nullptr: the worker keeps its own.
+  stats::WorkerBlock* stats = nullptr;
+  uint64_t rules_offset = 0;
+  uint32_t rule_slots = stats::kDefaultRuleSlots;
+  // Records of allowed flows kept: 1 in record_sample (by flow id); denied ones always.
+  uint32_t record_sample = 1;
 };
 
 // Token bucket for synthesized answers (RST, ICMP errors), on the burst clock.
@@ -183,7 +191,13 @@ struct alignas(64) WorkerCtx {
   unsigned id = 0;
   FlowTable flows;
   FragTable frags;
-  WorkerCounters counters;
+  // The worker's counters and its per-rule-slot counters: its block of the stats
+  // segment (stats_abi.h) in egw-dataplane; its own memory in tests and egw-replay.
+  WorkerCounters* counters = &own_counters;
+  stats::RuleCounters* rules = nullptr;  // rule_slots entries
+  uint32_t rule_slots = 0;
+  bool own_rules = false;                // rules was allocated by worker_init
+  uint32_t record_sample = 1;            // flow records of allowed flows: 1 in N
   rte_mempool* pool = nullptr;
   uint64_t next_flow_id = 0;
   // The active policy: published by the control thread, read between bursts.
@@ -211,6 +225,7 @@ struct alignas(64) WorkerCtx {
   uint32_t policy_gen = 0;
   StageClock stages;  // filled only in an EGW_STAGE_CLOCKS build (stage_clock.h)
   BurstState burst[kBurst];  // worker_process_burst's scratch
+  WorkerCounters own_counters;
 
   WorkerCtx() = default;
   WorkerCtx(const WorkerCtx&) = delete;

@@ -24,6 +24,8 @@
 
 namespace egw::mgmt {
 
+class FlowDrain;
+
 // Serializes a JSON value compactly (one line).
 std::string to_json(const Json::Value& v);
 // Parses a request body strictly (no comments, no duplicate keys, one value, depth
@@ -110,6 +112,9 @@ class Api {
 
   Publisher& publisher() { return publisher_; }
   const ActivationHistogram& activations() const { return activations_; }
+  // The flow log's drain (its counters in /metrics); may be null.
+  void set_flow_drain(const FlowDrain* d) { drain_ = d; }
+  const FlowDrain* flow_drain() const { return drain_; }
 
  private:
   struct Snapshot {
@@ -130,6 +135,7 @@ class Api {
   const TokenTable& tokens_;
   ApiConfig config_;
   ActivationHistogram activations_;
+  const FlowDrain* drain_ = nullptr;
 
   std::mutex mutation_mu_;    // one mutation (commit + publish) at a time
   mutable std::mutex store_mu_;  // PolicyStore access

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "mgmt/api.h"
+#include "mgmt/flow_drain.h"
 #include "mgmt/auth.h"
 #include "mgmt/http.h"
 #include "mgmt/publisher.h"
@@ -27,13 +28,21 @@ constexpr const char* kUsage =
     "usage: egw-mgmt --instance NAME --listen ADDR:PORT --state-dir DIR\n"
     "                [--tls-cert FILE --tls-key FILE [--client-ca FILE]] [--tokens FILE]\n"
     "                [--max-body BYTES] [--insecure-listen] [--metrics-listen ADDR:PORT]\n"
-    "                [--activation-timeout-ms N]\n";
+    "                [--activation-timeout-ms N] [--flow-log FILE|-|none]\n"
+    "                [--flow-log-max-bytes BYTES] [--flow-log-rotate N]\n"
+    "  --flow-log          where the dataplane's flow records go (default DIR/flows.jsonl;\n"
+    "                      - standard output; none: left in the dataplane's rings)\n"
+    "  --flow-log-max-bytes  rotate the flow log before it passes this size (default 100 MiB)\n"
+    "  --flow-log-rotate N rotated flow logs kept, FILE.1 the newest (default 5; 0: never rotate)\n";
 
 struct Options {
   std::string instance, listen, state_dir, tls_cert, tls_key, client_ca, tokens, metrics_listen;
   size_t max_body = 16u << 20;
   bool insecure_listen = false;
   long activation_timeout_ms = 5000;
+  std::string flow_log;  // "": DIR/flows.jsonl
+  uint64_t flow_log_max_bytes = 100ull << 20;
+  uint64_t flow_log_rotate = 5;
 };
 
 int usage_error(const std::string& msg) {
@@ -80,7 +89,9 @@ int parse_args(int argc, char** argv, Options* o) {
     else if (a == "--client-ca") target = &o->client_ca;
     else if (a == "--tokens") target = &o->tokens;
     else if (a == "--metrics-listen") target = &o->metrics_listen;
-    else if (a != "--max-body" && a != "--activation-timeout-ms")
+    else if (a == "--flow-log") target = &o->flow_log;
+    else if (a != "--max-body" && a != "--activation-timeout-ms" && a != "--flow-log-max-bytes" &&
+             a != "--flow-log-rotate")
       return usage_error("unknown option " + a);
     if (!inline_value) {
       if (i + 1 >= argc) return usage_error(a + " needs a value");
@@ -94,6 +105,12 @@ int parse_args(int argc, char** argv, Options* o) {
       if (!parse_u64(value, 1ull << 30, &v) || v == 0)
         return usage_error("--max-body must be a number of bytes between 1 and 1073741824");
       o->max_body = v;
+    } else if (a == "--flow-log-max-bytes") {
+      if (!parse_u64(value, 1ull << 50, &o->flow_log_max_bytes) || o->flow_log_max_bytes < 4096)
+        return usage_error("--flow-log-max-bytes must be a number of bytes, at least 4096");
+    } else if (a == "--flow-log-rotate") {
+      if (!parse_u64(value, 1000, &o->flow_log_rotate))
+        return usage_error("--flow-log-rotate must be a number from 0 to 1000");
     } else {
       uint64_t v;
       if (!parse_u64(value, 600000, &v) || v == 0)
@@ -165,9 +182,19 @@ int main(int argc, char** argv) {
   }
 
   Publisher publisher(o.instance);
+  FlowLogOptions flog;
+  flog.path = o.flow_log.empty() ? o.state_dir + "/flows.jsonl" : o.flow_log == "none" ? "" : o.flow_log;
+  flog.max_bytes = o.flow_log_max_bytes;
+  flog.keep = static_cast<unsigned>(o.flow_log_rotate);
+  FlowDrain drain(publisher, flog);
+  if (!drain.open(&err)) {
+    fprintf(stderr, "egw-mgmt: %s\n", err.c_str());
+    return 1;
+  }
   ApiConfig cfg;
   cfg.activation_timeout = std::chrono::milliseconds(o.activation_timeout_ms);
   Api api(store, audit, publisher, tokens, cfg);
+  api.set_flow_drain(&drain);
 
   egw::mgmt::http::Limits limits;
   limits.max_body = o.max_body;
@@ -197,6 +224,7 @@ int main(int argc, char** argv) {
 
   api.start_republisher();
   publisher.start([&api] { api.request_republish(); });
+  drain.start();
 
   std::atomic<bool> done{false};
   std::thread signals([&] {
@@ -222,6 +250,7 @@ int main(int argc, char** argv) {
   done.store(true);
   kill(getpid(), SIGTERM);  // wakes the signal thread if no signal came (listener failure)
   signals.join();
+  drain.stop();
   publisher.stop();
   api.stop_republisher();
   if (!ok) {

@@ -10,6 +10,8 @@
 #include "dataplane/counters.h"
 #include "dataplane/flow_log.h"
 #include "mgmt/api.h"
+#include "mgmt/flow_drain.h"
+#include "mgmt/stats_reader.h"
 
 namespace egw::mgmt {
 
@@ -35,28 +37,67 @@ void health(Api& api, const http::Request&, http::Response& res) {
   json_response(res, 200, body);
 }
 
+// A quantile of a histogram, interpolated within its bucket (µs); 0 when empty.
+double hist_quantile(const stats::Histogram& h, double q) {
+  uint64_t total = 0;
+  for (uint64_t b : h.bucket) total += b;
+  if (total == 0) return 0;
+  const double rank = q * static_cast<double>(total);
+  uint64_t seen = 0;
+  for (unsigned i = 0; i < stats::kHistBuckets; ++i) {
+    if (h.bucket[i] == 0) continue;
+    if (static_cast<double>(seen + h.bucket[i]) >= rank) {
+      const double lo = i == 0 ? 0 : stats::kHistBoundUs[i - 1];
+      if (i == stats::kHistBounds) return lo;  // past the last bound: at least that
+      const double hi = stats::kHistBoundUs[i];
+      return lo + (hi - lo) * (rank - static_cast<double>(seen)) / static_cast<double>(h.bucket[i]);
+    }
+    seen += h.bucket[i];
+  }
+  return stats::kHistBoundUs[stats::kHistBounds - 1];
+}
+
+Json::Value hist_json(const stats::Histogram& h) {
+  Json::Value v(Json::objectValue);
+  uint64_t count = 0;
+  for (uint64_t b : h.bucket) count += b;
+  v["count"] = Json::UInt64(count);
+  v["sum_us"] = Json::UInt64(h.sum_us);
+  v["p50_us"] = static_cast<Json::UInt64>(hist_quantile(h, 0.5));
+  v["p90_us"] = static_cast<Json::UInt64>(hist_quantile(h, 0.9));
+  v["p99_us"] = static_cast<Json::UInt64>(hist_quantile(h, 0.99));
+  return v;
+}
+
 void stats(Api& api, const http::Request& req, http::Response& res) {
   Identity who;
   if (!api.authorize(req, Role::reader, &who, res)) return;
-  shm::CounterSnapshot s{};
-  if (!api.publisher().counters(&s)) {
+  StatsView s;
+  if (!api.publisher().stats(&s)) {
     error_response(res, 503, "dataplane_disconnected",
                    "no dataplane connected: counters come from egw-dataplane");
     return;
   }
+  const ControlView& c = s.control;
   Json::Value body(Json::objectValue);
   body["policy_version"] = Json::UInt64(api.current_version());
-  body["active_version"] = Json::UInt64(api.publisher().dataplane_version());
+  body["active_version"] = Json::UInt64(c.active_version);
+  body["updated"] = Json::UInt64(c.updated_ns / 1000000);  // ms since the epoch
   body["workers"] = s.workers;
+  body["tsc_hz"] = Json::UInt64(s.tsc_hz);
   Json::Value ports(Json::arrayValue);
   for (unsigned p = 0; p < 2; ++p) {
     Json::Value one(Json::objectValue);
-    one["port"] = p;
-    one["rx_packets"] = Json::UInt64(s.port_rx_packets[p]);
-    one["tx_packets"] = Json::UInt64(s.port_tx_packets[p]);
-    one["rx_bytes"] = Json::UInt64(s.port_rx_bytes[p]);
-    one["tx_bytes"] = Json::UInt64(s.port_tx_bytes[p]);
-    one["rx_missed"] = Json::UInt64(s.port_rx_missed[p]);
+    one["port"] = c.port_id[p];
+    one["role"] = p == 0 ? "inside" : "outside";
+    one["rx_packets"] = Json::UInt64(c.rx_packets[p]);
+    one["tx_packets"] = Json::UInt64(c.tx_packets[p]);
+    one["rx_bytes"] = Json::UInt64(c.rx_bytes[p]);
+    one["tx_bytes"] = Json::UInt64(c.tx_bytes[p]);
+    one["rx_missed"] = Json::UInt64(c.rx_missed[p]);
+    one["rx_errors"] = Json::UInt64(c.rx_errors[p]);
+    one["tx_errors"] = Json::UInt64(c.tx_errors[p]);
+    one["rx_nombuf"] = Json::UInt64(c.rx_nombuf[p]);
     ports.append(one);
   }
   body["ports"] = ports;
@@ -69,12 +110,58 @@ void stats(Api& api, const http::Request& req, http::Response& res) {
   body["drops"] = drops;
   body["drops_total"] = Json::UInt64(total);
   body["flows_created"] = Json::UInt64(s.total.flows_created);
-  body["flows_active"] = Json::UInt64(s.flows_active);
-  Json::Value workers(Json::objectValue);
-#define EGW_X(name) workers[#name] = Json::UInt64(s.total.name);
+  body["flows_active"] = Json::UInt64(c.flows_active);
+  body["flows_capacity"] = Json::UInt64(c.flows_capacity);
+  Json::Value counters(Json::objectValue);
+#define EGW_X(name) counters[#name] = Json::UInt64(s.total.name);
   EGW_WORKER_COUNTERS(EGW_X)
 #undef EGW_X
-  body["counters"] = workers;
+  body["counters"] = counters;
+  Json::Value per_worker(Json::arrayValue);
+  for (uint32_t w = 0; w < s.workers; ++w) {
+    const WorkerCounters& k = s.per_worker[w];
+    Json::Value one(Json::objectValue);
+    one["worker"] = w;
+    one["rx_packets"] = Json::UInt64(k.rx_packets);
+    one["tx_packets"] = Json::UInt64(k.tx_packets);
+    one["drops"] = Json::UInt64(k.total_drops());
+    one["cycles"] = Json::UInt64(k.cycles);
+    one["busy_cycles"] = Json::UInt64(k.busy_cycles);
+    per_worker.append(one);
+  }
+  body["per_worker"] = per_worker;
+  Json::Value rules(Json::arrayValue);
+  for (const RuleStats& r : s.rules) {
+    Json::Value one(Json::objectValue);
+    one["rule"] = r.id;
+    one["active"] = r.active;
+    one["hits"] = Json::UInt64(r.c.hits);
+    one["resets"] = Json::UInt64(r.c.resets);
+    one["syn_timeouts"] = Json::UInt64(r.c.syn_timeouts);
+    one["rtt"] = hist_json(r.c.rtt);
+    one["ttfb"] = hist_json(r.c.ttfb);
+    rules.append(one);
+  }
+  body["rules"] = rules;
+  Json::Value policy(Json::objectValue);
+  policy["activations"] = Json::UInt64(c.activations);
+  policy["activation_failures"] = Json::UInt64(c.activation_failures);
+  policy["last_activation_ms"] = static_cast<double>(c.last_activation_ns) / 1e6;
+  policy["rule_slots"] = s.rule_slots;
+  policy["rule_slots_used"] = Json::UInt64(c.rule_slots_used);
+  policy["rule_slots_reused"] = Json::UInt64(c.rule_slots_reused);
+  policy["rules_without_slot"] = Json::UInt64(c.rules_without_slot);
+  body["policy"] = policy;
+  Json::Value flog(Json::objectValue);
+  flog["lost"] = Json::UInt64(s.total.flow_records_lost);
+  flog["sampled_out"] = Json::UInt64(s.total.flow_records_sampled_out);
+  if (const FlowDrain* d = api.flow_drain()) {
+    flog["written"] = Json::UInt64(d->counters().records.load());
+    flog["write_errors"] = Json::UInt64(d->counters().write_errors.load());
+    flog["rotations"] = Json::UInt64(d->counters().rotations.load());
+  }
+  flog["written_by_dataplane"] = Json::UInt64(c.records_written);
+  body["flow_log"] = flog;
   json_response(res, 200, body);
 }
 
@@ -115,43 +202,151 @@ void family(std::ostringstream& o, const char* name, const char* type, const cha
   o << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
 }
 
+// A family of one sample without labels.
+template <typename T>
+void single(std::ostringstream& o, const char* name, const char* type, const char* help, T v) {
+  family(o, name, type, help);
+  o << name << " " << v << "\n";
+}
+
+// A label value, escaped per the exposition format.
+std::string label(const std::string& v) {
+  std::string out;
+  for (char ch : v) {
+    if (ch == '\\' || ch == '"') out.push_back('\\');
+    if (ch == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(ch);
+  }
+  return out;
+}
+
+std::string seconds(double s) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "%.9g", s);
+  return buf;
+}
+
+// One histogram series (buckets made cumulative, bounds in seconds).
+void histogram(std::ostringstream& o, const char* name, const std::string& labels,
+               const stats::Histogram& h) {
+  uint64_t cum = 0;
+  for (unsigned i = 0; i < stats::kHistBuckets; ++i) {
+    cum += h.bucket[i];
+    o << name << "_bucket{" << labels << ",le=\""
+      << (i < stats::kHistBounds ? seconds(stats::kHistBoundUs[i] / 1e6) : "+Inf") << "\"} " << cum
+      << "\n";
+  }
+  o << name << "_sum{" << labels << "} " << seconds(static_cast<double>(h.sum_us) / 1e6) << "\n";
+  o << name << "_count{" << labels << "} " << cum << "\n";
+}
+
 std::string metrics_text(Api& api) {
   std::ostringstream o;
-  family(o, "egw_policy_version", "gauge", "The committed policy version.");
-  o << "egw_policy_version " << api.current_version() << "\n";
-  shm::CounterSnapshot s{};
-  const bool up = api.publisher().counters(&s);
-  family(o, "egw_dataplane_connected", "gauge", "1 when a dataplane is attached.");
-  o << "egw_dataplane_connected " << (up ? 1 : 0) << "\n";
+  single(o, "egw_policy_version", "gauge", "The committed policy version.", api.current_version());
+  StatsView s;
+  const bool up = api.publisher().stats(&s);
+  single(o, "egw_dataplane_connected", "gauge", "1 when a dataplane is attached.", (up ? 1 : 0));
   o << api.activations().prometheus("egw_policy_activation_seconds");
+  if (const FlowDrain* d = api.flow_drain()) {
+    const FlowDrain::Counters& k = d->counters();
+    single(o, "egw_flow_log_records_total", "counter",
+           "Flow records egw-mgmt wrote to the flow log.", k.records.load());
+    single(o, "egw_flow_log_bytes_total", "counter", "Bytes egw-mgmt wrote to the flow log.",
+           k.bytes.load());
+    single(o, "egw_flow_log_write_errors_total", "counter",
+           "Flow records lost to a failed write of the flow log.", k.write_errors.load());
+    single(o, "egw_flow_log_rotations_total", "counter", "Rotations of the flow log.",
+           k.rotations.load());
+  }
   if (!up) return o.str();
-  family(o, "egw_dataplane_policy_version", "gauge", "The policy version the dataplane enforces.");
-  o << "egw_dataplane_policy_version " << api.publisher().dataplane_version() << "\n";
+  const ControlView& c = s.control;
+  single(o, "egw_dataplane_policy_version", "gauge", "The policy version the dataplane enforces.",
+         c.active_version);
+  single(o, "egw_dataplane_activations_total", "counter", "Policies the dataplane activated.",
+         c.activations);
+  single(o, "egw_dataplane_activation_failures_total", "counter",
+         "Policies the dataplane refused (the previous one stayed).", c.activation_failures);
+  single(o, "egw_dataplane_last_activation_seconds", "gauge",
+         "The last activation's time, from taking the blob to every worker using it.",
+         seconds(c.last_activation_ns / 1e9));
   struct PortSeries {
     const char* name;
     const char* help;
     const uint64_t* v;
   } port_series[] = {
-      {"egw_port_rx_packets_total", "Packets received on a port.", s.port_rx_packets},
-      {"egw_port_tx_packets_total", "Packets transmitted on a port.", s.port_tx_packets},
-      {"egw_port_rx_bytes_total", "Bytes received on a port.", s.port_rx_bytes},
-      {"egw_port_tx_bytes_total", "Bytes transmitted on a port.", s.port_tx_bytes},
-      {"egw_port_rx_missed_total", "Packets the NIC dropped for lack of RX buffers.",
-       s.port_rx_missed},
+      {"egw_port_rx_packets_total", "Packets received on a port.", c.rx_packets},
+      {"egw_port_tx_packets_total", "Packets transmitted on a port.", c.tx_packets},
+      {"egw_port_rx_bytes_total", "Bytes received on a port.", c.rx_bytes},
+      {"egw_port_tx_bytes_total", "Bytes transmitted on a port.", c.tx_bytes},
+      {"egw_port_rx_missed_total", "Packets the NIC dropped for lack of RX descriptors.",
+       c.rx_missed},
+      {"egw_port_rx_errors_total", "Erroneous packets the NIC received.", c.rx_errors},
+      {"egw_port_tx_errors_total", "Packets the NIC failed to transmit.", c.tx_errors},
+      {"egw_port_rx_nombuf_total", "Receive failures for lack of mbufs.", c.rx_nombuf},
   };
   for (const PortSeries& ps : port_series) {
     family(o, ps.name, "counter", ps.help);
-    for (unsigned p = 0; p < 2; ++p) o << ps.name << "{port=\"" << p << "\"} " << ps.v[p] << "\n";
+    for (unsigned p = 0; p < 2; ++p)
+      o << ps.name << "{port=\"" << c.port_id[p] << "\",role=\"" << (p == 0 ? "inside" : "outside")
+        << "\"} " << ps.v[p] << "\n";
   }
   family(o, "egw_drops_total", "counter", "Dropped packets by reason.");
   for (unsigned r = 0; r < kDropReasonCount; ++r)
     o << "egw_drops_total{reason=\"" << kDropNames[r] << "\"} " << s.total.drops[r] << "\n";
-  family(o, "egw_flows_created_total", "counter", "Flows created.");
-  o << "egw_flows_created_total " << s.total.flows_created << "\n";
-  family(o, "egw_flows_active", "gauge", "Flows in the flow tables.");
-  o << "egw_flows_active " << s.flows_active << "\n";
-  family(o, "egw_workers", "gauge", "Worker lcores.");
-  o << "egw_workers " << s.workers << "\n";
+  single(o, "egw_flows_active", "gauge", "Flows in the flow tables.", c.flows_active);
+  single(o, "egw_flows_capacity", "gauge", "Flows the flow tables hold at most.", c.flows_capacity);
+  single(o, "egw_workers", "gauge", "Worker lcores.", s.workers);
+  // Every worker event counter, summed over workers, under its own name.
+#define EGW_X(name)                                            \
+  family(o, "egw_" #name "_total", "counter",                  \
+         "Worker counter " #name " (docs/observability.md)."); \
+  o << "egw_" #name "_total " << s.total.name << "\n";
+  EGW_WORKER_COUNTERS(EGW_X)
+#undef EGW_X
+  family(o, "egw_worker_busy_cycles_total", "counter",
+         "TSC cycles a worker spent in loop iterations that received packets.");
+  for (uint32_t w = 0; w < s.workers; ++w)
+    o << "egw_worker_busy_cycles_total{worker=\"" << w << "\"} " << s.per_worker[w].busy_cycles
+      << "\n";
+  family(o, "egw_worker_cycles_total", "counter", "TSC cycles a worker's loop ran.");
+  for (uint32_t w = 0; w < s.workers; ++w)
+    o << "egw_worker_cycles_total{worker=\"" << w << "\"} " << s.per_worker[w].cycles << "\n";
+  single(o, "egw_tsc_hz", "gauge", "TSC cycles per second, for the cycle counters.", s.tsc_hz);
+
+  family(o, "egw_rule_active", "gauge",
+         "1 for a rule in the policy the dataplane enforces, 0 for one that left it.");
+  for (const RuleStats& r : s.rules)
+    o << "egw_rule_active{rule=\"" << label(r.id) << "\"} " << (r.active ? 1 : 0) << "\n";
+  family(o, "egw_rule_hits_total", "counter",
+         "Flows a rule decided; rule=\"(default)\": the default action.");
+  for (const RuleStats& r : s.rules)
+    o << "egw_rule_hits_total{rule=\"" << label(r.id) << "\"} " << r.c.hits << "\n";
+  family(o, "egw_tcp_resets_total", "counter", "RST segments from either end on a rule's flows.");
+  for (const RuleStats& r : s.rules)
+    o << "egw_tcp_resets_total{rule=\"" << label(r.id) << "\"} " << r.c.resets << "\n";
+  family(o, "egw_tcp_syn_timeouts_total", "counter",
+         "Allowed TCP flows of a rule whose SYN was never answered.");
+  for (const RuleStats& r : s.rules)
+    o << "egw_tcp_syn_timeouts_total{rule=\"" << label(r.id) << "\"} " << r.c.syn_timeouts << "\n";
+  family(o, "egw_tcp_handshake_rtt_seconds", "histogram",
+         "Outbound SYN to SYN-ACK as seen by egw: the destination's response time.");
+  for (const RuleStats& r : s.rules)
+    histogram(o, "egw_tcp_handshake_rtt_seconds", "rule=\"" + label(r.id) + "\"", r.c.rtt);
+  family(o, "egw_time_to_first_byte_seconds", "histogram",
+         "First request byte to first response byte of a rule's flows.");
+  for (const RuleStats& r : s.rules)
+    histogram(o, "egw_time_to_first_byte_seconds", "rule=\"" + label(r.id) + "\"", r.c.ttfb);
+  single(o, "egw_rule_slots", "gauge", "Rules that may have counters of their own (--rule-slots).",
+         s.rule_slots);
+  single(o, "egw_rule_slots_used", "gauge", "Rule slots given to a rule so far.",
+         c.rule_slots_used);
+  single(o, "egw_rule_slots_reused_total", "counter",
+         "Rule slots taken over from rules no longer in the policy.", c.rule_slots_reused);
+  single(o, "egw_rules_without_slot_total", "counter",
+         "Rules that found no slot and count under rule=\"(other)\".", c.rules_without_slot);
   return o.str();
 }
 

@@ -34,16 +34,68 @@ uint64_t random64() {
   return (static_cast<uint64_t>(rd()) << 32) | rd();
 }
 
-// One mapping of the control segment; unmapped when the last user lets go, so a
-// detach never pulls the segment from under a publish() in progress.
-struct Mapping {
+// The mappings of one dataplane's objects; unmapped when the last user lets go, so a
+// detach never pulls a segment from under a publish() or a drain in progress.
+struct Mapping : Publisher::Segments {
   shm::CtlSegment* seg;
-  ino_t ino;  // of the object mapped: a restarted dataplane creates a new one
-  Mapping(shm::CtlSegment* s, ino_t i) : seg(s), ino(i) {}
-  ~Mapping() { munmap(seg, sizeof(shm::CtlSegment)); }
+  ino_t ino;  // of the control object mapped: a restarted dataplane creates a new one
+  Mapping(shm::CtlSegment* s, ino_t i) : seg(s), ino(i) { ctl = s; }
+  ~Mapping() override {
+    munmap(seg, sizeof(shm::CtlSegment));
+    if (stats != nullptr) munmap(const_cast<void*>(stats), stats_size);
+    if (flows != nullptr) munmap(flows, flows_size);
+  }
   Mapping(const Mapping&) = delete;
   Mapping& operator=(const Mapping&) = delete;
 };
+
+// Maps a whole object; nullptr when it is missing or cannot be mapped.
+void* map_object(const std::string& name, bool writable, size_t* size) {
+  const int fd = shm_open(name.c_str(), writable ? O_RDWR : O_RDONLY, 0);
+  if (fd < 0) return nullptr;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_size <= 0) {
+    close(fd);
+    return nullptr;
+  }
+  *size = static_cast<size_t>(st.st_size);
+  void* p = mmap(nullptr, *size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
+  close(fd);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+// Maps the stats (read-only) and flow-record objects of the dataplane with boot id
+// `boot`; false (nothing mapped) unless both are there, complete and of that boot.
+bool map_segments(const std::string& instance, uint64_t boot, Mapping* m) {
+  size_t ssize = 0, fsize = 0;
+  void* st = map_object(stats::stats_name(instance), false, &ssize);
+  void* fl = map_object(stats::flows_name(instance), true, &fsize);
+  std::string err;
+  bool ok = st != nullptr && fl != nullptr && stats_header_ok(st, ssize, &err) &&
+            static_cast<const stats::StatsHeader*>(st)->boot_id == boot;
+  if (ok) {
+    stats::FlowsHeader h;
+    std::memcpy(&h, fl, std::min(sizeof h, fsize));
+    std::atomic_thread_fence(std::memory_order_acquire);
+    ok = fsize >= sizeof h && h.magic == stats::kFlowsMagic &&
+         h.abi_version == stats::kFlowsAbiVersion && h.boot_id == boot && h.size == fsize &&
+         h.record_size == sizeof(FlowRecord) && h.ring_slots == kFlowRecordRingSize &&
+         h.ring_stride == stats::round64(sizeof(FlowRecordRing)) &&
+         h.rings_offset == stats::round64(sizeof(stats::FlowsHeader)) &&
+         fsize == stats::flows_size(h.workers);
+  }
+  if (!ok) {
+    if (st != nullptr) munmap(st, ssize);
+    if (fl != nullptr) munmap(fl, fsize);
+    return false;
+  }
+  m->stats = st;
+  m->stats_size = ssize;
+  m->flows = fl;
+  m->flows_size = fsize;
+  m->boot_id = boot;
+  return true;
+}
 
 }  // namespace
 
@@ -164,10 +216,15 @@ struct Publisher::Impl {
       if (s == nullptr) {
         ino_t ino = 0;
         s = try_attach(&ino);
+        std::shared_ptr<Mapping> fresh;
+        if (s != nullptr) {
+          fresh = std::make_shared<Mapping>(s, ino);  // unmaps s if the rest is missing
+          if (!map_segments(instance, s->dataplane.boot_id.load(), fresh.get())) s = nullptr;
+        }
         if (s != nullptr) {
           {
             std::lock_guard<std::mutex> g(mu);
-            map = std::make_shared<Mapping>(s, ino);
+            map = std::move(fresh);
             dp_boot = s->dataplane.boot_id.load();
           }
           s->mgmt.pid.store(static_cast<uint64_t>(getpid()));
@@ -311,19 +368,15 @@ bool Publisher::flows(uint32_t limit, std::vector<FlowRecord>* out, std::string*
   return ok;
 }
 
-bool Publisher::counters(shm::CounterSnapshot* out) const {
+bool Publisher::stats(StatsView* out) const {
   const std::shared_ptr<Mapping> mapping = impl_->current();
-  if (!mapping) return false;
-  const shm::CtlSegment* s = mapping->seg;
-  const auto& st = s->state;
-  for (int tries = 0; tries < 1000; ++tries) {
-    const uint64_t a = st.seq.load(std::memory_order_acquire);
-    if (a & 1) continue;
-    std::memcpy(static_cast<void*>(out), &st.counters, sizeof(*out));
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (st.seq.load(std::memory_order_relaxed) == a) return true;
-  }
-  return false;
+  if (!mapping || mapping->stats == nullptr) return false;
+  read_stats(mapping->stats, out);
+  return true;
+}
+
+std::shared_ptr<const Publisher::Segments> Publisher::segments() const {
+  return impl_->current();
 }
 
 }  // namespace egw::mgmt

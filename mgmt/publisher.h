@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dataplane/shm_abi.h"
+#include "mgmt/stats_reader.h"
 
 namespace egw::mgmt {
 
@@ -42,8 +43,22 @@ class Publisher {
   bool flows(uint32_t limit, std::vector<FlowRecord>* out, std::string* err,
              std::chrono::milliseconds timeout);
 
-  // A consistent copy of the dataplane's counters; false when not connected.
-  bool counters(shm::CounterSnapshot* out) const;
+  // The dataplane's counters, read from its stats segment; false when not connected.
+  bool stats(StatsView* out) const;
+
+  // The dataplane's shared-memory objects as mapped now; null when not connected. The
+  // mappings stay valid while the pointer is held, also after the dataplane is gone
+  // (the flow-log drain empties the rings of a dataplane that stopped).
+  struct Segments {
+    shm::CtlSegment* ctl = nullptr;
+    const void* stats = nullptr;  // read-only
+    size_t stats_size = 0;
+    void* flows = nullptr;        // stats::FlowsHeader, then the rings
+    size_t flows_size = 0;
+    uint64_t boot_id = 0;
+    virtual ~Segments() = default;
+  };
+  std::shared_ptr<const Segments> segments() const;
 
   struct Impl;
 

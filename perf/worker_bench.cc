@@ -241,7 +241,7 @@ struct Rig {
     const uint16_t got = fwd.n;
     std::memcpy(pkts, fwd.pkts, got * sizeof(*pkts));
     fwd.n = 0;
-    w.counters.tx_packets += got;
+    w.counters->tx_packets += got;
     if (got != n || out[from].n != 0) [[unlikely]]
       lost(n, got, from);
     EGW_STAGE_STOP(w);
@@ -250,9 +250,9 @@ struct Rig {
   [[noreturn]] void lost(uint16_t n, uint16_t got, Side from) {
     std::string why;
     for (unsigned i = 0; i < kDropReasonCount; ++i) {
-      if (w.counters.drops[i] != 0) {
+      if (w.counters->drops[i] != 0) {
         why += std::string(" ") + drop_reason_name(static_cast<DropReason>(i)) + "=" +
-               std::to_string(w.counters.drops[i]);
+               std::to_string(w.counters->drops[i]);
       }
     }
     die("%s: a burst of %u forwarded %u, answered %u; drops:%s", scenario, n, got, out[from].n,
@@ -267,10 +267,10 @@ struct Rig {
 
   // Fails unless every packet so far was forwarded and no flow was evicted.
   void check_all_passed() const {
-    if (w.counters.total_drops() != 0 || w.counters.tx_packets != w.counters.rx_packets ||
-        w.counters.flows_evicted != 0 || w.flows.evictions() != 0) {
-      die("%s: rx %lu tx %lu drops %lu evictions %lu", scenario, w.counters.rx_packets,
-          w.counters.tx_packets, w.counters.total_drops(), w.flows.evictions());
+    if (w.counters->total_drops() != 0 || w.counters->tx_packets != w.counters->rx_packets ||
+        w.counters->flows_evicted != 0 || w.flows.evictions() != 0) {
+      die("%s: rx %lu tx %lu drops %lu evictions %lu", scenario, w.counters->rx_packets,
+          w.counters->tx_packets, w.counters->total_drops(), w.flows.evictions());
     }
   }
 };
@@ -477,7 +477,7 @@ void new_flows_sni(int reps, Results* res) {
       by_name += e.verdict == Verdict::allow && e.name_seen && e.l7 != kL7Wait &&
                  std::string(policy->rule_id(e.rule_index)) == "d" + std::to_string(sni_rule(f));
     });
-    if (by_name != kFlows || r.w.counters.l7_decided_no_name != 0)
+    if (by_name != kFlows || r.w.counters->l7_decided_no_name != 0)
       die("new_flows_sni: %u of %u flows allowed by their name's rule", by_name, kFlows);
     r.flush();
   }
@@ -536,7 +536,7 @@ void flow_memory(const RuntimePolicy& l34, Results* res) {
   res->memory = true;
   res->mem_flows = r.w.flows.size();
   res->mem_evictions = r.w.flows.evictions();
-  res->mem_drops = r.w.counters.total_drops();
+  res->mem_drops = r.w.counters->total_drops();
 }
 
 // ---- Output ------------------------------------------------------------------------

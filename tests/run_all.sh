@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole suite: unit tests (GoogleTest), packet tests (pcap replay through
 # egw-replay, its names against tshark's) and end-to-end tests (network namespaces,
-# name rules included), then a smoke run of the benchmarks. Ends with one summary line.
+# name rules, observability), then a smoke run of the benchmarks. Ends with one
+# summary line.
 set -uo pipefail
 B=${1:-build}
 cd "$(dirname "$0")/.."
@@ -41,10 +42,15 @@ run_suite() {
 
 # Each suite has a time limit, so a hang fails the run instead of stalling CI.
 run_suite unit timeout 600 "$B/tests/unit_tests" --gtest_brief=1
+# The strict Prometheus text parser the observability tests rely on, on its own cases.
+run_suite promtext timeout 60 /usr/bin/python3 tests/support/prom_text_test.py
 run_suite packet timeout 900 /usr/bin/python3 tests/packet/run_packet_tests.py --build "$B"
 run_suite tshark timeout 300 /usr/bin/python3 tests/packet/tshark_names.py --build "$B"
 run_suite e2e timeout -s INT 600 bash tests/e2e/run.sh "$B"
 run_suite names timeout -s INT 300 bash tests/e2e/names.sh "$B"
+# Observability: flow records and /metrics against real traffic and a capture.
+run_suite observe timeout -s INT 300 bash tests/e2e/observe.sh "$B"
+run_suite telemetry timeout -s INT 120 bash tests/e2e/telemetry.sh "$B"
 # Management plane: REST contract, commit crash points, hitless swap, restarts.
 run_suite rest timeout 300 /usr/bin/python3 tests/mgmt/rest/run_rest_tests.py --build "$B"
 run_suite faults timeout -s INT 300 bash tests/e2e/faults.sh "$B"

@@ -486,10 +486,10 @@ int run(const Options& o, const char* prog) {
   if (fflush(log) != 0 || ferror(log)) rc = fail("--log " + o.log_path + ": write failed");
   if (log != stdout) fclose(log);
   if (!pass.close(&err)) rc = fail("--pass-pcap " + o.pass_path + ": " + err);
-  print_summary(replay.stats, w->counters, elapsed);
-  if (replay.stats.records != w->counters.flows_created)
+  print_summary(replay.stats, *w->counters, elapsed);
+  if (replay.stats.records != w->counters->flows_created)
     fprintf(stderr, "egw-replay: %" PRIu64 " flows created but %" PRIu64
-                    " records written\n", w->counters.flows_created, replay.stats.records);
+                    " records written\n", w->counters->flows_created, replay.stats.records);
 
   delete w;
   ring->~FlowRecordRing();

@@ -133,7 +133,7 @@ class InspectTest : public testing::Test {
   // The handshake (unless the first segment rides on the SYN), then the segments, up to
   // the one an inspect rule or a fail-closed stopped.
   Conn run(const Tcp& t, const Bytes& stream, std::vector<Seg> segs) {
-    const WorkerCounters& k = w_->counters;
+    const WorkerCounters& k = *w_->counters;
     const uint64_t ends_before = k.inspect_matches + k.drop_count(DropReason::inspect_no_stream);
     auto ended = [&] {
       return k.inspect_matches + k.drop_count(DropReason::inspect_no_stream) != ends_before;
@@ -294,7 +294,7 @@ TEST_F(InspectTest, TcpCases) {
     if (rsts) {
       EXPECT_EQ(c.rst_seq, tc.server_gets) << "the server's RST is at its next byte";
     }
-    const WorkerCounters& k = w_->counters;
+    const WorkerCounters& k = *w_->counters;
     EXPECT_EQ(k.drop_count(DropReason::inspect_gap), tc.gaps);
     EXPECT_EQ(k.inspect_streams, tc.scanned ? 1u : 0u);
     EXPECT_EQ(k.inspect_matches, tc.want == Want::allow ? 0u : 1u);
@@ -332,8 +332,8 @@ TEST_F(InspectTest, LimitAndFinCloseTheStream) {
   const FlowEntry& f = *flow(40000);
   EXPECT_EQ(f.inspected, kLimit);
   EXPECT_EQ(f.inspect, kInspectOff);
-  EXPECT_EQ(w_->counters.inspect_bytes, kLimit);
-  EXPECT_EQ(w_->counters.inspect_limit_reached, 1u);
+  EXPECT_EQ(w_->counters->inspect_bytes, kLimit);
+  EXPECT_EQ(w_->counters->inspect_limit_reached, 1u);
   EXPECT_EQ(w_->streams.in_use(), 0u);
 
   Tcp t;
@@ -404,12 +404,12 @@ TEST_F(InspectTest, UdpDatagrams) {
   };
   for (const Step& s : steps) {
     SCOPED_TRACE(s.what);
-    const WorkerCounters before = w_->counters;
+    const WorkerCounters before = *w_->counters;
     const Out o = send(s.frame, kInside);
     EXPECT_EQ(o.to_server.size(), s.to_server);
     EXPECT_EQ(o.to_client.size(), s.to_client);
     if (s.reason != DropReason::count) {
-      EXPECT_EQ(w_->counters.drop_count(s.reason), before.drop_count(s.reason) + 1);
+      EXPECT_EQ(w_->counters->drop_count(s.reason), before.drop_count(s.reason) + 1);
     }
     if (s.sport == 5005) {  // a DNS answer with RCODE REFUSED, not an ICMP error
       ParsedPacket p;
@@ -423,8 +423,8 @@ TEST_F(InspectTest, UdpDatagrams) {
     EXPECT_EQ(e->verdict, s.verdict);
     EXPECT_STREQ(policy_->rule_id(e->rule_index), s.rule);
   }
-  EXPECT_EQ(w_->counters.inspect_matches, 3u);
-  EXPECT_EQ(w_->counters.inspect_streams, 1u) << "one stream serves every datagram";
+  EXPECT_EQ(w_->counters->inspect_matches, 3u);
+  EXPECT_EQ(w_->counters->inspect_streams, 1u) << "one stream serves every datagram";
   EXPECT_EQ(w_->streams.in_use(), 1u);
   flush();
 }
@@ -445,12 +445,12 @@ TEST_F(InspectTest, PoolExhaustionFailsClosed) {
   EXPECT_TRUE(c[2].server_bytes.empty());
   EXPECT_EQ(c[2].rst_to_client, 1);
   EXPECT_EQ(c[2].rst_to_server, 1);
-  EXPECT_EQ(w_->counters.drop_count(DropReason::inspect_no_stream), 1u);
+  EXPECT_EQ(w_->counters->drop_count(DropReason::inspect_no_stream), 1u);
   EXPECT_EQ(w_->streams.in_use(), 2u);
   EXPECT_EQ(flow(41002)->verdict, Verdict::deny);
   // A datagram needs a block too: none left, it fails closed.
   EXPECT_TRUE(send(dgram(5001, filler(10)), kInside).to_server.empty());
-  EXPECT_EQ(w_->counters.drop_count(DropReason::inspect_no_stream), 2u);
+  EXPECT_EQ(w_->counters->drop_count(DropReason::inspect_no_stream), 2u);
   const auto records = flush();
   EXPECT_EQ(records.at(41002).verdict, Verdict::deny);
   EXPECT_EQ(records.at(41002).rule_index, kNoRule);
@@ -510,7 +510,7 @@ TEST_F(InspectTest, PolicySwapClosesStreams) {
   swap.reclaim();
   EXPECT_EQ(swap.retired(), 0u) << "the old policy is freed";
   EXPECT_EQ(w_->streams.in_use(), 0u);
-  EXPECT_EQ(w_->counters.inspect_swap_closed, 3u);
+  EXPECT_EQ(w_->counters->inspect_swap_closed, 3u);
   EXPECT_EQ(w_->dgram, nullptr);
 
   auto segment = [&](uint32_t off, uint32_t len) {
@@ -559,7 +559,7 @@ TEST_F(InspectTest, SwapToAPolicyWithoutInspect) {
   Conn c;
   account(send(test::client_data(ends({}), 10, bytes_of(kKey)), kInside), &c);
   EXPECT_EQ(c.server_bytes.size(), kKey.size());
-  EXPECT_EQ(w_->counters.inspect_matches, 0u);
+  EXPECT_EQ(w_->counters->inspect_matches, 0u);
   flush();
   w_.reset();  // before `plain` goes
 }
@@ -585,12 +585,12 @@ TEST_F(InspectTest, SwapOntoAFlowScansFromItsHighestByte) {
   worker_refresh_policy(*w_);
   segment(10, 20);  // the gap filled after the change: before the start, unscanned
   EXPECT_EQ(c.server_bytes.size(), 40u);
-  EXPECT_EQ(w_->counters.inspect_bytes, 0u);
+  EXPECT_EQ(w_->counters->inspect_bytes, 0u);
   segment(40, 20);  // past the highest byte sent before: scanned
   EXPECT_EQ(c.server_bytes.size(), 40u);
   EXPECT_EQ(c.rst_to_server, 1);
   EXPECT_EQ(c.rst_seq, 40u);
-  EXPECT_EQ(w_->counters.inspect_matches, 1u);
+  EXPECT_EQ(w_->counters->inspect_matches, 1u);
   flush();
   w_.reset();  // before `inspecting` goes
 }

@@ -2,6 +2,7 @@
 // Publisher on one side, the dataplane's ControlChannel + PolicySwap on the other,
 // and worker threads that pick up policies and report quiescence like lcores do.
 #include <gtest/gtest.h>
+#include <rte_random.h>
 
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include "dataplane/control.h"
 #include "dataplane/flow_snapshot.h"
 #include "dataplane/policy_swap.h"
+#include "dataplane/stats.h"
 #include "mgmt/compiler.h"
 #include "mgmt/publisher.h"
 
@@ -71,6 +73,9 @@ struct FakeWorker {
 // The dataplane's control thread, reduced to the channel and the swap.
 struct FakeDataplane {
   ControlChannel channel;
+  StatsSegment stats;
+  FlowsSegment flows;
+  std::unique_ptr<RuleSlots> slots;
   PolicySwap swap;
   std::atomic<bool> run{true};
   std::thread t;
@@ -78,10 +83,12 @@ struct FakeDataplane {
   bool start(const std::string& instance, std::vector<WorkerCtx*> workers) {
     ctxs = workers;
     std::string err;
-    if (!swap.init(std::move(workers), &err) || !channel.open(instance, &err)) {
+    if (!swap.init(std::move(workers), &err) || !open(instance, &err)) {
       ADD_FAILURE() << err;
       return false;
     }
+    slots = std::make_unique<RuleSlots>(&stats);
+    swap.set_rule_slots(slots.get());
     t = std::thread([this] {
       while (run.load()) {
         channel.beat(monotonic_ns());
@@ -100,6 +107,17 @@ struct FakeDataplane {
       }
     });
     return true;
+  }
+  // The shared-memory objects of one dataplane start, with a new boot id.
+  bool open(const std::string& instance, std::string* err) {
+    const uint64_t boot = (static_cast<uint64_t>(rte_rand()) | 1);
+    const auto n = static_cast<uint32_t>(ctxs.size());
+    if (!stats.create(instance, n, 16, boot, 1000000000, err) ||
+        !flows.create(instance, n, boot, stats::Consumer::mgmt, err))
+      return false;
+    stats.publish();
+    flows.publish();
+    return channel.open(instance, boot, err);
   }
   void stop() {
     run.store(false);
@@ -206,7 +224,7 @@ TEST_F(PolicySwapTest, DataplaneRestartIsNoticedAndTriggersRepublish) {
   dp_.run.store(true);
   dp_.channel.close();
   std::string err;
-  ASSERT_TRUE(dp_.channel.open(instance_, &err)) << err;
+  ASSERT_TRUE(dp_.open(instance_, &err)) << err;
   dp_.t = std::thread([this] {
     while (dp_.run.load()) {
       dp_.channel.beat(monotonic_ns());
@@ -274,17 +292,37 @@ TEST_F(PolicySwapTest, FlowSnapshotCopiesLiveFlowsOfEveryWorker) {
   EXPECT_EQ(recs.size(), 4u) << "the limit holds";
 }
 
-TEST_F(PolicySwapTest, CountersSnapshotCrossesTheChannel) {
-  shm::CounterSnapshot c{};
-  c.workers = 2;
-  c.port_rx_packets[0] = 12345;
-  c.total.drop(DropReason::policy_deny);
-  dp_.channel.publish_counters(c);
-  shm::CounterSnapshot got{};
-  ASSERT_TRUE(pub_->counters(&got));
-  EXPECT_EQ(got.workers, 2u);
-  EXPECT_EQ(got.port_rx_packets[0], 12345u);
-  EXPECT_EQ(got.total.drop_count(DropReason::policy_deny), 1u);
+TEST_F(PolicySwapTest, StatsSegmentIsReadByMgmt) {
+  ASSERT_TRUE(pub_->publish(1, blob_for(1, 80), 2000ms).active);
+  // What workers and the control thread write, egw-mgmt reads: counters summed over
+  // workers, the rule named by its slot.
+  dp_.stats.worker(0)->counters.rx_packets = 7;
+  dp_.stats.worker(1)->counters.rx_packets = 5;
+  dp_.stats.worker(1)->counters.drop(DropReason::policy_deny);
+  const uint16_t slot = dp_.swap.current()->rule_slot(0);
+  ASSERT_GE(slot, stats::kFirstRuleSlot);
+  auto* rules = const_cast<stats::RuleCounters*>(dp_.stats.worker_rules(1));
+  rules[slot].hits = 3;
+  rules[slot].rtt.add(180);
+  dp_.stats.control_begin();
+  dp_.stats.control()->rx_packets[0] = 12345;
+  dp_.stats.control_end();
+  mgmt::StatsView v;
+  ASSERT_TRUE(pub_->stats(&v));
+  EXPECT_EQ(v.workers, 2u);
+  EXPECT_EQ(v.total.rx_packets, 12u);
+  EXPECT_EQ(v.total.drop_count(DropReason::policy_deny), 1u);
+  EXPECT_EQ(v.control.rx_packets[0], 12345u);
+  bool found = false;
+  for (const mgmt::RuleStats& r : v.rules) {
+    if (r.id != "p80") continue;
+    found = true;
+    EXPECT_TRUE(r.active);
+    EXPECT_EQ(r.c.hits, 3u);
+    EXPECT_EQ(r.c.rtt.bucket[stats::hist_bucket(180)], 1u);
+    EXPECT_EQ(r.c.rtt.sum_us, 180u);
+  }
+  EXPECT_TRUE(found) << "rule p80 has a slot of its own";
 }
 
 }  // namespace

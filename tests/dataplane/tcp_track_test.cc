@@ -267,34 +267,59 @@ TEST(TcpTrack, Scenarios) {
 }
 
 TEST(TcpTrack, HandshakeRttAndResets) {
-  FlowEntry e{};
-  ParsedPacket syn;
-  syn.l34.proto = kProtoTcp;
-  syn.tcp_flags = S;
-  syn.tcp_seq = 10;
-  syn.tcp_window = 64240;
-  syn.tcp_wscale = 7;
-  tcp_track_init(e, syn, 5000000);
-  EXPECT_EQ(e.syn_ns, 5000000u);
-  DropReason why;
-  ASSERT_TRUE(tcp_track(e, 0, syn, 5000000, &why));
-  ParsedPacket sa = syn;
-  sa.tcp_flags = S | A;
-  sa.tcp_seq = 70;
-  sa.tcp_ack = 11;
-  ASSERT_TRUE(tcp_track(e, 1, sa, 5000000 + 180000, &why));  // 180 us later
-  EXPECT_EQ(e.rtt_us, 180u);
-  ASSERT_TRUE(tcp_track(e, 1, sa, 9000000, &why));  // a retransmission changes nothing
-  EXPECT_EQ(e.rtt_us, 180u);
-  EXPECT_EQ(e.tcp[0].wscale, 7);
-  EXPECT_EQ(e.tcp[1].wscale, 7);
-  ParsedPacket rst;
-  rst.l34.proto = kProtoTcp;
-  rst.tcp_flags = R;
-  rst.tcp_seq = 71;
-  ASSERT_TRUE(tcp_track(e, 1, rst, 9000001, &why));
-  EXPECT_EQ(e.resets, 1);
-  EXPECT_EQ(e.tcp_state, TcpState::closed);
+  // The RTT runs from the last outbound SYN (a retransmission restarts it) to the first
+  // SYN-ACK; the worker is told of the RTT and of each RST through e.timing.
+  struct Case {
+    const char* name;
+    uint64_t resend_at;  // a retransmitted SYN at this time (0: none)
+    int rst_dir;         // the end that resets: 0 client, 1 server
+    uint32_t want_rtt;
+    uint8_t want_rst_bit;
+  } cases[] = {
+      {"first SYN answered", 0, 1, 180, kRstFromServer},
+      {"retransmitted SYN answered", 5000000 + 100000, 1, 80, kRstFromServer},
+      {"client resets", 0, 0, 180, kRstFromClient},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    FlowEntry e{};
+    e.start_ns = 5000000;
+    ParsedPacket syn;
+    syn.l34.proto = kProtoTcp;
+    syn.tcp_flags = S;
+    syn.tcp_seq = 10;
+    syn.tcp_window = 64240;
+    syn.tcp_wscale = 7;
+    tcp_track_init(e, syn, 5000000);
+    EXPECT_EQ(e.mark_us, 0u);
+    DropReason why;
+    ASSERT_TRUE(tcp_track(e, 0, syn, 5000000, &why));
+    if (c.resend_at != 0) {
+      ASSERT_TRUE(tcp_track(e, 0, syn, c.resend_at, &why));
+    }
+    ParsedPacket sa = syn;
+    sa.tcp_flags = S | A;
+    sa.tcp_seq = 70;
+    sa.tcp_ack = 11;
+    ASSERT_TRUE(tcp_track(e, 1, sa, 5000000 + 180000, &why));  // 180 us after the first SYN
+    EXPECT_EQ(e.rtt_us, c.want_rtt);
+    EXPECT_EQ(e.timing & kTimingRtt, kTimingRtt);
+    e.timing = 0;  // the worker took the event
+    ASSERT_TRUE(tcp_track(e, 1, sa, 9000000, &why));  // a retransmission changes nothing
+    EXPECT_EQ(e.rtt_us, c.want_rtt);
+    EXPECT_EQ(e.timing, 0);
+    EXPECT_EQ(e.tcp[0].wscale, 7);
+    EXPECT_EQ(e.tcp[1].wscale, 7);
+    ParsedPacket rst;
+    rst.l34.proto = kProtoTcp;
+    rst.tcp_flags = c.rst_dir == 1 ? R : R | A;
+    rst.tcp_seq = c.rst_dir == 1 ? 71 : 11;
+    rst.tcp_ack = 71;
+    ASSERT_TRUE(tcp_track(e, c.rst_dir, rst, 9000001, &why));
+    EXPECT_EQ(e.resets, 1);
+    EXPECT_EQ(e.timing, kTimingRst | c.want_rst_bit);
+    EXPECT_EQ(e.tcp_state, TcpState::closed);
+  }
 }
 
 TEST(TcpTrack, WscaleIsCappedAt14) {

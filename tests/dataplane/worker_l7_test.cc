@@ -250,7 +250,7 @@ TEST_F(WorkerL7Test, TcpCases) {
     SCOPED_TRACE(tc.name);
     TearDown();
     SetUp();
-    const WorkerCounters before = w_->counters;
+    const WorkerCounters before = *w_->counters;
     const Conn c = run(tc);
     FlowEntry* e = flow_of(tc.family, tc.port);
     ASSERT_NE(e, nullptr);
@@ -281,7 +281,7 @@ TEST_F(WorkerL7Test, TcpCases) {
         EXPECT_EQ(e->verdict, Verdict::deny);
         EXPECT_EQ(c.rst_to_client, 1);
         EXPECT_EQ(c.rst_to_server, 1);
-        EXPECT_GT(w_->counters.drop_count(tc.reason), before.drop_count(tc.reason));
+        EXPECT_GT(w_->counters->drop_count(tc.reason), before.drop_count(tc.reason));
         break;
     }
     if (tc.want != Want::reset) {
@@ -310,7 +310,7 @@ TEST_F(WorkerL7Test, SecondHelloWithAnotherNameResetsTheFlow) {
                      kSrvIsn + 1);
   f.payload = second;
   const Out o = send(test::build_frame(f), kInside, 1);
-  EXPECT_EQ(w_->counters.drop_count(DropReason::l7_bad), 1u);
+  EXPECT_EQ(w_->counters->drop_count(DropReason::l7_bad), 1u);
   EXPECT_EQ(e->verdict, Verdict::deny);
   Conn after;
   account(o, kIsn + 1, &after);
@@ -332,9 +332,9 @@ TEST_F(WorkerL7Test, InboundPayloadWhileWaitingAndNoContext) {
     part.payload.assign(h.begin(), h.begin() + 10);  // held: takes a context
     send(test::build_frame(part), kInside, 0);
   }
-  EXPECT_EQ(w_->counters.drop_count(DropReason::l7_inbound_wait), 5u);
-  EXPECT_EQ(w_->counters.drop_count(DropReason::l7_no_context), 1u);  // 4 contexts
-  EXPECT_EQ(w_->counters.l7_held, 4u);
+  EXPECT_EQ(w_->counters->drop_count(DropReason::l7_inbound_wait), 5u);
+  EXPECT_EQ(w_->counters->drop_count(DropReason::l7_no_context), 1u);  // 4 contexts
+  EXPECT_EQ(w_->counters->l7_held, 4u);
 }
 
 // DNS over UDP: each query judged on its name; responses only for queries that passed.
@@ -387,7 +387,7 @@ TEST_F(WorkerL7Test, DnsQueriesAndResponses) {
   };
   for (const Step& s : steps) {
     SCOPED_TRACE(s.what);
-    const WorkerCounters before = w_->counters;
+    const WorkerCounters before = *w_->counters;
     const Out o = send(s.frame, s.from, 0);
     const Side other = s.from == kInside ? kOutside : kInside;
     EXPECT_EQ((other == kOutside ? o.to_server : o.to_client).size(),
@@ -395,7 +395,7 @@ TEST_F(WorkerL7Test, DnsQueriesAndResponses) {
     EXPECT_EQ((s.from == kInside ? o.to_client : o.to_server).size(),
               s.from == kInside ? s.to_client : s.to_server);
     if (s.reason != DropReason::count) {
-      EXPECT_EQ(w_->counters.drop_count(s.reason), before.drop_count(s.reason) + 1);
+      EXPECT_EQ(w_->counters->drop_count(s.reason), before.drop_count(s.reason) + 1);
     }
     if (s.reason == DropReason::policy_reject) {
       ASSERT_EQ(o.to_client.size(), 1u);

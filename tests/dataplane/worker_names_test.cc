@@ -150,11 +150,11 @@ TEST_F(WorkerNamesTest, KeptWholeAtEveryLength) {
     ASSERT_NE(e, nullptr);
     EXPECT_TRUE(flow_name_keep(*w_, *e, c.name));
     longs += c.long_name;
-    EXPECT_EQ(w_->counters.l7_names_long, longs);
+    EXPECT_EQ(w_->counters->l7_names_long, longs);
     expect_same(load(*e), c.name);
   }
   EXPECT_EQ(w_->long_names.in_use(), longs);
-  EXPECT_EQ(w_->counters.l7_names_lost, 0u);
+  EXPECT_EQ(w_->counters->l7_names_lost, 0u);
   const auto records = end_all();
   ASSERT_EQ(records.size(), cases.size());
   for (size_t i = 0; i < cases.size(); ++i) {
@@ -180,7 +180,7 @@ TEST_F(WorkerNamesTest, KeptAgainReplacesTheName) {
     expect_same(load(*e), n);
   }
   EXPECT_EQ(w_->long_names.in_use(), 1u);
-  EXPECT_EQ(w_->counters.l7_names_lost, 0u);
+  EXPECT_EQ(w_->counters->l7_names_lost, 0u);
 }
 
 // With every long-name slot taken, a long name is lost (counted; its protocol, ech and
@@ -230,7 +230,7 @@ TEST_F(WorkerNamesTest, LongNamesBeyondThePoolAreLostAndCounted) {
       }
     }
     EXPECT_EQ(w_->long_names.in_use(), s.in_use);
-    EXPECT_EQ(w_->counters.l7_names_lost, s.lost);
+    EXPECT_EQ(w_->counters->l7_names_lost, s.lost);
   }
   const auto records = end_all();
   EXPECT_EQ(name_in(records.at(1).app), long1);
@@ -299,8 +299,8 @@ TEST_F(WorkerNamesTest, PolicyChangeRedecidesOnTheStoredName) {
     const test::Conn c = test::drive_tcp(*w_, suite_.pool, ends(f.sport), hello, {});
     EXPECT_EQ(c.server_bytes.size(), hello.size()) << "allowed on the name in hand";
   }
-  EXPECT_EQ(w_->counters.l7_names_long, 3u);
-  EXPECT_EQ(w_->counters.l7_names_lost, 1u);
+  EXPECT_EQ(w_->counters->l7_names_long, 3u);
+  EXPECT_EQ(w_->counters->l7_names_lost, 1u);
 
   w_->published.store(v2.get());
   worker_refresh_policy(*w_);

@@ -64,7 +64,7 @@ TEST_F(WorkerOffloadTest, Ipv4ChecksumVerdict) {
     TxBatch out[2];
     worker_process_burst(w, &m, 1, kInside, test::kT0, out);
     EXPECT_EQ(out[kOutside].n, c.forwarded ? 1u : 0u);
-    EXPECT_EQ(w.counters.drop_count(DropReason::bad_ipv4_checksum), c.forwarded ? 0u : 1u);
+    EXPECT_EQ(w.counters->drop_count(DropReason::bad_ipv4_checksum), c.forwarded ? 0u : 1u);
     for (Side s : {kInside, kOutside})
       for (unsigned i = 0; i < out[s].n; ++i) rte_pktmbuf_free(out[s].pkts[i]);
     worker_destroy(w);

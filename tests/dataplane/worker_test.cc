@@ -395,26 +395,26 @@ TEST_P(WorkerTest, Steps) {
 
   for (const Step& s : c.steps) {
     SCOPED_TRACE(s.what);
-    const WorkerCounters before = w->counters;
+    const WorkerCounters before = *w->counters;
     const test::Out out = send(*w, s.frame, s.from, test::at_ms(s.at_ms));
     const Side other = s.from == kInside ? kOutside : kInside;
     switch (s.expect) {
       case Expect::forward:
         ASSERT_EQ(out.on(other).size(), 1u)
-            << "not forwarded: " << changed_reasons(before, w->counters);
+            << "not forwarded: " << changed_reasons(before, *w->counters);
         EXPECT_EQ(out.on(s.from).size(), 0u);
         EXPECT_EQ(out.on(other)[0].size(), s.frame.size());
         EXPECT_EQ(out.on(other)[0], s.frame);
-        EXPECT_EQ(w->counters.total_drops(), before.total_drops());
+        EXPECT_EQ(w->counters->total_drops(), before.total_drops());
         break;
       case Expect::drop:
       case Expect::answer:
         EXPECT_EQ(out.on(other).size(), 0u) << "forwarded";
         EXPECT_EQ(out.on(s.from).size(), s.expect == Expect::answer ? 1u : 0u);
-        EXPECT_EQ(w->counters.drop_count(s.reason), before.drop_count(s.reason) + 1)
+        EXPECT_EQ(w->counters->drop_count(s.reason), before.drop_count(s.reason) + 1)
             << "expected drop reason " << drop_reason_name(s.reason) << ", got "
-            << changed_reasons(before, w->counters);
-        EXPECT_EQ(w->counters.total_drops(), before.total_drops() + 1);
+            << changed_reasons(before, *w->counters);
+        EXPECT_EQ(w->counters->total_drops(), before.total_drops() + 1);
         break;
     }
     if (s.expect == Expect::answer && out.on(s.from).size() == 1) {
@@ -438,9 +438,9 @@ TEST_P(WorkerTest, Steps) {
       }
     }
   }
-  EXPECT_EQ(w->counters.rx_packets, c.steps.size());
+  EXPECT_EQ(w->counters->rx_packets, c.steps.size());
   // Every flow ends with exactly one record; counters stay exact.
-  const uint64_t created = w->counters.flows_created;
+  const uint64_t created = w->counters->flows_created;
   worker_flush(*w);
   EXPECT_EQ(ring->size(), created);
   EXPECT_EQ(w->flows.size(), 0u);
@@ -464,9 +464,9 @@ TEST_F(WorkerTest, FragmentsInOneBurst) {
     const test::Out out = test::send_burst(*w, suite_.pool, r.frames, r.from, test::kT0);
     const Side other = r.from == kInside ? kOutside : kInside;
     EXPECT_EQ(out.on(other).size(), r.frames.size())
-        << changed_reasons(WorkerCounters{}, w->counters);
+        << changed_reasons(WorkerCounters{}, *w->counters);
   }
-  EXPECT_EQ(w->counters.total_drops(), 0u);
+  EXPECT_EQ(w->counters->total_drops(), 0u);
 }
 
 // Reject answers are rate limited per worker: a burst of kBurst, then kPerSecond.
@@ -482,8 +482,8 @@ TEST_F(WorkerTest, RejectAnswersAreRateLimited) {
     return answers;
   };
   EXPECT_EQ(send_syns(20000, SynthLimiter::kBurst + 50), SynthLimiter::kBurst);
-  EXPECT_EQ(w->counters.synth_limited, 50u);
-  EXPECT_EQ(w->counters.drop_count(DropReason::policy_reject), SynthLimiter::kBurst + 50);
+  EXPECT_EQ(w->counters->synth_limited, 50u);
+  EXPECT_EQ(w->counters->drop_count(DropReason::policy_reject), SynthLimiter::kBurst + 50);
   now += 10'000'000;  // 10 ms: 10 more tokens at 1000/s
   EXPECT_EQ(send_syns(30000, 20), 10u);
 }
@@ -508,9 +508,7 @@ TEST_F(WorkerTest, SessionRecord) {
   FlowRecord r;
   ASSERT_TRUE(ring->pop(&r));
   EXPECT_EQ(r.verdict, Verdict::allow);
-  EXPECT_STREQ(r.rule_id, "") << "workers leave naming the rule to the reader";
-  EXPECT_STREQ(suite_.policy->rule_id(r.rule_index), "http");
-  snprintf(r.rule_id, sizeof r.rule_id, "%s", suite_.policy->rule_id(r.rule_index));
+  EXPECT_STREQ(r.rule_id, "http") << "the policy in force names its rule";
   EXPECT_EQ(r.policy_version, 7u);
   EXPECT_EQ(r.pkts[0], 5u);
   EXPECT_EQ(r.pkts[1], 3u);
@@ -518,11 +516,153 @@ TEST_F(WorkerTest, SessionRecord) {
   EXPECT_EQ(r.bytes[1], bytes[kOutside]);
   EXPECT_EQ(r.key.inside_port, 40000);
   EXPECT_EQ(r.key.remote_port, 80);
-  EXPECT_EQ(r.rtt_us, 1u);  // SYN -> SYN-ACK took 1000 ns
+  EXPECT_EQ(r.rtt_us, 1u);   // SYN -> SYN-ACK took 1000 ns
+  EXPECT_EQ(r.ttfb_us, 1u);  // data out -> data in, 1000 ns
+  EXPECT_EQ(r.rst, 0);
   EXPECT_GE(r.tcp_state, TcpState::closing);
+  EXPECT_EQ(r.reason, EndReason::shutdown);
+  // The rule's counters: one decision, one RTT, one time to first byte.
+  const stats::RuleCounters& rc = w->rules[r.rule_slot];
+  EXPECT_EQ(r.rule_slot, suite_.policy->rule_slot(r.rule_index));
+  EXPECT_EQ(rc.hits, 1u);
+  EXPECT_EQ(rc.rtt.bucket[0], 1u);
+  EXPECT_EQ(rc.rtt.sum_us, 1u);
+  EXPECT_EQ(rc.ttfb.bucket[0], 1u);
+  EXPECT_EQ(rc.resets, 0u);
   const std::string json = flow_record_json(r);
   EXPECT_NE(json.find("\"rule_id\":\"http\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"ttfb_us\":1}"), std::string::npos) << json;
   EXPECT_NE(json.find("\"src_ip\":\"198.18.1.2\""), std::string::npos) << json;
+}
+
+// What a flow's record and its rule's counters say of its response times, its resets and
+// how it ended: the handshake RTT (SYN to SYN-ACK), the time to first byte (first request
+// byte to first response byte, or a datagram to its answer), RSTs by who sent them.
+struct TimingCase {
+  const char* name;
+  std::vector<Step> steps;  // at_ms: the step's clock
+  uint64_t end_at_ms;       // aged at this time (0: flushed at shutdown instead)
+  const char* rule;         // the rule whose counters are checked
+  // Expected of the record
+  uint32_t rtt_us, ttfb_us;
+  uint8_t rst;
+  EndReason reason;
+  // Expected of the rule's counters
+  uint64_t hits, rtt_count, ttfb_count, resets, syn_timeouts;
+};
+
+std::vector<TimingCase> timing_cases() {
+  const auto at = [](Step s, uint64_t ms) {
+    s.at_ms = ms;
+    return s;
+  };
+  constexpr uint8_t PA_ = kTcpPsh | kTcpAck;
+  return {
+      {"UDP datagram answered 3 ms later",
+       {at({"out", udp(kCli, kSrv, 5000, 123), kInside, Expect::forward}, 0),
+        at({"in", udp(kSrv, kCli, 123, 5000), kOutside, Expect::forward}, 3)},
+       0, "dns", 0, 3000, 0, EndReason::shutdown, 1, 0, 1, 0, 0},
+      {"ICMP echo answered 2 ms later",
+       {at({"request", icmp_echo(kCli, kSrv, 8, 77), kInside, Expect::forward}, 0),
+        at({"reply", icmp_echo(kSrv, kCli, 0, 77), kOutside, Expect::forward}, 2)},
+       0, "ping", 0, 2000, 0, EndReason::shutdown, 1, 0, 1, 0, 0},
+      {"TCP: RTT 1 ms, first byte 5 ms after the request, then the server resets",
+       {at({"SYN", tcp(kCli, kSrv, 41000, 80, SYN, 100, 0), kInside, Expect::forward}, 0),
+        at({"SYN-ACK", tcp(kSrv, kCli, 80, 41000, SA, 5000, 101), kOutside, Expect::forward}, 1),
+        at({"ACK", tcp(kCli, kSrv, 41000, 80, ACK, 101, 5001), kInside, Expect::forward}, 1),
+        at({"request", with_payload(tcp4(kCli, kSrv, 41000, 80, PA_, 101, 5001), 50), kInside,
+            Expect::forward}, 2),
+        at({"response", with_payload(tcp4(kSrv, kCli, 80, 41000, PA_, 5001, 151), 500),
+            kOutside, Expect::forward}, 7),
+        at({"RST", tcp(kSrv, kCli, 80, 41000, RST | ACK, 5501, 151), kOutside, Expect::forward},
+           8)},
+       0, "http", 1000, 5000, kRstFromServer, EndReason::shutdown, 1, 1, 1, 1, 0},
+      {"TCP: the client resets; its entry ends after tcp_closing_s as reset",
+       {at({"SYN", tcp(kCli, kSrv, 41001, 80, SYN, 100, 0), kInside, Expect::forward}, 0),
+        at({"SYN-ACK", tcp(kSrv, kCli, 80, 41001, SA, 5000, 101), kOutside, Expect::forward}, 2),
+        at({"RST", tcp(kCli, kSrv, 41001, 80, RST | ACK, 101, 5001), kInside, Expect::forward},
+           3)},
+       100000, "http", 2000, 0, kRstFromClient, EndReason::reset, 1, 1, 0, 1, 0},
+      {"TCP: the server speaks first: no request, no time to first byte",
+       {at({"SYN", tcp(kCli, kSrv, 41002, 80, SYN, 100, 0), kInside, Expect::forward}, 0),
+        at({"SYN-ACK", tcp(kSrv, kCli, 80, 41002, SA, 5000, 101), kOutside, Expect::forward}, 1),
+        at({"ACK", tcp(kCli, kSrv, 41002, 80, ACK, 101, 5001), kInside, Expect::forward}, 1),
+        at({"banner", with_payload(tcp4(kSrv, kCli, 80, 41002, PA_, 5001, 101), 40), kOutside,
+            Expect::forward}, 3),
+        at({"request", with_payload(tcp4(kCli, kSrv, 41002, 80, PA_, 101, 5041), 10), kInside,
+            Expect::forward}, 4)},
+       0, "http", 1000, 0, 0, EndReason::shutdown, 1, 1, 0, 0, 0},
+      {"TCP: a SYN never answered times out: a SYN timeout of its rule",
+       {at({"SYN", tcp(kCli, kSrv, 41003, 80, SYN, 100, 0), kInside, Expect::forward}, 0),
+        at({"SYN again", tcp(kCli, kSrv, 41003, 80, SYN, 100, 0), kInside, Expect::forward},
+           1000)},
+       10000, "http", 0, 0, 0, EndReason::timeout, 1, 0, 0, 0, 1},
+      {"TCP rejected: a hit of the reject rule, ended by the policy",
+       {at({"SYN", tcp(kCli, kRej, 41004, 80, SYN, 100, 0), kInside, Expect::answer,
+            DropReason::policy_reject}, 0)},
+       100000, "rej-tcp", 0, 0, 0, EndReason::policy, 1, 0, 0, 0, 0},
+  };
+}
+
+class WorkerTimingTest : public WorkerTest {};
+
+TEST_F(WorkerTimingTest, RecordsAndRuleCounters) {
+  for (const TimingCase& c : timing_cases()) {
+    SCOPED_TRACE(c.name);
+    auto ring = std::make_unique<FlowRecordRing>();
+    auto w = make_worker(ring.get(), suite_.policy.get());
+    for (const Step& s : c.steps) {
+      const test::Out out = send(*w, s.frame, s.from, test::at_ms(s.at_ms));
+      if (s.expect == Expect::forward) {
+        EXPECT_EQ(out.on(s.from == kInside ? kOutside : kInside).size(), 1u) << s.what;
+      }
+    }
+    if (c.end_at_ms != 0) {
+      for (int i = 0; i < 64 && w->flows.size() != 0; ++i)
+        worker_housekeeping(*w, test::at_ms(c.end_at_ms));
+    }
+    worker_flush(*w);
+    FlowRecord r;
+    ASSERT_TRUE(ring->pop(&r));
+    EXPECT_FALSE(ring->pop(&r)) << "one flow, one record";
+    EXPECT_EQ(r.rtt_us, c.rtt_us);
+    EXPECT_EQ(r.ttfb_us, c.ttfb_us);
+    EXPECT_EQ(r.rst, c.rst);
+    EXPECT_EQ(end_reason_name(r.reason), std::string(end_reason_name(c.reason)));
+    EXPECT_STREQ(r.rule_id, c.rule);
+    const stats::RuleCounters& k = w->rules[r.rule_slot];
+    uint64_t rtts = 0, ttfbs = 0;
+    for (uint64_t b : k.rtt.bucket) rtts += b;
+    for (uint64_t b : k.ttfb.bucket) ttfbs += b;
+    EXPECT_EQ(k.hits, c.hits);
+    EXPECT_EQ(rtts, c.rtt_count);
+    EXPECT_EQ(k.rtt.sum_us, c.rtt_count ? c.rtt_us : 0);
+    EXPECT_EQ(ttfbs, c.ttfb_count);
+    EXPECT_EQ(k.ttfb.sum_us, c.ttfb_count ? c.ttfb_us : 0);
+    EXPECT_EQ(k.resets, c.resets);
+    EXPECT_EQ(k.syn_timeouts, c.syn_timeouts);
+  }
+}
+
+// --flow-log-sample N keeps 1 in N allowed flows' records (by flow id) and every
+// refused one's; the others are counted.
+TEST_F(WorkerTimingTest, SamplingKeepsEveryRefusedFlow) {
+  auto ring = std::make_unique<FlowRecordRing>();
+  auto w = std::make_unique<WorkerCtx>();
+  WorkerConfig cfg = test::worker_config(suite_.pool, 1024);
+  cfg.record_sample = 4;
+  ASSERT_TRUE(test::start_worker(*w, cfg, ring.get(), suite_.policy.get()));
+  for (uint16_t i = 0; i < 8; ++i)
+    send(*w, udp(kCli, kSrv, static_cast<uint16_t>(6000 + i), 123), kInside, test::kT0);
+  for (uint16_t i = 0; i < 3; ++i)
+    send(*w, udp(kCli, kRej, static_cast<uint16_t>(7000 + i), 99), kInside, test::kT0);
+  worker_flush(*w);
+  unsigned allowed = 0, refused = 0;
+  FlowRecord r;
+  while (ring->pop(&r)) (r.verdict == Verdict::allow ? allowed : refused)++;
+  EXPECT_EQ(allowed, 2u);  // flow ids 4 and 8 of 1..8
+  EXPECT_EQ(refused, 3u);
+  EXPECT_EQ(w->counters->flow_records_sampled_out, 6u);
 }
 
 }  // namespace

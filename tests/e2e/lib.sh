@@ -185,7 +185,13 @@ egw_start_dataplane() {
   local tag=${EGW_DP_TAG:-dataplane}  # a restarted dataplane keeps the first one's logs
   EGW_DP_OUT="$EGW_WORK/$tag.out"
   EGW_DP_ERR="$EGW_WORK/$tag.err"
-  EGW_DP_FLOWLOG="$EGW_WORK/flows.jsonl"
+  # The dataplane writes its own flow log, unless EGW_FLOWLOG_BY_MGMT=1: then egw-mgmt
+  # drains the records into its state dir (the deployed way).
+  if [ "${EGW_FLOWLOG_BY_MGMT:-0}" = 1 ]; then
+    EGW_DP_FLOWLOG="${EGW_STATE:-$EGW_WORK/state}/flows.jsonl"
+  else
+    EGW_DP_FLOWLOG="$EGW_WORK/flows.jsonl"
+  fi
   local -a eal cmd
   read -r -a eal <<<"$(egw_eal_args)"
   local ready='^egw-dataplane: forwarding'
@@ -196,7 +202,8 @@ egw_start_dataplane() {
     [ -x "$build/egw-dataplane" ] || egw_die "$build/egw-dataplane not found: run 'make' first"
     # No policy file: fail-closed until egw-mgmt publishes one.
     cmd=("$build/egw-dataplane" "${eal[@]}" -- --inside 0 --outside 1
-         ${policy:+--policy "$policy"} --instance "$EGW_INSTANCE" --flow-log "$EGW_DP_FLOWLOG")
+         ${policy:+--policy "$policy"} --instance "$EGW_INSTANCE")
+    [ "${EGW_FLOWLOG_BY_MGMT:-0}" = 1 ] || cmd+=(--flow-log "$EGW_DP_FLOWLOG")
   fi
   echo "${cmd[*]}" >"$EGW_WORK/$tag.cmd"
   ip netns exec "$NS_GW" "${cmd[@]}" >"$EGW_DP_OUT" 2>"$EGW_DP_ERR" </dev/null &

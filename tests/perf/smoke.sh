@@ -38,6 +38,10 @@ CASES = [
     ("swap", "activation_ms_p99", False),
     ("swap", "lost", True),
     ("flow_memory", "bytes_per_flow", False),
+    ("flow_records", "emit_per_s", False),
+    ("flow_records", "drain_per_s", False),
+    ("flow_records", "no_reader_cycles", False),
+    ("flow_records", "no_reader_kept", False),
 ]
 passed = failed = 0
 def check(name, ok, why=""):
