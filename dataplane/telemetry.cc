@@ -72,11 +72,20 @@ class SubDict {
   rte_tel_data* d_;
 };
 
-int cmd_stats(const char*, const char*, rte_tel_data* d) {
+// Reads the stats segment into v; false (d says why) once the dataplane is stopping.
+bool read_view(rte_tel_data* d, mgmt::StatsView* v) {
   std::shared_lock lock(sources_lock());
-  if (g_sources == nullptr) return stopping(d);
+  if (g_sources == nullptr) {
+    stopping(d);
+    return false;
+  }
+  mgmt::read_stats(g_sources->stats->header(), v);
+  return true;
+}
+
+int cmd_stats(const char*, const char*, rte_tel_data* d) {
   mgmt::StatsView v;
-  mgmt::read_stats(g_sources->stats->header(), &v);
+  if (!read_view(d, &v)) return 0;
   const mgmt::ControlView& c = v.control;
   rte_tel_data_start_dict(d);
   rte_tel_data_add_dict_u64(d, "boot_id", v.boot_id);
@@ -121,10 +130,8 @@ int cmd_stats(const char*, const char*, rte_tel_data* d) {
 }
 
 int cmd_policy(const char*, const char*, rte_tel_data* d) {
-  std::shared_lock lock(sources_lock());
-  if (g_sources == nullptr) return stopping(d);
   mgmt::StatsView v;
-  mgmt::read_stats(g_sources->stats->header(), &v);
+  if (!read_view(d, &v)) return 0;
   const mgmt::ControlView& c = v.control;
   rte_tel_data_start_dict(d);
   rte_tel_data_add_dict_u64(d, "active_version", c.active_version);
