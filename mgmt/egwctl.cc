@@ -20,6 +20,7 @@
 
 #include "mgmt/client.h"
 #include "mgmt/compiler.h"
+#include "mgmt/egwctl_view.h"
 #include "mgmt/policy_diff.h"
 
 namespace {
@@ -40,8 +41,12 @@ constexpr const char* kUsage =
     "  history [--limit N]         committed versions, oldest first\n"
     "  rollback N                  commit version N again as a new version\n"
     "  stats                       dataplane counters\n"
-    "  flows [--limit N]           active flows\n"
-    "  top [--interval S]          live rates per port and drops per reason (q to quit)\n"
+    "  flows [--limit N] [--service NAME] [--name TEXT] [--verdict allow|deny|reject]\n"
+    "        [--rule ID|default] [--json]\n"
+    "                              live flows as a table (or JSON lines), filtered\n"
+    "  top [--interval S] [--iterations N]\n"
+    "                              live rates per port, rule, destination and drop reason\n"
+    "                              (q to quit)\n"
     "  compile FILE -o OUT         compile offline into a blob for egw-dataplane --policy\n"
     "FILE may be - for stdin. Exit: 0 ok, 1 refused/invalid/HTTP error, 2 usage or\n"
     "unreachable server.\n";
@@ -537,28 +542,60 @@ int cmd_stats(Context& ctx, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+// The policy's services, for naming flows by their inside address; none when no
+// policy is committed yet (404). False with *rc set when the server refused.
+bool fetch_services(Context& ctx, egw::mgmt::view::ServiceMap* out, int* rc) {
+  ApiResponse r;
+  if (!call(ctx, "GET", "/v1/policy", "", {}, &r, rc)) return false;
+  if (r.status == 404) {
+    *out = {};
+    return true;
+  }
+  if (!ok_status(r)) {
+    *rc = http_error(r);
+    return false;
+  }
+  if (!r.json_ok) {
+    *rc = fail("unexpected policy answer: " + printable(r.body.substr(0, 200)));
+    return false;
+  }
+  *out = egw::mgmt::view::ServiceMap::from_policy(r.json);
+  return true;
+}
+
 int cmd_flows(Context& ctx, const std::vector<std::string>& args) {
-  uint64_t limit = 0;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--limit" && i + 1 < args.size() && parse_uint(args[i + 1], &limit))
-      ++i;
-    else
-      return usage_error("flows takes only --limit N");
+  namespace view = egw::mgmt::view;
+  view::FlowsOptions opt;
+  std::string err;
+  if (!view::parse_flows_args(args, &opt, &err)) return usage_error(err);
+  int rc = kExitOk;
+  view::ServiceMap services;
+  const bool need_services = !opt.json || !opt.filter.service.empty();
+  if (need_services && !fetch_services(ctx, &services, &rc)) return rc;
+  if (!opt.filter.service.empty() && !services.has(opt.filter.service)) {
+    std::string known;
+    for (const auto& n : services.names()) known += (known.empty() ? "" : ", ") + printable(n);
+    return usage_error("flows: no service '" + printable(opt.filter.service) +
+                       "' in the active policy (services: " + (known.empty() ? "none" : known) +
+                       ")");
   }
   ApiResponse r;
-  int rc = kExitOk;
-  std::string path = "/v1/flows" + (limit ? "?limit=" + std::to_string(limit) : std::string());
-  if (!call(ctx, "GET", path, "", {}, &r, &rc)) return rc;
+  if (!call(ctx, "GET", "/v1/flows?limit=" + std::to_string(opt.limit), "", {}, &r, &rc)) return rc;
   if (!ok_status(r)) return http_error(r);
   const Json::Value& flows = r.json.isObject() ? r.json["flows"] : r.json;
-  if (!r.json_ok || !flows.isArray()) {
-    fwrite(r.body.data(), 1, r.body.size(), stdout);
-    return kExitOk;
+  if (!r.json_ok || !flows.isArray())
+    return fail("unexpected flows answer: " + printable(r.body.substr(0, 200)));
+  std::vector<Json::Value> match;
+  for (const Json::Value& f : flows)
+    if (f.isObject() && view::flow_matches(f, opt.filter, services)) match.push_back(f);
+  if (opt.json) {
+    Json::StreamWriterBuilder w;
+    w["indentation"] = "";
+    for (const Json::Value& f : match) printf("%s\n", Json::writeString(w, f).c_str());
+  } else {
+    fputs(view::render_flows_table(match, services).c_str(), stdout);
   }
-  Json::StreamWriterBuilder w;
-  w["indentation"] = "";
-  for (const Json::Value& f : flows) printf("%s\n", Json::writeString(w, f).c_str());
-  fprintf(stderr, "%u flow%s\n", flows.size(), flows.size() == 1 ? "" : "s");
+  fprintf(stderr, "%zu of %u flow%s\n", match.size(), flows.size(), flows.size() == 1 ? "" : "s");
   return kExitOk;
 }
 
@@ -608,101 +645,89 @@ bool wait_for_quit(int ms) {
   return true;
 }
 
-std::string rate_text(double v) {
-  char buf[32];
-  if (v >= 1e9)
-    snprintf(buf, sizeof(buf), "%.2fG", v / 1e9);
-  else if (v >= 1e6)
-    snprintf(buf, sizeof(buf), "%.2fM", v / 1e6);
-  else if (v >= 1e3)
-    snprintf(buf, sizeof(buf), "%.1fk", v / 1e3);
-  else
-    snprintf(buf, sizeof(buf), "%.0f", v);
-  return buf;
-}
-
 int cmd_top(Context& ctx, const std::vector<std::string>& args) {
-  uint64_t interval = 1;
+  namespace view = egw::mgmt::view;
+  uint64_t interval = 1, iterations = 0;  // 0 = until q or Ctrl-C
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--interval" && i + 1 < args.size() && parse_uint(args[i + 1], &interval) &&
         interval >= 1 && interval <= 3600)
       ++i;
+    else if (args[i] == "--iterations" && i + 1 < args.size() &&
+             parse_uint(args[i + 1], &iterations) && iterations >= 1)
+      ++i;
     else
-      return usage_error("top takes only --interval SECONDS (1 to 3600)");
+      return usage_error(
+          "top takes only --interval SECONDS (1 to 3600) and --iterations N (1 or more)");
   }
+  if (!ctx.config_ok) return fail(ctx.config_error);
+  if (!ctx.client) ctx.client = std::make_unique<Client>(ctx.config);
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   RawTerminal term;
+  const bool tty = isatty(STDOUT_FILENO);
+  view::ServiceMap services;
+  uint64_t services_version = 0;
+  bool have_services = false;
   Json::Value prev;
   auto prev_time = std::chrono::steady_clock::now();
-  while (!g_stop) {
+  for (uint64_t frame = 1; !g_stop; ++frame) {
     ApiResponse r;
     std::string err;
-    if (!ctx.config_ok) return fail(ctx.config_error);
-    if (!ctx.client) ctx.client = std::make_unique<Client>(ctx.config);
     bool reached = ctx.client->call("GET", "/v1/stats", "", {}, &r, &err);
     auto now = std::chrono::steady_clock::now();
-    double dt = std::chrono::duration<double>(now - prev_time).count();
     if (reached && (r.status == 401 || r.status == 403)) return http_error(r);
-    std::string screen = "\033[H\033[2J";
-    char line[256];
-    snprintf(line, sizeof(line), "egw top: %s, every %llu s (q to quit)\n\n",
-             ctx.config.server.c_str(), static_cast<unsigned long long>(interval));
-    screen += line;
+    std::string screen = tty ? "\033[H\033[2J" : frame > 1 ? "\n" : "";
     if (!reached) {
-      screen += printable(err) + "\n";
+      screen += "egw top: " + printable(ctx.config.server) + ": " + printable(err) + "\n";
     } else if (!ok_status(r) || !r.json_ok || !r.json.isObject()) {
-      screen += egw::mgmt::format_api_error(r) + "\n";
+      screen +=
+          "egw top: " + printable(ctx.config.server) + ": " + egw::mgmt::format_api_error(r) + "\n";
     } else {
-      const Json::Value& ports = r.json["ports"];
-      const Json::Value& pports = prev["ports"];
-      bool have_prev = prev.isObject() && dt > 0;
-      snprintf(line, sizeof(line), "%-6s %12s %12s %12s %12s\n", "PORT", "RX pps", "TX pps",
-               "RX bit/s", "TX bit/s");
-      screen += line;
-      for (Json::ArrayIndex i = 0; ports.isArray() && i < ports.size(); ++i) {
-        const Json::Value& p = ports[i];
-        auto rate = [&](const char* f, double scale) -> std::string {
-          if (!have_prev || !pports.isArray() || i >= pports.size()) return "-";
-          uint64_t a = as_count(p[f]), b = as_count(pports[i][f]);
-          return a >= b ? rate_text(static_cast<double>(a - b) * scale / dt) : "-";
-        };
-        snprintf(line, sizeof(line), "%-6s %12s %12s %12s %12s\n", port_name(p, i).c_str(),
-                 rate("rx_packets", 1).c_str(), rate("tx_packets", 1).c_str(),
-                 rate("rx_bytes", 8).c_str(), rate("tx_bytes", 8).c_str());
-        screen += line;
+      // Service CIDRs follow the committed policy: fetched again when it changes.
+      uint64_t committed = 0;
+      parse_uint(scalar_text(r.json["policy_version"]), &committed);
+      if (!have_services || committed != services_version) {
+        ApiResponse pr;
+        std::string perr;
+        if (ctx.client->call("GET", "/v1/policy", "", {}, &pr, &perr)) {
+          if (pr.status == 401 || pr.status == 403) return http_error(pr);
+          if (ok_status(pr) && pr.json_ok) {
+            services = view::ServiceMap::from_policy(pr.json);
+            have_services = true;
+            services_version = committed;
+          } else if (pr.status == 404) {
+            services = {};
+            have_services = true;
+            services_version = committed;
+          }
+        }
       }
-      const Json::Value& drops = r.json["drops"];
-      std::vector<std::tuple<double, uint64_t, std::string>> rows;
-      for (const auto& name :
-           drops.isObject() ? drops.getMemberNames() : std::vector<std::string>{}) {
-        uint64_t now_n = as_count(drops[name]);
-        uint64_t before = have_prev ? as_count(prev["drops"][name]) : now_n;
-        double per_s = have_prev && now_n >= before ? static_cast<double>(now_n - before) / dt : 0;
-        if (now_n) rows.emplace_back(per_s, now_n, name);
-      }
-      std::sort(rows.rbegin(), rows.rend());
-      snprintf(line, sizeof(line), "\n%-24s %12s %16s\n", "DROP REASON", "per s", "total");
-      screen += line;
-      for (const auto& [per_s, total, name] : rows) {
-        snprintf(line, sizeof(line), "%-24s %12s %16llu\n", printable(name).substr(0, 24).c_str(),
-                 rate_text(per_s).c_str(), static_cast<unsigned long long>(total));
-        screen += line;
-      }
-      if (rows.empty()) screen += "(no drops)\n";
-      for (const char* key : {"flows_active", "flows_created", "policy_version"}) {
-        const Json::Value* v = &r.json[key];
-        if (v->isNull() && r.json["flows"].isObject()) v = &r.json["flows"][key];
-        if (!v->isNull()) screen += std::string("\n") + key + ": " + scalar_text(*v);
-      }
-      screen += "\n";
+      view::TopInput in;
+      in.server = ctx.config.server;
+      in.interval_s = static_cast<double>(interval);
+      in.prev = prev;
+      in.cur = r.json;
+      in.dt = std::chrono::duration<double>(now - prev_time).count();
+      in.services = &services;
+      ApiResponse fr;
+      std::string ferr;
+      if (!ctx.client->call("GET", "/v1/flows?limit=2000", "", {}, &fr, &ferr))
+        in.flows_error = printable(ferr);
+      else if (fr.status == 401 || fr.status == 403)
+        return http_error(fr);
+      else if (!ok_status(fr) || !fr.json_ok || !fr.json.isObject() || !fr.json["flows"].isArray())
+        in.flows_error = egw::mgmt::format_api_error(fr);
+      else
+        in.flows = fr.json["flows"];
+      screen += view::render_top_frame(in);
       prev = r.json;
       prev_time = now;
     }
     fwrite(screen.data(), 1, screen.size(), stdout);
     fflush(stdout);
+    if (iterations && frame >= iterations) break;
     if (wait_for_quit(static_cast<int>(interval * 1000))) break;
   }
   return kExitOk;
