@@ -97,6 +97,15 @@ main() {
   traffic
   local c
   for c in "${CASES[@]}"; do run_case "$c"; done
+  # The operator's views while the last flows are live (REST only: the capture and the
+  # counters see nothing of it).
+  local ctl=("$BUILD/egwctl" --server "$EGW_MGMT_URL" --token-file "$EGW_TOKEN_FILE")
+  check "egwctl flows --verdict deny lists the denied flow, live" \
+    bash -c '"$@" flows --json --verdict deny | grep "\"src_port\":41209"' _ "${ctl[@]}"
+  check "egwctl flows --service web shows it in its table" \
+    bash -c '"$@" flows --service web | grep -E "^web .*:41209 "' _ "${ctl[@]}"
+  check "egwctl top: a frame with the rules that saw traffic" \
+    bash -c '"$@" top --iterations 1 | grep -E "^ *tls-allowed "' _ "${ctl[@]}"
   sleep 4.5  # the unanswered flow's SYN timeout (3 s) passes, the others end too
   date +%s.%N >"$EGW_WORK/t1"
   sleep 0.3  # the control thread republishes the port counters every 100 ms
