@@ -44,11 +44,15 @@ traffic() {
   )
 }
 
-# GET /metrics (admin token) into file $1.
+# GET /metrics (admin token) into file $1, and GET /v1/stats into $1.stats.json: its
+# "updated" (when the dataplane read its ports) bounds the capture window the port
+# counters are compared over.
 scrape() {
   local out
   out=$(egw_rest GET /metrics) || { echo "GET /metrics failed: $(head -c 200 <<<"$out")"; return 1; }
   sed -n '2,$p' <<<"$out" >"$1"
+  out=$(egw_rest GET /v1/stats) || { echo "GET /v1/stats failed: $(head -c 200 <<<"$out")"; return 1; }
+  sed -n '2,$p' <<<"$out" >"$1.stats.json"
 }
 
 # The demo policy with short timeouts: every flow of the test ends (and the unanswered

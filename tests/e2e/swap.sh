@@ -254,10 +254,11 @@ main() {
   CURL_RC=$curl_rc
   check "TCP download across the swaps completed, right size and bytes" check_download
 
-  # The revoke while a second stream runs. The stream outlasts the revoke by seconds: an
-  # apply (compile, fsync'd commit, activation) took over 1.8 s once on a loaded CI machine.
+  # The revoke while a second stream runs. The stream goes on for a second after the
+  # revoke was answered, however long the apply took: its fsync'd commit waits for the
+  # disk, which took seconds once, after earlier suites left much to write back.
   ip netns exec "$NS_CLI" /usr/bin/python3 "$EGW_TRAFFIC" udp-send --dst "$SRV_V4_OK" --port 7 \
-    --sport "$SPORT_REVOKE" --rate "$UDP_RATE" --duration 6 \
+    --sport "$SPORT_REVOKE" --rate "$UDP_RATE" --duration 60 --stop-file "$EGW_WORK/stop-revoke" \
     --out "$EGW_WORK/send-revoke.json" >"$EGW_WORK/send-revoke.log" 2>&1 &
   send_pid=$!
   EGW_PIDS+=("$send_pid")
@@ -265,6 +266,8 @@ main() {
   sleep 1.2
   /usr/bin/python3 "$EGW_TRAFFIC" apply-one --url "$EGW_MGMT_URL" --token-file "$EGW_TOKEN_FILE" \
     --doc "$EGW_WORK/policy-no-udp.json" --out "$EGW_WORK/revoke.json" >>"$EGW_WORK/apply-loop.log" 2>&1
+  sleep 1
+  touch "$EGW_WORK/stop-revoke"
   wait "$send_pid"
   sleep 0.5
   kill -TERM "$RECV_PID"
