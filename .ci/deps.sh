@@ -6,7 +6,7 @@ pkgs=(build-essential pkg-config clang libclang-rt-14-dev
       librte-net-ring23 librte-net-tap23 librte-net-memif23
       libhyperscan-dev libjsoncpp-dev libcpp-httplib-dev libssl-dev libpcap-dev libgtest-dev
       iproute2 ethtool iputils-ping curl bind9-dnsutils tcpdump python3-scapy openssl
-      dnsmasq-base tshark)
+      dnsmasq-base tshark iperf3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

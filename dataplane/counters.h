@@ -43,6 +43,7 @@ namespace egw {
   X(inspect_gap)        /* TCP segment past a gap in the scanned bytes (resent) */   \
   X(inspect_no_stream)  /* no inspection stream left (pool empty): fail closed */    \
   X(inspect_fragment)   /* fragmented UDP datagram of an inspected flow */           \
+  X(policed)            /* over its rule's bytes_per_s (rate_limit) */                \
   X(tx_full)            /* TX ring full: packet dropped, never queued forever */
 
 enum class DropReason : uint8_t {
@@ -84,6 +85,12 @@ const char* drop_reason_name(DropReason r);
   X(inspect_matches)                                            \
   X(inspect_limit_reached)                                      \
   X(inspect_swap_closed)                                        \
+  X(flows_rate_limited) /* new flows refused over a rule's new_flows_per_s */ \
+  X(flows_over_quota)   /* new flows refused over a rule's max_flows */      \
+  X(flows_limit_table_full) /* refused: no room for their rate-limit key */  \
+  X(policed_toserver)   /* packets dropped over a rule's bytes_per_s, out */ \
+  X(policed_toclient)   /* ... in */                                         \
+  X(report_decisions)   /* flows a report-only rule would have decided */    \
   X(cycles)      /* TSC cycles the worker loop ran */           \
   X(busy_cycles) /* ... of them in iterations that received packets */
 

@@ -313,6 +313,19 @@ void append_flow_record_json(std::string& out, const FlowRecord& r) {
   }
   append_field(out, "policy_version");
   append_u64(out, r.policy_version);
+  if (r.limited != 0) {  // refused by its rule's rate limit or quota
+    static constexpr const char* kWhy[] = {"", "rate", "quota", "table_full"};
+    append_field(out, "limited");
+    append_json_string(out, kWhy[r.limited & 3], std::strlen(kWhy[r.limited & 3]));
+  }
+  if (r.has_report) {  // what a report-only ruleset would have done
+    const char* v = verdict_name(static_cast<Verdict>(r.report_verdict));
+    out += ",\"report\":{\"rule_id\":";
+    append_json_string(out, r.report_rule_id, strnlen(r.report_rule_id, sizeof r.report_rule_id));
+    append_field(out, "verdict");
+    append_json_string(out, v, std::strlen(v));
+    out.push_back('}');
+  }
 
   out += ",\"flow\":{\"pkts_toserver\":";
   append_u64(out, r.pkts[0]);

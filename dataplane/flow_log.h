@@ -29,7 +29,12 @@ struct FlowRecord {
   uint8_t rst;          // kRstFrom* bits (flow_table.h)
   uint32_t ttfb_us;     // first request byte -> first response byte; 0: none
   uint16_t rule_slot;   // the rule's stats slot (stats_abi.h): names it for egw-mgmt
-  uint16_t reserved;
+  uint8_t limited;      // LimitRefusal (worker.h): why the rule's limits refused it
+  uint8_t has_report;   // a report-only rule would have decided the flow:
+  uint8_t report_verdict;  // Verdict
+  uint8_t reserved[3];
+  uint16_t report_slot;
+  char report_rule_id[64];
   char rule_id[64];  // NUL-terminated; "" when the default decided, or when the worker
                      // no longer had the deciding policy (the reader names it then)
   l7::FlowName app;  // what the flow's first bytes said (app unknown: nothing seen)

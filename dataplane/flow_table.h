@@ -99,11 +99,16 @@ struct alignas(64) FlowEntry {
   uint32_t isn;          // TCP: the outbound ISN; the first flight starts at isn + 1
   uint32_t l7_slot;      // the worker's L7 context while waiting/watching; kNil: none
   uint16_t name_first;   // waiting: the first candidate rule, which needs a name
-  uint8_t l7;            // L7Phase (worker.h)
-  uint8_t name_seen;     // the flow's name was parsed (the worker's FlowAux keeps it)
+  uint8_t l7;                 // L7Phase (worker.h)
+  uint8_t name_seen : 1;      // the flow's name was parsed (the worker's FlowAux keeps it)
+  uint8_t limit_checked : 1;  // its rule's rate limit and quota were applied (once a flow)
+  uint8_t policed : 1;        // its packets take tokens of its rule's byte rate
+  uint8_t quota : 2;          // holds a unit of its rule's quota: 1 + abi::kPer*; 0 none
+  uint8_t limited : 2;        // refused by its rule's limits: LimitRefusal (worker.h)
   // --- payload inspection (worker.cc): here, so UDP flows need no other line for it
   uint8_t inspect;       // InspectPhase (worker.h)
   uint8_t inspect_seq;   // TCP: the FlowAux's inspect_next is known
+  uint16_t report;       // report-only decision: (verdict + 1) << 14 | rule slot; 0: none
   uint32_t inspected;    // outbound payload bytes scanned
   uint32_t inspect_gen;  // WorkerCtx::policy_gen `inspect` was decided under
 };

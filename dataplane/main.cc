@@ -58,6 +58,7 @@ struct Options {
   uint32_t long_names = WorkerConfig::kAutoLongNames;   // per worker: names past FlowAux
   uint32_t rule_slots = stats::kDefaultRuleSlots;
   uint32_t flow_log_sample = 1;
+  uint32_t limit_keys = 65536;  // per worker: (rule, service or source) rate-limit entries
 };
 
 [[noreturn]] void usage_exit(const char* prog, const char* why) {
@@ -66,7 +67,7 @@ struct Options {
           "usage: %s [EAL options] -- [--inside PORT] [--outside PORT] [--policy FILE]\n"
           "          [--instance NAME] [--flows N] [--flow-log FILE|-] [--mbufs N]\n"
           "          [--l7-flows N] [--inspect-flows N] [--long-names N]\n"
-          "          [--rule-slots N] [--flow-log-sample N]\n"
+          "          [--rule-slots N] [--flow-log-sample N] [--limit-keys N]\n"
           "  --inside/--outside  port ids (default 0 and 1); inside traffic is outbound\n"
           "  --policy FILE       compiled policy (egwctl compile); without one, all IP is denied\n"
           "  --flows N           flow-table capacity per worker (default: policy max_flows or %u)\n"
@@ -82,9 +83,12 @@ struct Options {
           "  --long-names N      names per worker too long for their flow's 64-byte record\n"
           "                      (over ~45 characters), 256 B each (default: --flows / %u);\n"
           "                      when all are taken such a name is not kept (l7_names_lost)\n"
-          "  --rule-slots N      rules with counters of their own, 384 B each and 304 B\n"
-          "                      per worker each\n"
-          "                      (default %u); the rest count under \"(other)\"\n",
+          "  --rule-slots N      rules with counters of their own, 448 B each and 336 B\n"
+          "                      per worker each (at most 16383)\n"
+          "                      (default %u); the rest count under \"(other)\"\n"
+          "  --limit-keys N      per worker, (rule, service or source) keys of rate limits and\n"
+          "                      quotas tracked at once, 112 B each (default 65536); a new key\n"
+          "                      with none free (every one holding flows) is refused\n",
           prog, kDefaultFlows, WorkerConfig::kMaxAutoStreams, WorkerConfig::kLongNameShare,
           stats::kDefaultRuleSlots);
   exit(2);
@@ -115,6 +119,7 @@ Options parse_options(int argc, char** argv) {
                                     {"long-names", required_argument, nullptr, 'N'},
                                     {"rule-slots", required_argument, nullptr, 'R'},
                                     {"flow-log-sample", required_argument, nullptr, 'S'},
+                                    {"limit-keys", required_argument, nullptr, 'K'},
                                     {"help", no_argument, nullptr, 'h'},
                                     {nullptr, 0, nullptr, 0}};
   Options o;
@@ -135,6 +140,7 @@ Options parse_options(int argc, char** argv) {
       case 'N': o.long_names = parse_u32(prog, "--long-names", optarg, 1u << 24); break;
       case 'R': o.rule_slots = parse_u32(prog, "--rule-slots", optarg, stats::kMaxRuleSlots); break;
       case 'S': o.flow_log_sample = parse_u32(prog, "--flow-log-sample", optarg, 1u << 30); break;
+      case 'K': o.limit_keys = parse_u32(prog, "--limit-keys", optarg, 1u << 24); break;
       case 'h': usage_exit(prog, nullptr);
       default: usage_exit(prog, "unknown option");
     }
@@ -528,6 +534,9 @@ int run(int argc, char** argv) {
     cfg.rules_offset = rt.stats.header()->rules_offset;
     cfg.rule_slots = rt.opt.rule_slots;
     cfg.record_sample = rt.opt.flow_log_sample;
+    cfg.workers = nq;
+    cfg.limit_entries = rt.opt.limit_keys;
+    cfg.slot_names = rt.stats.slots();
     cfg.flow_capacity = flows;
     cfg.l7_contexts = rt.opt.l7_flows;
     cfg.inspect_streams = rt.opt.inspect_flows;

@@ -40,9 +40,9 @@ constexpr size_t kMaxNameCandidates = 256;        // literal matches considered 
 // ACL categories (a multiple of RTE_ACL_RESULTS_MULTIPLIER when more than one): result 0 is
 // the first rule whose L3/L4 conditions match, result 1 the first one without a name
 // condition. Policies without name conditions build one category.
-constexpr uint32_t kCatAll = 0, kCatPlain = 1;
+constexpr uint32_t kCatAll = 0, kCatPlain = 1, kCatReportAll = 2, kCatReportPlain = 3;
 constexpr uint32_t kNameCategories = RTE_ACL_RESULTS_MULTIPLIER;
-static_assert(kCatPlain < kNameCategories);
+static_assert(kCatReportPlain < kNameCategories);
 
 std::atomic<uint32_t> g_instance{0};  // makes rte_lpm/rte_acl names unique per process
 
@@ -118,6 +118,8 @@ const char* section_name(uint32_t type) {
       return "inspect";
     case abi::kSecInspectDb:
       return "inspect_db";
+    case abi::kSecRuleLimits:
+      return "rule_limits";
     default:
       return "unknown";
   }
@@ -143,6 +145,8 @@ uint32_t elem_size_of(uint32_t type) {
       return sizeof(abi::CidrRec);
     case abi::kSecInspect:
       return sizeof(abi::InspectRec);
+    case abi::kSecRuleLimits:
+      return sizeof(abi::LimitRec);
     case abi::kSecDomainTable:
     case abi::kSecNameRegexDb:
     case abi::kSecInspectDb:
@@ -182,6 +186,7 @@ struct Arrays {
   std::vector<abi::InspectRec> inspect;
   const uint8_t* inspect_db = nullptr;
   size_t inspect_db_len = 0;
+  std::vector<abi::LimitRec> limits;
 };
 
 bool fail(std::string* err, const std::string& msg) {
@@ -255,7 +260,7 @@ bool parse_layout(const uint8_t* blob, size_t len, Arrays* a, std::string* err) 
     return fail(err, "section table (" + std::to_string(h.section_count) +
                          " entries) extends past the end of the blob");
 
-  const abi::SectionEntry* found[abi::kSecInspectDb + 1] = {};
+  const abi::SectionEntry* found[abi::kSecRuleLimits + 1] = {};
   std::vector<abi::SectionEntry> table(h.section_count);
   if (!table.empty())
     std::memcpy(table.data(), blob + h.header_size, table.size() * sizeof(table[0]));
@@ -292,6 +297,7 @@ bool parse_layout(const uint8_t* blob, size_t len, Arrays* a, std::string* err) 
   a->rule_from = copy_array<uint32_t>(blob, *found[abi::kSecRuleFrom]);
   a->rule_ports = copy_array<abi::PortRange>(blob, *found[abi::kSecRulePorts]);
   a->rule_cidrs = copy_array<abi::CidrRec>(blob, *found[abi::kSecRuleCidrs]);
+  if (const auto* s = found[abi::kSecRuleLimits]) a->limits = copy_array<abi::LimitRec>(blob, *s);
   if (const auto* s = found[abi::kSecDomainTable]) {
     a->domain_table = blob + s->offset;
     a->domain_table_len = s->size;
@@ -354,7 +360,7 @@ bool check_contents(const Arrays& a, std::string* err) {
     if (r.proto != abi::kProtoAny && r.proto != abi::kProtoIcmp && r.proto != abi::kProtoTcp &&
         r.proto != abi::kProtoUdp)
       return fail(err, where + ": unknown proto " + std::to_string(r.proto));
-    if (r.flags & ~uint16_t{abi::kRuleFromAny | abi::kRuleNeedsName})
+    if (r.flags & ~uint16_t{abi::kRuleFromAny | abi::kRuleNeedsName | abi::kRuleReport})
       return fail(err, where + ": unknown flags");
     if (!(r.flags & abi::kRuleFromAny) && !range_ok(r.from_first, r.from_count, a.rule_from.size()))
       return fail(err, where + " from " + range_text(r.from_first, r.from_count) +
@@ -380,6 +386,28 @@ bool check_contents(const Arrays& a, std::string* err) {
                            std::to_string(a.rule_ports[i].hi));
   for (size_t i = 0; i < a.rule_cidrs.size(); ++i)
     if (!check_cidr(a.rule_cidrs[i], "rule cidr " + std::to_string(i), err)) return false;
+  for (size_t i = 0; i < a.limits.size(); ++i) {
+    const abi::LimitRec& l = a.limits[i];
+    const std::string where = "rule_limits " + std::to_string(i);
+    if (l.rule >= a.rules.size() || (i > 0 && l.rule <= a.limits[i - 1].rule))
+      return fail(err, where + ": rule " + std::to_string(l.rule) +
+                           " is not a rule index after the previous entry's");
+    const abi::RuleRec& r = a.rules[l.rule];
+    if (r.action != abi::kActionAllow || (r.flags & abi::kRuleReport))
+      return fail(err, where + ": limits only an allow rule of an enforcing ruleset");
+    const uint16_t known = abi::kLimitNewFlows | abi::kLimitBytes | abi::kLimitMaxFlows;
+    if (l.flags == 0 || (l.flags & ~known)) return fail(err, where + ": bad flags");
+    if (l.per > abi::kPerSource || l.max_flows_per > abi::kPerSource)
+      return fail(err, where + ": unknown key kind");
+    if (l.over_action != abi::kActionDeny && l.over_action != abi::kActionReject)
+      return fail(err, where + ": the action over the limit must be deny or reject");
+    if (((l.flags & abi::kLimitNewFlows) && (l.new_flows_per_s == 0 || l.burst == 0)) ||
+        ((l.flags & abi::kLimitBytes) && (l.bytes_per_s == 0 || l.bytes_burst == 0)) ||
+        ((l.flags & abi::kLimitMaxFlows) && l.max_flows == 0))
+      return fail(err, where + ": a rate, burst or quota of 0");
+    if (l.reserved[0] | l.reserved[1] | l.reserved[2])
+      return fail(err, where + ": reserved bytes are not 0");
+  }
   bool names = false;
   for (const auto& r : a.rules) names = names || (r.flags & abi::kRuleNeedsName);
   const bool sections = a.domain_table || a.regex_db;
@@ -514,8 +542,12 @@ std::vector<Rule> expand(const Arrays& a, int family, unsigned dst_words, bool n
     uint32_t nfrom = any_from ? 1 : r.from_count;
     uint32_t ndst = r.cidr_count ? r.cidr_count : 1;
     uint32_t nport = r.port_count ? r.port_count : 1;
-    uint32_t categories = 1u << kCatAll;
-    if (names && !(r.flags & abi::kRuleNeedsName)) categories |= 1u << kCatPlain;
+    // Report rules answer in categories of their own: the enforcing decision never
+    // sees them.
+    const bool report = r.flags & abi::kRuleReport;
+    uint32_t categories = 1u << (report ? kCatReportAll : kCatAll);
+    if (names && !(r.flags & abi::kRuleNeedsName))
+      categories |= 1u << (report ? kCatReportPlain : kCatPlain);
     for (unsigned p = 0; p < np; ++p)
       for (uint32_t f = 0; f < nfrom; ++f)
         for (uint32_t d = 0; d < ndst; ++d) {
@@ -597,7 +629,13 @@ struct RuntimePolicy::Impl {
   int default4 = -1, default6 = -1;  // service of a /0 CIDR (rte_lpm needs depth >= 1)
   rte_acl_ctx* acl4 = nullptr;
   rte_acl_ctx* acl6 = nullptr;
-  uint32_t categories = 1;  // kNameCategories when some rule has a name condition
+  uint32_t categories = 1;  // kNameCategories when some rule has a name condition, or
+                            // some ruleset is report-only
+  bool has_names = false;
+  bool has_report = false;
+  // Rate limits and quotas: by rule index, the index into `limits` (-1: none).
+  std::vector<abi::LimitRec> limits;
+  std::vector<int32_t> limit_of;
   // The rules' L3/L4 arrays, for decide_name()'s direct check of its few candidates.
   std::vector<abi::RuleRec> rules;
   std::vector<uint32_t> rule_from;
@@ -626,21 +664,24 @@ struct RuntimePolicy::Impl {
   bool alloc_scratches(std::string* err);
   int service(const FlowKey& k) const;
   bool needs_name(uint32_t rule) const { return rules[rule].flags & abi::kRuleNeedsName; }
+  void acl_results(const FlowKey& key, uint32_t res[kNameCategories]) const;
   bool rule_l34_matches(uint32_t rule, const FlowKey& k, int svc) const;
   Decision decide(uint32_t result) const {
     if (result == 0 || result > rule_verdicts.size()) return {default_verdict, kNoRule};
     return {rule_verdicts[result - 1], static_cast<uint16_t>(result - 1)};
   }
-  // The decision of one key's ACL results (`categories` of them).
-  Decision decide(const uint32_t* res) const {
-    Decision first = decide(res[kCatAll]);
+  // The decision of one key's ACL results (`categories` of them): the enforcing rules',
+  // or (report) the report-only rules'.
+  Decision decide(const uint32_t* res, bool report = false) const {
+    Decision first = decide(res[report ? kCatReportAll : kCatAll]);
     if (categories == 1 || first.rule_index == kNoRule || !needs_name(first.rule_index))
       return first;
-    Decision d = decide(res[kCatPlain]);
+    Decision d = decide(res[report ? kCatReportPlain : kCatPlain]);
     d.needs_name = true;
     d.first_index = first.rule_index;
     return d;
   }
+  bool is_report(uint32_t rule) const { return rules[rule].flags & abi::kRuleReport; }
 };
 
 bool RuntimePolicy::Impl::build_lpm(const Arrays& a, std::string* err) {
@@ -898,7 +939,12 @@ std::unique_ptr<RuntimePolicy> RuntimePolicy::load(const uint8_t* blob, size_t l
     m.rule_ids.emplace_back(first, first + r.id.length);
   }
   const bool names = a.domain_table || a.regex_db;  // check_contents: iff a rule needs names
-  m.categories = names ? kNameCategories : 1;
+  for (const auto& r : a.rules) m.has_report = m.has_report || (r.flags & abi::kRuleReport);
+  m.has_names = names;
+  m.categories = names || m.has_report ? kNameCategories : 1;
+  m.limits = a.limits;
+  m.limit_of.assign(a.rules.size(), -1);
+  for (size_t i = 0; i < m.limits.size(); ++i) m.limit_of[m.limits[i].rule] = static_cast<int32_t>(i);
   m.scratch_count = scratch_count;
   if (names && !m.load_names(a, err)) return nullptr;
   if (a.inspect_db && !m.load_inspect(a, err)) return nullptr;
@@ -987,21 +1033,49 @@ bool RuntimePolicy::Impl::rule_l34_matches(uint32_t rule, const FlowKey& k, int 
   return true;
 }
 
-Decision RuntimePolicy::classify(const FlowKey& key) const {
-  const Impl& m = *impl_;
-  uint32_t res[kNameCategories] = {};
-  if (key.family == 4 && m.acl4) {
+// One key's ACL results, every category.
+void RuntimePolicy::Impl::acl_results(const FlowKey& key, uint32_t res[kNameCategories]) const {
+  if (key.family == 4 && acl4) {
     Acl4Input in;
-    fill4(&in, key, m.service(key));
+    fill4(&in, key, service(key));
     const uint8_t* d = reinterpret_cast<const uint8_t*>(&in);
-    rte_acl_classify(m.acl4, &d, res, 1, m.categories);
-  } else if (key.family == 6 && m.acl6) {
+    rte_acl_classify(acl4, &d, res, 1, categories);
+  } else if (key.family == 6 && acl6) {
     Acl6Input in;
-    fill6(&in, key, m.service(key));
+    fill6(&in, key, service(key));
     const uint8_t* d = reinterpret_cast<const uint8_t*>(&in);
-    rte_acl_classify(m.acl6, &d, res, 1, m.categories);
+    rte_acl_classify(acl6, &d, res, 1, categories);
   }
-  return m.decide(res);
+}
+
+Decision RuntimePolicy::classify(const FlowKey& key) const {
+  uint32_t res[kNameCategories] = {};
+  impl_->acl_results(key, res);
+  return impl_->decide(res);
+}
+
+Decision RuntimePolicy::classify_report(const FlowKey& key) const {
+  uint32_t res[kNameCategories] = {};
+  impl_->acl_results(key, res);
+  return impl_->decide(res, true);
+}
+
+bool RuntimePolicy::has_report() const {
+  return impl_->has_report;
+}
+
+const abi::LimitRec* RuntimePolicy::limit(uint16_t rule_index) const {
+  if (rule_index >= impl_->limit_of.size() || impl_->limit_of[rule_index] < 0) return nullptr;
+  return &impl_->limits[static_cast<size_t>(impl_->limit_of[rule_index])];
+}
+
+bool RuntimePolicy::has_limits() const {
+  return !impl_->limits.empty();
+}
+
+Verdict RuntimePolicy::rule_verdict(uint16_t rule_index) const {
+  if (rule_index >= impl_->rule_verdicts.size()) return impl_->default_verdict;
+  return impl_->rule_verdicts[rule_index];
 }
 
 void RuntimePolicy::classify_bulk(const FlowKey* const* keys, unsigned n, Decision* out) const {
@@ -1045,11 +1119,12 @@ struct NameSearch {
   int svc;
   uint32_t first;  // no candidate below the first L3/L4 match can match
   uint32_t best;   // the plain decision's rule (or past the last rule)
+  bool report;     // among the report-only rules, not the enforcing ones
 
   // True when rule became the best; candidates >= best are not looked at.
   bool offer(uint32_t rule) {
     if (rule < first || rule >= best || rule >= m->rules.size() || !m->needs_name(rule) ||
-        !m->rule_l34_matches(rule, *key, svc))
+        m->is_report(rule) != report || !m->rule_l34_matches(rule, *key, svc))
       return false;
     best = rule;
     return true;
@@ -1065,14 +1140,15 @@ int on_regex_match(unsigned id, unsigned long long, unsigned long long, unsigned
 }  // namespace
 
 Decision RuntimePolicy::decide_name(const FlowKey& key, const Decision& d, const l7::Name* name,
-                                    unsigned worker) const {
+                                    unsigned worker, bool report) const {
   const Impl& m = *impl_;
   Decision plain{d.verdict, d.rule_index};
   if (!d.needs_name || name == nullptr || name->len == 0 || name->len > l7::kMaxName ||
       (key.family != 4 && key.family != 6))
     return plain;
   NameSearch s{&m, &key, m.service(key), d.first_index,
-               d.rule_index == kNoRule ? static_cast<uint32_t>(m.rules.size()) : d.rule_index};
+               d.rule_index == kNoRule ? static_cast<uint32_t>(m.rules.size()) : d.rule_index,
+               report};
   // Literal matches come ascending: the first that holds is the best of them.
   uint32_t cand[kMaxNameCandidates];
   const size_t n = m.domains.match(*name, cand, kMaxNameCandidates);
@@ -1096,7 +1172,7 @@ Decision RuntimePolicy::decide_name(const FlowKey& key, const Decision& d, const
 }
 
 bool RuntimePolicy::has_name_rules() const {
-  return impl_->categories != 1;
+  return impl_->has_names;
 }
 
 unsigned RuntimePolicy::scratch_count() const {

@@ -58,7 +58,18 @@ class RuntimePolicy {
   // (< scratch_count()). Worker lcores: no allocation, no locks; cost independent of
   // the number of rules (the L3/L4 check runs only on rules the name selected).
   Decision decide_name(const FlowKey& key, const Decision& d, const l7::Name* name,
-                       unsigned worker) const;
+                       unsigned worker, bool report = false) const;
+
+  // Report-only rulesets: what their rules would decide, beside the enforcing decision
+  // (the same one ACL classification; decide_name(..., report = true) for their name
+  // conditions). The default action is no report rule's: rule_index kNoRule.
+  bool has_report() const;
+  Decision classify_report(const FlowKey& key) const;
+
+  // A rule's rate limit and connection quota (section rule_limits); nullptr: none.
+  bool has_limits() const;
+  const abi::LimitRec* limit(uint16_t rule_index) const;
+  Verdict rule_verdict(uint16_t rule_index) const;  // the default's for kNoRule
   // True when some rule has a name condition (workers skip the L7 stage otherwise).
   bool has_name_rules() const;
   unsigned scratch_count() const;

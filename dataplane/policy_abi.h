@@ -9,10 +9,12 @@
 namespace egw::abi {
 
 constexpr uint32_t kPolicyMagic = 0x50574745;    // "EGWP"
-constexpr uint16_t kPolicyAbiVersion = 4;        // 2: name conditions (sections 9, 10),
+constexpr uint16_t kPolicyAbiVersion = 5;        // 2: name conditions (sections 9, 10),
                                                  // inspect rules (sections 11, 12);
                                                  // 3: domain table version 2;
-                                                 // 4: section 10 in parts
+                                                 // 4: section 10 in parts;
+                                                 // 5: rate limits and quotas (section
+                                                 // 13), report-only rulesets
 constexpr uint64_t kPolicyMaxSize = 1ull << 30;  // 1 GiB: anything larger is refused
 
 // Blob = PolicyHeader, SectionEntry[section_count], then section bodies (8-byte aligned).
@@ -49,6 +51,8 @@ enum SectionType : uint32_t {
   kSecInspect = 11,    // InspectRec[], in document order (the inspect index)
   kSecInspectDb = 12,  // bytes: hs_serialize_database() of one stream-mode database of
                        // every inspect pattern, id = the inspect index
+  // Optional; present only when some rule has rate_limit or max_flows.
+  kSecRuleLimits = 13,  // LimitRec[], by rule index ascending, at most one per rule
 };
 
 // Hyperscan falls off a cliff on a database of thousands of patterns of one shape (each
@@ -128,6 +132,8 @@ static_assert(sizeof(PortRange) == 4);
 enum : uint16_t {
   kRuleFromAny = 1u << 0,    // "any" in from: every inside source, in a service or not
   kRuleNeedsName = 1u << 1,  // to.domains or to.domain_regex: decided once the name is known
+  kRuleReport = 1u << 2,     // of a "mode": "report" ruleset: evaluated beside the
+                             // enforcing rules, never deciding a flow
 };
 
 struct RuleRec {
@@ -146,6 +152,31 @@ struct RuleRec {
 static_assert(sizeof(RuleRec) == 40);
 
 constexpr uint32_t kMaxRules = 65000;  // rule indices fit FlowEntry::rule_index (uint16)
+
+// What a limit is counted per: the rule and the flow's source service, or the rule and
+// the flow's inside address.
+enum : uint8_t { kPerService = 0, kPerSource = 1 };
+enum : uint16_t {
+  kLimitNewFlows = 1u << 0,  // new_flows_per_s and burst are set
+  kLimitBytes = 1u << 1,     // bytes_per_s and bytes_burst are set
+  kLimitMaxFlows = 1u << 2,  // max_flows is set
+};
+
+// A rule's rate limit and connection quota (an allow rule of an enforcing ruleset).
+struct LimitRec {
+  uint32_t rule;         // rule index
+  uint16_t flags;        // kLimit*
+  uint8_t per;           // kPer*: the token buckets' key
+  uint8_t over_action;   // kActionDeny or kActionReject: a new flow over the rate or quota
+  uint32_t new_flows_per_s;  // >= 1
+  uint32_t burst;            // new flows at once, >= 1
+  uint64_t bytes_per_s;      // >= 1; each direction of the key's flows separately
+  uint64_t bytes_burst;      // >= 1
+  uint32_t max_flows;        // concurrent flows of the key, >= 1
+  uint8_t max_flows_per;     // kPer*
+  uint8_t reserved[3];       // 0
+};
+static_assert(sizeof(LimitRec) == 40);
 
 // An inspect rule. Its rule index (FlowEntry::rule_index, flow records) is the rule
 // count + its inspect index, so rules and inspect rules together stay within kMaxRules.

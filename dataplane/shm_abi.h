@@ -16,7 +16,8 @@
 namespace egw::shm {
 
 constexpr uint32_t kCtlMagic = 0x43574745;  // "EGWC"
-constexpr uint32_t kCtlAbiVersion = 5;  // 5: counters moved to the stats segment
+constexpr uint32_t kCtlAbiVersion = 6;  // 5: counters moved to the stats segment;
+                                        // 6: FlowRecord with limits and report
 constexpr uint32_t kRingSlots = 64;  // messages in flight each way
 constexpr size_t kMaxNameLen = 64;
 
@@ -49,7 +50,7 @@ struct Msg {
   char error[160];
 };
 static_assert(sizeof(Msg) == 272);
-static_assert(sizeof(FlowRecord) == 496, "FlowRecord crosses the process boundary");
+static_assert(sizeof(FlowRecord) == 560, "FlowRecord crosses the process boundary");
 static_assert(alignof(FlowRecord) == 8);
 static_assert(std::is_trivially_copyable_v<FlowRecord>);
 

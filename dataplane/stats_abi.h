@@ -24,9 +24,9 @@
 namespace egw::stats {
 
 constexpr uint32_t kStatsMagic = 0x53574745;  // "EGWS"
-constexpr uint32_t kStatsAbiVersion = 1;
+constexpr uint32_t kStatsAbiVersion = 2;  // 2: report and limit counters per rule
 constexpr uint32_t kFlowsMagic = 0x46574745;  // "EGWF"
-constexpr uint32_t kFlowsAbiVersion = 1;
+constexpr uint32_t kFlowsAbiVersion = 2;  // 2: FlowRecord of 560 bytes
 
 inline std::string stats_name(const std::string& instance) {
   return "/egw-" + instance + "-stats";
@@ -41,7 +41,7 @@ constexpr uint16_t kSlotDefault = 0;  // flows the default action decided
 constexpr uint16_t kSlotOther = 1;    // rules that found no free slot (--rule-slots)
 constexpr uint16_t kFirstRuleSlot = 2;
 constexpr uint32_t kDefaultRuleSlots = 1024;
-constexpr uint32_t kMaxRuleSlots = 65535;
+constexpr uint32_t kMaxRuleSlots = 16383;  // 14 bits: FlowEntry::report holds one
 constexpr const char* kDefaultLabel = "(default)";  // not a valid rule id
 constexpr const char* kOtherLabel = "(other)";
 
@@ -74,11 +74,14 @@ struct RuleCounters {
   uint64_t hits;          // flows the rule decided (again after a policy swap re-decided)
   uint64_t resets;        // RST segments from either end on its flows (egw's own excluded)
   uint64_t syn_timeouts;  // allowed TCP flows that timed out waiting for the SYN-ACK
-  uint64_t reserved;
+  uint64_t report_hits;   // report-only rule: flows it would have decided
+  uint64_t rate_limited;  // new flows refused over its new_flows_per_s
+  uint64_t over_quota;    // new flows refused over its max_flows
+  uint64_t policed[2];    // packets dropped over its bytes_per_s: [0] toserver, [1] toclient
   Histogram rtt;   // TCP handshake: outbound SYN to SYN-ACK, as seen by egw
   Histogram ttfb;  // first request byte to first response byte (TCP, UDP, ICMP echo)
 };
-static_assert(sizeof(RuleCounters) == 8 * (4 + 2 * (kHistBuckets + 1)));
+static_assert(sizeof(RuleCounters) == 8 * (8 + 2 * (kHistBuckets + 1)));
 
 // One rule slot's identity, written by the control thread under `seq` (odd while
 // being written: readers retry). A slot whose rule left the policy keeps its id (and

@@ -111,6 +111,17 @@ bool sampled_out(const WorkerCtx& w, const FlowEntry& e) {
   return w.record_sample > 1 && (e.flow_id & 0xffffffffffffull) % w.record_sample != 0;
 }
 
+// Gives back the unit of its rule's quota flow e holds (it ends, or another rule now
+// decides it). Keyed by its rule's slot and, per service, by its service in the policy in
+// force (docs/policy.md: a swap that renumbers services restarts those counts).
+void release_quota(WorkerCtx& w, FlowEntry& e) {
+  const uint8_t per = static_cast<uint8_t>(e.quota - 1);
+  const int svc = w.policy != nullptr ? w.policy->service_of(e.key) : -1;
+  if (LimitEntry* x = w.limits.find(limit_key(e.rule_slot, per, e.key, svc)); x && x->active)
+    --x->active;
+  e.quota = 0;
+}
+
 void on_flow_end(void* ctx, FlowEntry& e, EndReason why) {
   auto& w = *static_cast<WorkerCtx*>(ctx);
   if (why == EndReason::timeout) ++w.counters->flows_expired;
@@ -119,6 +130,8 @@ void on_flow_end(void* ctx, FlowEntry& e, EndReason why) {
   const bool allowed = e.verdict == Verdict::allow && !waiting;
   if (allowed && why == EndReason::timeout && e.tcp_state == TcpState::syn_sent)
     ++rule_counters(w, e).syn_timeouts;  // the destination never answered
+  if (e.quota != 0) [[unlikely]]
+    release_quota(w, e);
   l7_close(w, e);
   FlowAux& a = w.aux[w.flows.index_of(&e)];
   const AuxKind kind = aux_kind(e.key);
@@ -150,6 +163,18 @@ void on_flow_end(void* ctx, FlowEntry& e, EndReason why) {
       }
       make_flow_record(e, why, current ? w.policy->rule_id(e.rule_index) : nullptr, nullptr, r);
       flow_name_load(w, e.key, a, &r->app);
+      r->limited = e.limited;
+      if (e.report != 0) {
+        const uint16_t slot = e.report & 0x3fff;
+        r->report_verdict = static_cast<uint8_t>((e.report >> 14) - 1);
+        r->report_slot = slot;
+        r->has_report = 1;
+        const char* id = w.slot_names != nullptr && slot < w.rule_slots ? w.slot_names[slot].id
+                         : w.policy != nullptr && slot >= stats::kFirstRuleSlot
+                             ? w.policy->rule_id(static_cast<uint16_t>(slot - stats::kFirstRuleSlot))
+                             : "";
+        snprintf(r->report_rule_id, sizeof r->report_rule_id, "%s", id);
+      }
       if (waiting) {  // a flow still waiting for its name when it ends is denied
         r->verdict = Verdict::deny;
         r->rule_index = kNoRule;
@@ -189,9 +214,20 @@ class Burst {
   void decide(FlowEntry& e);
   // A final decision was recorded in e: its rule's stats slot, and a hit.
   void ruled(FlowEntry& e) {
-    e.rule_slot = slot_of(w_, *w_.policy, e.rule_index);
+    const uint16_t slot = slot_of(w_, *w_.policy, e.rule_index);
+    if (e.quota != 0 && slot != e.rule_slot) release_quota(w_, e);  // another rule now
+    e.rule_slot = slot;
     stats::RuleCounters& rc = w_.rules[e.rule_slot];
     ++rc.hits;
+    if (e.limited != kLimitNone && e.verdict == Verdict::allow) [[unlikely]] {
+      // Refused by its rule's limits once: refused still (a DNS flow's next query).
+      const abi::LimitRec* lim = w_.policy->limit(e.rule_index);
+      e.verdict = lim && lim->over_action == abi::kActionReject ? Verdict::reject : Verdict::deny;
+    } else if (!e.limit_checked && e.verdict == Verdict::allow && w_.policy->has_limits()) [[unlikely]] {
+      apply_limits(e, rc);
+    }
+    if (w_.policy->has_report()) [[unlikely]]
+      report(e);
     if (e.timing & kTimingRtt) [[unlikely]] {
       // A flow that waited for its name: its handshake counts for the rule that decided
       // it, and the request egw held is released now, which starts the response clock.
@@ -203,8 +239,15 @@ class Burst {
     }
   }
   // e was refused by egw itself, not by a rule (no hit: see docs/observability.md).
-  static void unruled(FlowEntry& e) { e.rule_slot = stats::kSlotDefault; }
+  void unruled(FlowEntry& e) {
+    if (e.quota != 0) release_quota(w_, e);
+    e.rule_slot = stats::kSlotDefault;
+  }
   void timing(FlowEntry& e, int dir, uint32_t payload);
+  void apply_limits(FlowEntry& e, stats::RuleCounters& rc);
+  void refuse_limited(FlowEntry& e, const abi::LimitRec& lim, LimitRefusal why);
+  void report(FlowEntry& e);
+  bool police(BurstState& s, FlowEntry& e, int dir);
   bool may_answer(const ParsedPacket& p);
 
   // L7 (names): see docs/l7.md.
@@ -365,6 +408,91 @@ void Burst::decide(FlowEntry& e) {
 // host that received the quoted packet and go to that packet's sender. It may not
 // be fragmented or longer than an error ever needs (RFC 1812 4.3.2.3, RFC 4443
 // 2.4 (c)), and redirects never pass. Otherwise it would be a channel through egw.
+// A new flow an allow rule with a rate limit or quota decided (once a flow): its key's
+// new-flow bucket and quota, this worker's share of each. Over either, or with no room
+// for its key, the flow is refused with the limit's action (the rule stays in its
+// record, `limited` says why); else it holds a unit of the quota until it ends, and its
+// packets take byte tokens when the rule limits bytes.
+void Burst::apply_limits(FlowEntry& e, stats::RuleCounters& rc) {
+  e.limit_checked = 1;
+  const abi::LimitRec* lim = w_.policy->limit(e.rule_index);
+  if (lim == nullptr) return;
+  const int svc = w_.policy->service_of(e.key);
+  const uint32_t n = w_.workers;
+  LimitEntry* quota = nullptr;
+  if (lim->flags & abi::kLimitMaxFlows) {
+    quota = w_.limits.get(limit_key(e.rule_slot, lim->max_flows_per, e.key, svc), w_.now_ns);
+    if (quota != nullptr && quota->active >= worker_share(lim->max_flows, n)) {
+      ++rc.over_quota;
+      ++w_.counters->flows_over_quota;
+      return refuse_limited(e, *lim, kLimitQuota);
+    }
+  }
+  LimitEntry* rate = nullptr;
+  if (lim->flags & (abi::kLimitNewFlows | abi::kLimitBytes))
+    rate = w_.limits.get(limit_key(e.rule_slot, lim->per, e.key, svc), w_.now_ns);
+  if ((quota == nullptr && (lim->flags & abi::kLimitMaxFlows)) ||
+      (rate == nullptr && (lim->flags & (abi::kLimitNewFlows | abi::kLimitBytes)))) {
+    ++w_.counters->flows_limit_table_full;
+    return refuse_limited(e, *lim, kLimitFull);
+  }
+  if ((lim->flags & abi::kLimitNewFlows) &&
+      !rate->flows.take(w_.now_ns, worker_share(lim->new_flows_per_s, n),
+                        worker_share(lim->burst, n), 1)) {
+    ++rc.rate_limited;
+    ++w_.counters->flows_rate_limited;
+    return refuse_limited(e, *lim, kLimitRate);
+  }
+  if (quota != nullptr) {
+    ++quota->active;
+    e.quota = static_cast<uint8_t>(1 + lim->max_flows_per);
+  }
+  if (lim->flags & abi::kLimitBytes) e.policed = 1;
+}
+
+void Burst::refuse_limited(FlowEntry& e, const abi::LimitRec& lim, LimitRefusal why) {
+  e.verdict = lim.over_action == abi::kActionReject ? Verdict::reject : Verdict::deny;
+  e.limited = why;
+}
+
+// A packet of a flow whose rule limits bytes: it takes tokens of its key's bucket for
+// its direction, or is dropped (counted by direction).
+bool Burst::police(BurstState& s, FlowEntry& e, int dir) {
+  const abi::LimitRec* lim =
+      e.policy_version == w_.policy_version ? w_.policy->limit(e.rule_index) : nullptr;
+  if (lim == nullptr || !(lim->flags & abi::kLimitBytes)) return true;  // a new policy lifted it
+  LimitEntry* x =
+      w_.limits.get(limit_key(e.rule_slot, lim->per, e.key, w_.policy->service_of(e.key)), w_.now_ns);
+  const uint32_t len = rte_pktmbuf_pkt_len(s.m);
+  if (x != nullptr && x->bytes[dir].take(w_.now_ns, worker_share(lim->bytes_per_s, w_.workers),
+                                         worker_share(lim->bytes_burst, w_.workers), len))
+    return true;
+  ++rule_counters(w_, e).policed[dir];
+  ++(dir == 0 ? w_.counters->policed_toserver : w_.counters->policed_toclient);
+  drop(s.m, DropReason::policed);
+  return false;
+}
+
+// The report-only rulesets' decision for e, beside the enforcing one: by its name when
+// it has one. Kept as (verdict + 1) << 14 | the report rule's slot.
+void Burst::report(FlowEntry& e) {
+  Decision d = w_.policy->classify_report(e.key);
+  if (d.needs_name) {
+    l7::FlowName n;
+    const bool named = e.name_seen && !(head_of(aux(e), aux_kind(e.key)).flags & kNameLost);
+    if (named) flow_name_load(w_, e.key, aux(e), &n);
+    d = w_.policy->decide_name(e.key, d, named && n.has_name ? &n.name : nullptr, w_.id, true);
+  }
+  if (d.rule_index == kNoRule) {
+    e.report = 0;
+    return;
+  }
+  const uint16_t slot = slot_of(w_, *w_.policy, d.rule_index);
+  e.report = static_cast<uint16_t>((static_cast<unsigned>(d.verdict) + 1) << 14 | slot);
+  ++w_.rules[slot].report_hits;
+  ++w_.counters->report_decisions;
+}
+
 // Accounts what tcp_track (or the first packets) noted in e.timing: the handshake RTT,
 // a RST, the request's first byte and the response's first byte, in the flow's rule.
 void Burst::timing(FlowEntry& e, int dir, uint32_t payload) {
@@ -506,6 +634,8 @@ void Burst::handle_flow(BurstState& s, FlowEntry& e) {
     }
     return drop(s.m, DropReason::policy_deny);
   }
+  if (e.policed && !police(s, e, dir)) [[unlikely]]
+    return;
   if (is_icmp(p.l34.proto) && dir == 1 && !is_echo_reply(p.l34, p.icmp_type)) {
     return drop(s.m, DropReason::inbound_no_flow);
   }
@@ -584,8 +714,8 @@ void Burst::handle_wait(BurstState& s, FlowEntry& e) {
     e.rule_index = d.rule_index;
     e.name_first = kNoRule;
     e.l7 = kL7Done;
-    ruled(e);
-    if (d.verdict == Verdict::allow) return forward(s.m);
+    ruled(e);  // its rule's limits may refuse it: e.verdict from here
+    if (e.verdict == Verdict::allow) return forward(s.m);
     return drop(s.m, DropReason::policy_deny);
   }
   const bool syn = p.tcp_flags & kTcpSyn;
@@ -658,8 +788,8 @@ void Burst::finish_wait(BurstState& s, FlowEntry& e, L7Ctx* c, const Decision& d
   e.verdict = d.verdict;
   e.rule_index = d.rule_index;
   e.name_first = kNoRule;
-  ruled(e);
-  if (d.verdict == Verdict::allow) {
+  ruled(e);  // its rule's limits may refuse it: e.verdict from here
+  if (e.verdict == Verdict::allow) {
     if (c != nullptr && !inspect_flight(s, e, *c)) return;
     // Watching keeps the context after the decision; deciding new flows comes first, so
     // a flow is not watched when fewer than a quarter of the contexts are free.
@@ -675,13 +805,13 @@ void Burst::finish_wait(BurstState& s, FlowEntry& e, L7Ctx* c, const Decision& d
   e.l7 = kL7Done;
   const uint32_t base = e.isn + 1;
   l7_close(w_, e);
-  if (d.verdict == Verdict::reject && may_answer(p)) {
+  if (e.verdict == Verdict::reject && may_answer(p)) {
     // RST to both ends: the client, and the server, which has seen nothing past the
     // handshake (its next expected sequence number is isn + 1).
     rst_both(s, e, base);
     return drop(s.m, DropReason::policy_reject);
   }
-  drop(s.m, d.verdict == Verdict::reject ? DropReason::policy_reject : DropReason::policy_deny);
+  drop(s.m, e.verdict == Verdict::reject ? DropReason::policy_reject : DropReason::policy_deny);
 }
 
 // Releases the held first flight in order. When nothing was held before, the current
@@ -903,6 +1033,7 @@ void Burst::handle_dns(BurstState& s, FlowEntry& e) {
     e.rule_index = d.rule_index;
     e.policy_version = static_cast<uint32_t>(w_.policy_version);
     ruled(e);
+    d.verdict = e.verdict;  // its rule's limits may have refused it
   }
   if (d.verdict == Verdict::allow) {
     if (inspecting() && !inspect_udp(s, e)) return;
@@ -1232,6 +1363,9 @@ bool worker_init(WorkerCtx& w, const WorkerConfig& cfg, FlowRecordRing* records)
   w.pool = cfg.pool;
   w.records = records;
   w.record_sample = cfg.record_sample ? cfg.record_sample : 1;
+  w.workers = cfg.workers ? cfg.workers : 1;
+  w.slot_names = cfg.slot_names;
+  if (!w.limits.init(cfg.limit_entries, cfg.hash_seed[1] ^ 0x5bd1e9955bd1e995ull)) return false;
   w.rule_slots = std::max<uint32_t>(cfg.rule_slots, stats::kFirstRuleSlot);
   if (cfg.stats != nullptr) {
     w.counters = &cfg.stats->counters;
@@ -1281,6 +1415,7 @@ void worker_destroy(WorkerCtx& w) {
   w.streams.destroy();
   rte_free(w.inspect_hits);
   w.inspect_hits = nullptr;
+  w.limits.destroy();
   if (w.own_rules) rte_free(w.rules);
   w.rules = nullptr;
   w.own_rules = false;

@@ -15,6 +15,7 @@
 #include "dataplane/inspect.h"
 #include "dataplane/l7/l7.h"
 #include "dataplane/l7/reasm.h"
+#include "dataplane/limits.h"
 #include "dataplane/parse.h"
 #include "dataplane/policy.h"
 #include "dataplane/stage_clock.h"
@@ -58,7 +59,16 @@ struct WorkerConfig {
   uint32_t rule_slots = stats::kDefaultRuleSlots;
   // Records of allowed flows kept: 1 in record_sample (by flow id); denied ones always.
   uint32_t record_sample = 1;
+  // Rate limits and quotas: workers sharing every budget, and (rule, key) entries.
+  uint32_t workers = 1;
+  uint32_t limit_entries = 65536;
+  // The rule slots' ids (the stats segment's table), naming report rules in records;
+  // nullptr: the policy's own ids by the slot's default (RuntimePolicy::rule_slot).
+  const stats::RuleSlot* slot_names = nullptr;
 };
+
+// Why a flow's rule limits refused it (FlowEntry::limited, flow records).
+enum LimitRefusal : uint8_t { kLimitNone = 0, kLimitRate = 1, kLimitQuota = 2, kLimitFull = 3 };
 
 // Token bucket for synthesized answers (RST, ICMP errors), on the burst clock.
 struct SynthLimiter {
@@ -198,6 +208,9 @@ struct alignas(64) WorkerCtx {
   uint32_t rule_slots = 0;
   bool own_rules = false;                // rules was allocated by worker_init
   uint32_t record_sample = 1;            // flow records of allowed flows: 1 in N
+  LimitTable limits;                     // rate-limit and quota entries
+  uint32_t workers = 1;                  // budgets are shared among this many
+  const stats::RuleSlot* slot_names = nullptr;
   rte_mempool* pool = nullptr;
   uint64_t next_flow_id = 0;
   // The active policy: published by the control thread, read between bursts.

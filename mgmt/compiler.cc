@@ -65,6 +65,38 @@ uint8_t proto_code(rules::Proto p) {
   return abi::kProtoAny;
 }
 
+uint8_t per_code(rules::LimitPer p) {
+  return p == rules::LimitPer::source ? abi::kPerSource : abi::kPerService;
+}
+
+// The LimitRec of rule `index`: the rate limit and quota it has (at least one). A quota
+// alone refuses with reject, rate_limit's default "over".
+abi::LimitRec limit_rec(const rules::Rule& r, uint32_t index) {
+  abi::LimitRec rec{};
+  rec.rule = index;
+  rec.over_action = abi::kActionReject;
+  if (const auto& rl = r.rate_limit) {
+    rec.per = per_code(rl->per);
+    rec.over_action = action_code(rl->over);
+    if (rl->new_flows_per_s > 0) {
+      rec.flags |= abi::kLimitNewFlows;
+      rec.new_flows_per_s = rl->new_flows_per_s;
+      rec.burst = rl->burst;
+    }
+    if (rl->bytes_per_s > 0) {
+      rec.flags |= abi::kLimitBytes;
+      rec.bytes_per_s = rl->bytes_per_s;
+      rec.bytes_burst = rl->bytes_burst;
+    }
+  }
+  if (const auto& q = r.max_flows) {
+    rec.flags |= abi::kLimitMaxFlows;
+    rec.max_flows = q->count;
+    rec.max_flows_per = per_code(q->per);
+  }
+  return rec;
+}
+
 abi::CidrRec cidr_rec(const rules::Cidr& c, uint32_t ref) {
   abi::CidrRec r{};
   r.family = c.family;
@@ -331,6 +363,7 @@ CompileResult compile(const rules::Policy& p, std::string_view source, uint64_t 
   Section regex_db{abi::kSecNameRegexDb, 1, {}};
   Section inspect{abi::kSecInspect, sizeof(abi::InspectRec), {}};
   Section inspect_db{abi::kSecInspectDb, 1, {}};
+  Section limits{abi::kSecRuleLimits, sizeof(abi::LimitRec), {}};
   l7::DomainTableBuilder domains;
   std::vector<RegexEntry> regexes;
   std::vector<PatternEntry> patterns;
@@ -371,6 +404,7 @@ CompileResult compile(const rules::Policy& p, std::string_view source, uint64_t 
   }
 
   for (size_t ri = 0; ri < p.rulesets.size(); ++ri) {
+    const bool report = p.rulesets[ri].report;
     for (const rules::Rule& r : p.rulesets[ri].rules) {
       abi::RuleRec rec{};
       rec.id = str(r.id);
@@ -379,6 +413,13 @@ CompileResult compile(const rules::Policy& p, std::string_view source, uint64_t 
       const uint32_t index = rules.count();
       rec.flags = r.from_any ? abi::kRuleFromAny : 0;
       if (!r.to_domains.empty() || !r.to_domain_regex.empty()) rec.flags |= abi::kRuleNeedsName;
+      if (report) {
+        rec.flags |= abi::kRuleReport;
+        ++res.stats.report_rules;
+      }
+      if (r.rate_limit || r.max_flows) limits.push(limit_rec(r, index));
+      res.stats.rate_limited_rules += r.rate_limit.has_value();
+      res.stats.max_flows_rules += r.max_flows.has_value();
       rec.ruleset = static_cast<uint32_t>(ri);
       rec.from_first = rule_from.count();
       if (!r.from_any) {
@@ -457,6 +498,7 @@ CompileResult compile(const rules::Policy& p, std::string_view source, uint64_t 
     all.push_back(std::move(inspect));
     all.push_back(std::move(inspect_db));
   }
+  if (limits.count() > 0) all.push_back(std::move(limits));
   res.blob = assemble(all, version, sha);
   if (res.blob.size() > abi::kPolicyMaxSize) {
     res.blob.clear();
@@ -505,6 +547,9 @@ Json::Value compile_stats_json(const CompileResult& cr) {
   stats["regexes"] = Json::UInt64(cr.stats.regexes);
   stats["inspect_rules"] = Json::UInt64(cr.stats.inspect_rules);
   stats["inspect_patterns"] = Json::UInt64(cr.stats.inspect_patterns);
+  stats["rate_limited_rules"] = Json::UInt64(cr.stats.rate_limited_rules);
+  stats["max_flows_rules"] = Json::UInt64(cr.stats.max_flows_rules);
+  stats["report_rules"] = Json::UInt64(cr.stats.report_rules);
   stats["compiled_bytes"] = Json::UInt64(cr.blob.size());
   return stats;
 }

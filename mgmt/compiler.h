@@ -23,7 +23,10 @@ struct CompileStats {
   size_t domains = 0;  // to.domains entries, over all rules
   size_t regexes = 0;  // to.domain_regex patterns, over all rules
   size_t inspect_rules = 0;
-  size_t inspect_patterns = 0;  // patterns over all inspect rules
+  size_t inspect_patterns = 0;    // patterns over all inspect rules
+  size_t rate_limited_rules = 0;  // rules with rate_limit
+  size_t max_flows_rules = 0;     // rules with max_flows
+  size_t report_rules = 0;        // rules of "mode": "report" rulesets
 };
 
 struct CompileResult {

@@ -11,6 +11,8 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <string>
@@ -21,6 +23,7 @@
 #include "mgmt/client.h"
 #include "mgmt/compiler.h"
 #include "mgmt/egwctl_view.h"
+#include "mgmt/traffic_report.h"
 #include "mgmt/policy_diff.h"
 
 namespace {
@@ -37,6 +40,9 @@ constexpr const char* kUsage =
     "  apply FILE [--if-match N] [--comment TEXT]   commit and activate a policy\n"
     "  diff FILE                   rule-level diff against the active policy (exit 0 same,\n"
     "                              1 changed, 2 error)\n"
+    "  diff --against-traffic FLOWS.jsonl [--json]   what the report-only rulesets would\n"
+    "                              have changed over a flow log (offline; exit 0 nothing,\n"
+    "                              1 some verdicts, 2 error)\n"
     "  get [--raw]                 the active policy, pretty or as stored (version on stderr)\n"
     "  history [--limit N]         committed versions, oldest first\n"
     "  rollback N                  commit version N again as a new version\n"
@@ -221,6 +227,9 @@ std::string stats_text(const Json::Value& stats) {
       {"regexes", "regexes"},
       {"inspect_rules", "inspect rules"},
       {"inspect_patterns", "inspect patterns"},
+      {"rate_limited_rules", "rate-limited rules"},
+      {"max_flows_rules", "rules with max_flows"},
+      {"report_rules", "report rules"},
       {"compiled_bytes", "bytes"}};
   if (!stats.isObject()) return "";
   std::string out;
@@ -364,7 +373,37 @@ bool load_policy(const std::string& file, egw::rules::Policy* out) {
   return true;
 }
 
+// diff --against-traffic FLOWS [--json]: what the report-only rulesets would have changed
+// over a flow log (offline: no server). Exit 0 nothing, 1 some verdicts, 2 an error.
+int cmd_diff_traffic(const std::vector<std::string>& args) {
+  std::string file;
+  bool json = false;
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--json") {
+      json = true;
+    } else if (file.empty()) {
+      file = args[i];
+    } else {
+      return usage_error("diff --against-traffic takes one flow log (flows.jsonl) and --json");
+    }
+  }
+  if (file.empty()) return usage_error("diff --against-traffic needs a flow log (flows.jsonl)");
+  std::ifstream f;
+  if (file != "-") {
+    f.open(file);
+    if (!f) return fail("cannot read " + file + ": " + strerror(errno));
+  }
+  const egw::mgmt::TrafficReport r = egw::mgmt::summarize_traffic(file == "-" ? std::cin : f);
+  if (r.records == 0)
+    return fail(file + ": no flow records" +
+                (r.bad_lines ? " (line " + std::to_string(r.first_bad_line) + " is not one)" : ""));
+  const std::string text = json ? egw::mgmt::traffic_report_json(r) : egw::mgmt::render_traffic_report(r);
+  fwrite(text.data(), 1, text.size(), stdout);
+  return egw::mgmt::traffic_report_changes(r) ? kExitRefused : kExitOk;
+}
+
 int cmd_diff(Context& ctx, const std::vector<std::string>& args) {
+  if (!args.empty() && args[0] == "--against-traffic") return cmd_diff_traffic(args);
   if (args.size() != 1) return usage_error("diff needs exactly one FILE");
   egw::rules::Policy candidate;
   if (!load_policy(args[0], &candidate)) return kExitFailed;

@@ -112,6 +112,9 @@ size_t FlowDrain::drain_once(const Publisher::Segments& seg) {
         if (id != stats::kDefaultLabel && id != stats::kOtherLabel)
           snprintf(r.rule_id, sizeof r.rule_id, "%s", id.c_str());
       }
+      if (r.has_report && r.report_rule_id[0] == '\0' && seg.stats != nullptr)
+        snprintf(r.report_rule_id, sizeof r.report_rule_id, "%s",
+                 slot_id(seg.stats, r.report_slot).c_str());
       const size_t before = buf.size();
       append_flow_record_json(buf, r);
       buf += '\n';

@@ -138,6 +138,11 @@ void stats(Api& api, const http::Request& req, http::Response& res) {
     one["hits"] = Json::UInt64(r.c.hits);
     one["resets"] = Json::UInt64(r.c.resets);
     one["syn_timeouts"] = Json::UInt64(r.c.syn_timeouts);
+    one["report_hits"] = Json::UInt64(r.c.report_hits);
+    one["rate_limited"] = Json::UInt64(r.c.rate_limited);
+    one["over_quota"] = Json::UInt64(r.c.over_quota);
+    one["policed_toserver"] = Json::UInt64(r.c.policed[0]);
+    one["policed_toclient"] = Json::UInt64(r.c.policed[1]);
     one["rtt"] = hist_json(r.c.rtt);
     one["ttfb"] = hist_json(r.c.ttfb);
     rules.append(one);
@@ -316,21 +321,45 @@ std::string metrics_text(Api& api) {
     o << "egw_worker_cycles_total{worker=\"" << w << "\"} " << s.per_worker[w].cycles << "\n";
   single(o, "egw_tsc_hz", "gauge", "TSC cycles per second, for the cycle counters.", s.tsc_hz);
 
-  family(o, "egw_rule_active", "gauge",
-         "1 for a rule in the policy the dataplane enforces, 0 for one that left it.");
-  for (const RuleStats& r : s.rules)
-    o << "egw_rule_active{rule=\"" << label(r.id) << "\"} " << (r.active ? 1 : 0) << "\n";
-  family(o, "egw_rule_hits_total", "counter",
-         "Flows a rule decided; rule=\"(default)\": the default action.");
-  for (const RuleStats& r : s.rules)
-    o << "egw_rule_hits_total{rule=\"" << label(r.id) << "\"} " << r.c.hits << "\n";
-  family(o, "egw_tcp_resets_total", "counter", "RST segments from either end on a rule's flows.");
-  for (const RuleStats& r : s.rules)
-    o << "egw_tcp_resets_total{rule=\"" << label(r.id) << "\"} " << r.c.resets << "\n";
-  family(o, "egw_tcp_syn_timeouts_total", "counter",
-         "Allowed TCP flows of a rule whose SYN was never answered.");
-  for (const RuleStats& r : s.rules)
-    o << "egw_tcp_syn_timeouts_total{rule=\"" << label(r.id) << "\"} " << r.c.syn_timeouts << "\n";
+  // One series per rule for each of these.
+  struct RuleSeries {
+    const char* name;
+    const char* type;
+    const char* help;
+    uint64_t (*value)(const RuleStats&);
+  } rule_series[] = {
+      {"egw_rule_active", "gauge",
+       "1 for a rule in the policy the dataplane enforces, 0 for one that left it.",
+       [](const RuleStats& r) -> uint64_t { return r.active ? 1 : 0; }},
+      {"egw_rule_hits_total", "counter",
+       "Flows a rule decided; rule=\"(default)\": the default action.",
+       [](const RuleStats& r) { return r.c.hits; }},
+      {"egw_tcp_resets_total", "counter", "RST segments from either end on a rule's flows.",
+       [](const RuleStats& r) { return r.c.resets; }},
+      {"egw_tcp_syn_timeouts_total", "counter",
+       "Allowed TCP flows of a rule whose SYN was never answered.",
+       [](const RuleStats& r) { return r.c.syn_timeouts; }},
+      {"egw_report_hits_total", "counter",
+       "Flows a rule of a report-only ruleset would have decided (it decided none).",
+       [](const RuleStats& r) { return r.c.report_hits; }},
+      {"egw_rate_limited_flows_total", "counter",
+       "New flows a rule refused over its rate_limit.new_flows_per_s.",
+       [](const RuleStats& r) { return r.c.rate_limited; }},
+      {"egw_over_quota_flows_total", "counter", "New flows a rule refused over its max_flows.",
+       [](const RuleStats& r) { return r.c.over_quota; }},
+  };
+  for (const RuleSeries& rs : rule_series) {
+    family(o, rs.name, rs.type, rs.help);
+    for (const RuleStats& r : s.rules)
+      o << rs.name << "{rule=\"" << label(r.id) << "\"} " << rs.value(r) << "\n";
+  }
+  family(o, "egw_policed_packets_total", "counter",
+         "Packets a rule's rate_limit.bytes_per_s dropped, by direction.");
+  for (const RuleStats& r : s.rules) {
+    for (int d = 0; d < 2; ++d)
+      o << "egw_policed_packets_total{rule=\"" << label(r.id) << "\",direction=\""
+        << (d == 0 ? "toserver" : "toclient") << "\"} " << r.c.policed[d] << "\n";
+  }
   family(o, "egw_tcp_handshake_rtt_seconds", "histogram",
          "Outbound SYN to SYN-ACK as seen by egw: the destination's response time.");
   for (const RuleStats& r : s.rules)

@@ -37,6 +37,39 @@ const char* proto_name(rules::Proto p) {
   return "?";
 }
 
+const char* per_name(rules::LimitPer p) {
+  return p == rules::LimitPer::source ? "source" : "service";
+}
+
+// A rule's rate_limit with its defaults resolved, so that spelling a default out or
+// leaving it implicit is no change: "{new_flows_per_s 100, burst 200, per service, ...}".
+std::string rate_limit_text(const std::optional<rules::RateLimit>& rl) {
+  if (!rl) return "none";
+  std::vector<std::string> parts;
+  if (rl->new_flows_per_s > 0) {
+    parts.push_back("new_flows_per_s " + std::to_string(rl->new_flows_per_s));
+    parts.push_back("burst " + std::to_string(rl->burst));
+  }
+  if (rl->bytes_per_s > 0) {
+    parts.push_back("bytes_per_s " + std::to_string(rl->bytes_per_s));
+    parts.push_back("bytes_burst " + std::to_string(rl->bytes_burst));
+  }
+  parts.push_back(std::string("per ") + per_name(rl->per));
+  parts.push_back(std::string("over ") + action_name(rl->over));
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "{" : ", ") + p;
+  return out + "}";
+}
+
+std::string quota_text(const std::optional<rules::Quota>& q) {
+  if (!q) return "none";
+  return std::to_string(q->count) + " per " + per_name(q->per);
+}
+
+const char* mode_name(bool report) {
+  return report ? "report" : "enforce";
+}
+
 std::string port_text(const rules::PortRange& r) {
   return r.lo == r.hi ? std::to_string(r.lo) : std::to_string(r.lo) + "-" + std::to_string(r.hi);
 }
@@ -216,18 +249,24 @@ void diff_rulesets(const Policy& b, const Policy& a, std::vector<DiffLine>* out)
     std::string at = "/rulesets/" + std::to_string(i);
     if (it == old_index.end()) {
       out->push_back({'+', "ruleset " + rs.name,
-                      "at " + at + ", " + std::to_string(rs.rules.size()) + " rules"});
-    } else if (moved.count(rs.name)) {
-      out->push_back({'~', "ruleset " + rs.name,
-                      "moved /rulesets/" + std::to_string(it->second) + " -> " + at});
+                      "at " + at + ", " + std::to_string(rs.rules.size()) + " rules" +
+                          (rs.report ? ", mode report" : "")});
+      continue;
     }
+    std::vector<std::string> parts;
+    if (moved.count(rs.name))
+      parts.push_back("moved /rulesets/" + std::to_string(it->second) + " -> " + at);
+    add_part(&parts, scalar_change("mode", std::string(mode_name(b.rulesets[it->second].report)),
+                                   std::string(mode_name(rs.report))));
+    if (!parts.empty()) out->push_back({'~', "ruleset " + rs.name, join(parts, "; ")});
   }
   for (size_t i = 0; i < b.rulesets.size(); ++i) {
     const auto& rs = b.rulesets[i];
     if (!new_index.count(rs.name))
       out->push_back({'-', "ruleset " + rs.name,
                       "was /rulesets/" + std::to_string(i) + ", " +
-                          std::to_string(rs.rules.size()) + " rules"});
+                          std::to_string(rs.rules.size()) + " rules" +
+                          (rs.report ? ", mode report" : "")});
   }
 }
 
@@ -251,7 +290,10 @@ std::string rule_summary(const rules::Rule& r) {
   if (!r.to_cidrs.empty()) s += " to.cidrs " + list_text(cidr_texts(r.to_cidrs));
   if (!r.to_domains.empty()) s += " to.domains " + list_text(r.to_domains);
   if (!r.to_domain_regex.empty()) s += " to.domain_regex " + list_text(r.to_domain_regex);
-  return s + " action " + action_name(r.action);
+  s += std::string(" action ") + action_name(r.action);
+  if (r.rate_limit) s += " rate_limit " + rate_limit_text(r.rate_limit);
+  if (r.max_flows) s += " max_flows " + quota_text(r.max_flows);
+  return s;
 }
 
 std::vector<std::string> rule_field_changes(const rules::Rule& b, const rules::Rule& a) {
@@ -266,6 +308,9 @@ std::vector<std::string> rule_field_changes(const rules::Rule& b, const rules::R
   add_part(&parts, set_change("to.domain_regex", b.to_domain_regex, a.to_domain_regex, "none"));
   add_part(&parts, scalar_change("action", std::string(action_name(b.action)),
                                  std::string(action_name(a.action))));
+  add_part(&parts, scalar_change("rate_limit", rate_limit_text(b.rate_limit),
+                                 rate_limit_text(a.rate_limit)));
+  add_part(&parts, scalar_change("max_flows", quota_text(b.max_flows), quota_text(a.max_flows)));
   return parts;
 }
 

@@ -359,6 +359,14 @@ rows = [
      '%s flows/s, %s cyc/flow' % (f(get('new_flows_sni', 'flows_per_s'), 0), f(get('new_flows_sni', 'cycles_per_flow'), 0)), '-', '-'),
     ('established', 'worker pipeline alone, established flows (worker_bench)',
      '%s Mpps, %s cyc/pkt' % (f(get('established', 'mpps')), f(get('established', 'cycles_per_pkt'), 0)), '-', '-'),
+    ('established_limited', 'the same, every packet against its rule\'s byte rate',
+     '%s Mpps, %s cyc/pkt' % (f(get('established_limited', 'mpps')), f(get('established_limited', 'cycles_per_pkt'), 0)),
+     'established', f(get('established_limited', 'cycles_per_pkt') / get('established', 'cycles_per_pkt')
+                      if get('established_limited', 'cycles_per_pkt') and get('established', 'cycles_per_pkt') else None, 3)),
+    ('new_flows_limited', 'new_flows_l34, every flow against a rate limit and a quota',
+     '%s flows/s, %s cyc/flow' % (f(get('new_flows_limited', 'flows_per_s'), 0), f(get('new_flows_limited', 'cycles_per_flow'), 0)),
+     'new_flows_l34', f(get('new_flows_limited', 'cycles_per_flow') / get('new_flows_l34', 'cycles_per_flow')
+                        if get('new_flows_limited', 'cycles_per_flow') and get('new_flows_l34', 'cycles_per_flow') else None, 3)),
     ('rules_scale', '100 k domain rules; match 10 vs 100 k; 10 k regexes',
      'compile %s s, %s MiB; %s / %s ns per name; regex compile %s s' % (
          f(get('rules_scale', 'domains_100k_compile_s')), f(get('rules_scale', 'domains_100k_blob_mib'), 1),
@@ -405,7 +413,9 @@ required = {'io_ceiling': ['mpps'], 'fast_path_64': ['mpps', 'cycles_per_pkt', '
                             'match_ns_100k', 'regex_10k_compile_s'],
             'swap': ['activation_ms_p50', 'activation_ms_p99', 'lost'],
             'flow_memory': ['bytes_per_flow'],
-            'flow_records': ['emit_per_s', 'drain_per_s', 'no_reader_cycles']}
+            'flow_records': ['emit_per_s', 'drain_per_s', 'no_reader_cycles'],
+            'established_limited': ['cycles_per_pkt'],
+            'new_flows_limited': ['flows_per_s', 'cycles_per_flow']}
 missing = ['%s.%s' % (s, k) for s, ks in required.items() for k in ks
            if not isinstance(sc.get(s, {}).get(k), (int, float))]
 if missing:

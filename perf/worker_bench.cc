@@ -1,5 +1,6 @@
 // Benchmark of the worker pipeline in process, without a PMD: the established,
-// new_flows_l34, new_flows_sni and flow_memory scenarios of make perf. Frames are written
+// new_flows_l34, new_flows_sni and flow_memory scenarios of make perf, and the first two
+// again with a rate limit, a byte rate and a quota on every rule (*_limited). Frames are written
 // into mbufs ahead of time (untimed); worker_process_burst() runs on them and what it
 // forwards is handed back and sent again (egw does not modify the frames it forwards).
 // Cycles are rte_rdtsc around the bursts, median of --reps repetitions. Built with
@@ -121,7 +122,14 @@ constexpr uint32_t kL34Rules = 100;
 constexpr uint16_t kUdpPort = 5000;
 constexpr uint32_t kUdpRemote = 0xc6336401;  // 198.51.100.1
 
-std::string l34_document() {
+// limited: every rule also has a rate limit, a byte rate and a quota, all too large to
+// refuse anything (the established_limited and new_flows_limited scenarios: what the
+// limits cost when every flow and packet is counted against them).
+std::string l34_document(bool limited = false) {
+  const std::string limits =
+      limited ? R"(,"rate_limit":{"new_flows_per_s":10000000,"burst":10000000,)"
+                R"("bytes_per_s":"100G","bytes_burst":"100G"},"max_flows":100000000)"
+              : "";
   std::string d =
       R"({"schema":1,"default_action":"deny","services":{"clients":{"cidrs":["10.0.0.0/8"]}},)"
       R"("rulesets":[{"name":"bench","rules":[)";
@@ -130,7 +138,7 @@ std::string l34_document() {
     d += R"({"id":"l34-)" + i + R"(","from":["clients"],"proto":"tcp","ports":[)" +
          std::to_string(1000 + r) + ",\"" + lo + "-" + std::to_string(20000 + 10 * r + 9) +
          R"("],"to":{"cidrs":["198.18.)" + i + R"(.0/24","198.19.)" + i +
-         R"(.0/24"]},"action":"allow"},)";
+         R"(.0/24"]},"action":"allow")" + limits + "},";
   }
   return d + R"({"id":"udp","from":["clients"],"proto":"udp","ports":[)" +
          std::to_string(kUdpPort) + R"(],"to":{"cidrs":["198.51.100.0/24"]},"action":"allow"}]}]})";
@@ -324,7 +332,8 @@ struct Timing {
 
 struct Results {
   bool established = false, l34 = false, sni = false, memory = false;
-  Timing est, new_l34, new_sni;
+  bool est_limited = false, l34_limited = false;
+  Timing est, new_l34, new_sni, est_lim, new_l34_lim;
   uint32_t est_flows = 0, l34_flows = 0, sni_flows = 0;
   uint64_t est_pkts = 0;
   double mem_rte_bpf = 0, mem_libc_bpf = 0, mem_total_mib = 0;
@@ -343,10 +352,11 @@ void send_all(Rig& r, rte_mbuf** pkts, size_t n, Side from) {
 // outside over the same 32 flows. Each repetition sends every flow's two segments
 // kRounds times: the same in-window segments again (retransmissions, tracked like new
 // data), so the mbufs need no rewriting.
-void established(const RuntimePolicy& l34, int reps, Results* res) {
+void established(const RuntimePolicy& l34, int reps, Results* res, bool limited = false) {
   constexpr uint32_t kFlows = 10000, kRounds = 100;
   constexpr size_t kPayload = 64 - kL4 - 20;  // a 64-byte frame
-  Rig r("established", &l34, 65536);
+  Rig r(limited ? "established_limited" : "established", &l34, 65536);
+  Timing& timing = limited ? res->est_lim : res->est;
   Mbufs mb("wb_est", 2 * kFlows + kBurst, 128);
   rte_mbuf** in = mb.m.data();
   rte_mbuf** back = in + kFlows;
@@ -387,10 +397,14 @@ void established(const RuntimePolicy& l34, int reps, Results* res) {
     m.start();
     for (uint32_t k = 0; k < kRounds; ++k) round();
     m.stop();
-    res->est.add(m, pkts, r.w);
+    timing.add(m, pkts, r.w);
   }
   r.check_all_passed();
   if (r.w.flows.size() != kFlows) die("established: %u flows, not %u", r.w.flows.size(), kFlows);
+  if (limited) {
+    res->est_limited = true;
+    return;
+  }
   res->established = true;
   res->est_flows = kFlows;
   res->est_pkts = static_cast<uint64_t>(pkts);
@@ -399,9 +413,10 @@ void established(const RuntimePolicy& l34, int reps, Results* res) {
 // Every packet a TCP SYN of a new flow, allowed by one of kL34Rules CIDR/port rules;
 // kFlows per repetition in a table that holds them all, ended (untimed) between them.
 // SYNs are written kChunk at a time, then sent, so most are not in the cache when sent.
-void new_flows_l34(const RuntimePolicy& l34, int reps, Results* res) {
+void new_flows_l34(const RuntimePolicy& l34, int reps, Results* res, bool limited = false) {
   constexpr uint32_t kFlows = 1000000, kChunk = 65536;
-  Rig r("new_flows_l34", &l34, 1u << 20);
+  Rig r(limited ? "new_flows_limited" : "new_flows_l34", &l34, 1u << 20);
+  Timing& timing = limited ? res->new_l34_lim : res->new_l34;
   Mbufs mb("wb_l34", kChunk, 128);
   const Bytes syn = frame_template(kProtoTcp, true, kTcpSyn, {});
   for (int rep = 0; rep < reps; ++rep) {
@@ -414,11 +429,15 @@ void new_flows_l34(const RuntimePolicy& l34, int reps, Results* res) {
       send_all(r, mb.m.data(), n, kInside);
       m.stop();
     }
-    res->new_l34.add(m, kFlows, r.w);
+    timing.add(m, kFlows, r.w);
     r.check_all_passed();
     if (r.w.flows.size() != kFlows)
       die("new_flows_l34: %u flows, not %u", r.w.flows.size(), kFlows);
     r.flush();
+  }
+  if (limited) {
+    res->l34_limited = true;
+    return;
   }
   res->l34 = true;
   res->l34_flows = kFlows;
@@ -555,15 +574,15 @@ void print_table(const Results& r, double hz, int reps) {
   printf(
       "worker_bench: rte_get_tsc_hz %.0f (%.3f GHz), stage clocks %s, median of %d repetitions\n",
       hz, hz / 1e9, kStageClocks ? "on" : "off", reps);
-  if (r.established || r.l34 || r.sni) {
-    printf("%-15s %-5s %9s %14s %5s", "scenario", "per", "cycles", "rate", "cpu");
+  if (r.established || r.l34 || r.sni || r.est_limited || r.l34_limited) {
+    printf("%-19s %-5s %9s %14s %5s", "scenario", "per", "cycles", "rate", "cpu");
     if (kStageClocks)
       for (unsigned i = 0; i < kStageCount; ++i) printf(" %8s", stage_name(static_cast<Stage>(i)));
     printf("  %s\n", "inputs");
   }
   auto row = [&](const char* name, const char* per, const Timing& t, double rate, const char* unit,
                  const std::string& what) {
-    printf("%-15s %-5s %9.1f %9.3f %-4s %5.2f%s  %s\n", name, per, t.cycles(), rate, unit,
+    printf("%-19s %-5s %9.1f %9.3f %-4s %5.2f%s  %s\n", name, per, t.cycles(), rate, unit,
            t.cpu_share(hz), kStageClocks ? stages_text(t).c_str() : "", what.c_str());
   };
   if (r.established) {
@@ -581,7 +600,15 @@ void print_table(const Results& r, double hz, int reps) {
         std::to_string(r.sni_flows) + " flows a repetition (4 packets each), " +
             std::to_string(kSniRules) + " domain rules");
   }
-  if (r.established || r.l34 || r.sni) {
+  if (r.est_limited) {
+    row("established_limited", "pkt", r.est_lim, hz / r.est_lim.cycles() / 1e6, "Mpps",
+        "as established, every rule with a rate limit, a byte rate and a quota (none reached)");
+  }
+  if (r.l34_limited) {
+    row("new_flows_limited", "flow", r.new_l34_lim, hz / r.new_l34_lim.cycles() / 1e6, "M/s",
+        "as new_flows_l34, every rule with a rate limit, a byte rate and a quota (none reached)");
+  }
+  if (r.established || r.l34 || r.sni || r.est_limited || r.l34_limited) {
     printf(
         "(cpu: the share of the timed TSC cycles the bench was on the CPU; well below 1, "
         "other work preempted it and the cycles include that time)\n");
@@ -629,6 +656,13 @@ void write_json(const std::string& path, const Results& r, double hz, int reps) 
             name, hz / t.cycles(), t.cycles(), n, t.cpu_share(hz), json_stages(t).c_str());
   };
   if (r.l34) flows("new_flows_l34", r.new_l34, r.l34_flows);
+  if (r.l34_limited) flows("new_flows_limited", r.new_l34_lim, 1000000);
+  if (r.est_limited) {
+    fprintf(f,
+            ",\"established_limited\":{\"cycles_per_pkt\":%.1f,\"mpps\":%.3f,\"cpu_share\":%.3f%s}",
+            r.est_lim.cycles(), hz / r.est_lim.cycles() / 1e6, r.est_lim.cpu_share(hz),
+            json_stages(r.est_lim).c_str());
+  }
   if (r.sni) flows("new_flows_sni", r.new_sni, r.sni_flows);
   if (r.memory) {
     fprintf(f,
@@ -642,12 +676,15 @@ void write_json(const std::string& path, const Results& r, double hz, int reps) 
   if (fclose(f) != 0) die("cannot write %s", path.c_str());
 }
 
-const char* const kScenarios[] = {"established", "new_flows_l34", "new_flows_sni", "flow_memory"};
+const char* const kScenarios[] = {"established",         "new_flows_l34", "new_flows_sni",
+                                  "flow_memory",         "established_limited",
+                                  "new_flows_limited"};
 
 [[noreturn]] void usage(const char* why) {
   fprintf(stderr,
           "worker_bench: %s\nusage: worker_bench [--scenario NAME]... [--reps N] [--json FILE]\n"
-          "  scenarios: established new_flows_l34 new_flows_sni flow_memory (default: all)\n",
+          "  scenarios: established new_flows_l34 new_flows_sni flow_memory\n"
+          "             established_limited new_flows_limited (default: all)\n",
           why);
   exit(2);
 }
@@ -690,6 +727,11 @@ int main(int argc, char** argv) {
     if (wanted("new_flows_l34")) new_flows_l34(*l34, reps, &res);
     if (wanted("new_flows_sni")) new_flows_sni(reps, &res);
     if (wanted("flow_memory")) flow_memory(*l34, &res);
+    if (wanted("established_limited") || wanted("new_flows_limited")) {
+      const std::unique_ptr<RuntimePolicy> lim = load_document(l34_document(true));
+      if (wanted("established_limited")) established(*lim, reps, &res, true);
+      if (wanted("new_flows_limited")) new_flows_l34(*lim, reps, &res, true);
+    }
   }
   print_table(res, hz, reps);
   if (!json.empty()) write_json(json, res, hz, reps);

@@ -191,7 +191,12 @@ class Validator {
   std::vector<PortRange> ports(const Json::Value& v, const std::string& path, Proto proto);
   std::optional<PortRange> port(const Json::Value& v, const std::string& path);
   void to(const Json::Value& v, const std::string& path, Rule& r);
-  std::optional<Rule> rule(const Json::Value& v, const std::string& path);
+  std::optional<Rule> rule(const Json::Value& v, const std::string& path, bool report);
+  std::optional<RateLimit> rate_limit(const Json::Value& v, const std::string& path);
+  std::optional<Quota> quota(const Json::Value& v, const std::string& path);
+  std::optional<uint64_t> byte_amount(const Json::Value& v, const std::string& path,
+                                      const char* what);
+  std::optional<LimitPer> per(const Json::Value& v, const std::string& path);
   // A non-empty array of strings, each unique; calls each(string, path) for each entry.
   template <typename F>
   void string_list(const Json::Value& v, const std::string& path, const char* what, F each);
@@ -402,9 +407,148 @@ void Validator::to(const Json::Value& v, const std::string& path, Rule& r) {
   }
 }
 
-std::optional<Rule> Validator::rule(const Json::Value& v, const std::string& path) {
+// A byte rate or burst: an integer, or a string of digits with an optional SI suffix
+// (k/K = 1e3, M = 1e6, G = 1e9) in bytes, in 1..kMaxBytesPerS. No "m" or "g": a
+// lower-case M reads as milli or as megabits, and bits are not meant.
+std::optional<uint64_t> Validator::byte_amount(const Json::Value& v, const std::string& path,
+                                               const char* what) {
+  if (v.type() == Json::intValue || v.type() == Json::uintValue)
+    return integer(v, path, 1, static_cast<int64_t>(kMaxBytesPerS), what);
+  if (!v.isString()) {
+    add(path, std::string("must be an integer or a string such as \"10M\", not ") + type_name(v));
+    return std::nullopt;
+  }
+  const std::string s = v.asString();
+  size_t digits = 0;
+  while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+  uint64_t mult = 1;
+  if (digits + 1 == s.size()) {
+    switch (s[digits]) {
+      case 'k':
+      case 'K':
+        mult = 1000;
+        break;
+      case 'M':
+        mult = 1000000;
+        break;
+      case 'G':
+        mult = 1000000000;
+        break;
+      default:
+        mult = 0;
+    }
+  }
+  if (digits == 0 || mult == 0 || digits + 1 < s.size()) {
+    add(path, std::string("bad ") + what + " " + quote(s) +
+                  " (expected bytes, not bits: an integer or digits with an optional k, M or G "
+                  "suffix, e.g. \"10M\" = 10000000 bytes)");
+    return std::nullopt;
+  }
+  // More than 12 digits is over the bound whatever the suffix; fewer cannot overflow.
+  uint64_t x = digits > 12 ? kMaxBytesPerS + 1 : std::stoull(s.substr(0, digits)) * mult;
+  if (x < 1 || x > kMaxBytesPerS) {
+    add(path, std::string(what) + " " + quote(s) + " is out of range (1.." +
+                  std::to_string(kMaxBytesPerS) + ", i.e. up to \"100G\")");
+    return std::nullopt;
+  }
+  return x;
+}
+
+std::optional<LimitPer> Validator::per(const Json::Value& v, const std::string& path) {
+  if (!is_string(v, path)) return std::nullopt;
+  const std::string s = v.asString();
+  if (s == "service") return LimitPer::service;
+  if (s == "source") return LimitPer::source;
+  add(path, "unknown per " + quote(s) +
+                " (expected service: the flow's source service, or source: its inside address)");
+  return std::nullopt;
+}
+
+std::optional<RateLimit> Validator::rate_limit(const Json::Value& v, const std::string& path) {
   if (!is_object(v, path)) return std::nullopt;
-  check_fields(v, path, {"id", "from", "proto", "ports", "to", "action"});
+  const size_t before = errors.size();
+  check_fields(v, path, {"new_flows_per_s", "burst", "bytes_per_s", "bytes_burst", "per", "over"});
+  RateLimit rl;
+  const bool flows = v.isMember("new_flows_per_s"), bytes = v.isMember("bytes_per_s");
+  if (!flows && !bytes)
+    add(path,
+        "give new_flows_per_s or bytes_per_s (or both): a rate_limit without a rate "
+        "limits nothing");
+  if (flows) {
+    if (auto x = integer(v["new_flows_per_s"], join(path, "new_flows_per_s"), 1, kMaxNewFlowsPerS,
+                         "new_flows_per_s"))
+      rl.new_flows_per_s = rl.burst = static_cast<uint32_t>(*x);
+  }
+  if (v.isMember("burst")) {
+    const std::string bp = join(path, "burst");
+    if (!flows)
+      add(bp, "burst is the depth of the new_flows_per_s bucket: give new_flows_per_s too");
+    else if (auto x = integer(v["burst"], bp, 1, kMaxNewFlowsPerS, "burst"))
+      rl.burst = static_cast<uint32_t>(*x);
+  }
+  if (bytes) {
+    if (auto x = byte_amount(v["bytes_per_s"], join(path, "bytes_per_s"), "bytes_per_s")) {
+      rl.bytes_per_s = *x;
+      rl.bytes_burst = std::max(*x / 10, kMinDefaultBytesBurst);
+    }
+  }
+  if (v.isMember("bytes_burst")) {
+    const std::string bp = join(path, "bytes_burst");
+    if (!bytes)
+      add(bp, "bytes_burst is the depth of the bytes_per_s bucket: give bytes_per_s too");
+    else if (auto x = byte_amount(v["bytes_burst"], bp, "bytes_burst"))
+      rl.bytes_burst = *x;
+  }
+  if (v.isMember("per")) {
+    if (auto p = per(v["per"], join(path, "per"))) rl.per = *p;
+  }
+  if (v.isMember("over")) {
+    const std::string op = join(path, "over");
+    if (is_string(v["over"], op)) {
+      const std::string s = v["over"].asString();
+      if (s == "deny")
+        rl.over = Action::deny;
+      else if (s == "reject")
+        rl.over = Action::reject;
+      else
+        add(op, "unknown over action " + quote(s) +
+                    " (expected deny or reject: what a new flow over the limit gets)");
+    }
+  }
+  if (errors.size() != before) return std::nullopt;
+  return rl;
+}
+
+std::optional<Quota> Validator::quota(const Json::Value& v, const std::string& path) {
+  Quota q;
+  if (v.type() == Json::intValue || v.type() == Json::uintValue) {
+    auto x = integer(v, path, 1, kMaxRuleFlows, "max_flows");
+    if (!x) return std::nullopt;
+    q.count = static_cast<uint32_t>(*x);
+    return q;
+  }
+  if (!v.isObject()) {
+    add(path, std::string("must be an integer or an object {\"count\": N, \"per\": ...}, not ") +
+                  type_name(v));
+    return std::nullopt;
+  }
+  const size_t before = errors.size();
+  check_fields(v, path, {"count", "per"});
+  if (require(v, "count", path)) {
+    if (auto x = integer(v["count"], join(path, "count"), 1, kMaxRuleFlows, "count"))
+      q.count = static_cast<uint32_t>(*x);
+  }
+  if (v.isMember("per")) {
+    if (auto p = per(v["per"], join(path, "per"))) q.per = *p;
+  }
+  if (errors.size() != before) return std::nullopt;
+  return q;
+}
+
+std::optional<Rule> Validator::rule(const Json::Value& v, const std::string& path, bool report) {
+  if (!is_object(v, path)) return std::nullopt;
+  check_fields(v, path,
+               {"id", "from", "proto", "ports", "to", "action", "rate_limit", "max_flows"});
   size_t before = errors.size();
   Rule r;
   r.path = path;
@@ -426,8 +570,26 @@ std::optional<Rule> Validator::rule(const Json::Value& v, const std::string& pat
   }
   if (v.isMember("ports")) r.ports = ports(v["ports"], join(path, "ports"), r.proto);
   if (v.isMember("to")) to(v["to"], join(path, "to"), r);
+  bool action_known = false;
   if (require(v, "action", path)) {
-    if (auto a = action(v["action"], join(path, "action"), true)) r.action = *a;
+    if (auto a = action(v["action"], join(path, "action"), true)) {
+      r.action = *a;
+      action_known = true;
+    }
+  }
+  if (v.isMember("rate_limit"))
+    r.rate_limit = rate_limit(v["rate_limit"], join(path, "rate_limit"));
+  if (v.isMember("max_flows")) r.max_flows = quota(v["max_flows"], join(path, "max_flows"));
+  for (const char* key : {"rate_limit", "max_flows"}) {
+    if (!v.isMember(key)) continue;
+    if (report)
+      add(join(path, key), std::string(key) +
+                               " in a report-only ruleset would limit nothing: its rules never "
+                               "decide a flow");
+    else if (action_known && r.action != Action::allow)
+      add(join(path, key), std::string(key) +
+                               " applies to allow rules: a deny or reject rule has nothing to "
+                               "limit");
   }
   if (errors.size() != before) return std::nullopt;
   return r;
@@ -441,8 +603,15 @@ void Validator::rulesets(const Json::Value& v, Policy& p) {
     std::string rp = join(path, i);
     const Json::Value& rs = v[i];
     if (!is_object(rs, rp)) continue;
-    check_fields(rs, rp, {"name", "rules"});
+    check_fields(rs, rp, {"name", "rules", "mode"});
     Ruleset out;
+    if (rs.isMember("mode") && is_string(rs["mode"], join(rp, "mode"))) {
+      const std::string m = rs["mode"].asString();
+      if (m == "report")
+        out.report = true;
+      else if (m != "enforce")
+        add(join(rp, "mode"), "unknown mode " + quote(m) + " (expected enforce or report)");
+    }
     if (require(rs, "name", rp) && is_string(rs["name"], join(rp, "name"))) {
       out.name = rs["name"].asString();
       if (!valid_object_name(out.name)) {
@@ -460,7 +629,7 @@ void Validator::rulesets(const Json::Value& v, Policy& p) {
       const Json::Value& rules = rs["rules"];
       if (is_array(rules, lp)) {
         for (Json::ArrayIndex k = 0; k < rules.size(); ++k)
-          if (auto r = rule(rules[k], join(lp, k))) out.rules.push_back(std::move(*r));
+          if (auto r = rule(rules[k], join(lp, k), out.report)) out.rules.push_back(std::move(*r));
       }
     }
     p.rulesets.push_back(std::move(out));

@@ -35,6 +35,34 @@ struct Service {
   std::vector<Cidr> cidrs;
 };
 
+// What a rule's limits are counted per: the rule and the flow's source service, or the
+// rule and the flow's inside address.
+enum class LimitPer : uint8_t { service = 0, source = 1 };
+
+// "rate_limit" of an allow rule. A rate of 0 is absent (the document requires >= 1);
+// at least one of the two is set. Defaults are resolved here: the compiler copies.
+struct RateLimit {
+  uint32_t new_flows_per_s = 0;
+  uint32_t burst = 0;        // new flows at once; set with new_flows_per_s
+  uint64_t bytes_per_s = 0;  // bytes (not bits) per second, each direction separately
+  uint64_t bytes_burst = 0;  // set with bytes_per_s
+  LimitPer per = LimitPer::service;
+  Action over = Action::reject;  // deny or reject: a new flow over the rate (or quota)
+  bool operator==(const RateLimit&) const = default;
+};
+
+// "max_flows" of an allow rule: concurrent flows per key.
+struct Quota {
+  uint32_t count = 0;  // >= 1
+  LimitPer per = LimitPer::service;
+  bool operator==(const Quota&) const = default;
+};
+
+constexpr uint32_t kMaxNewFlowsPerS = 10000000;    // new_flows_per_s and burst
+constexpr uint64_t kMaxBytesPerS = 100000000000;   // 100G: bytes_per_s and bytes_burst
+constexpr uint64_t kMinDefaultBytesBurst = 65536;  // bytes_burst default: max(rate/10, this)
+constexpr uint32_t kMaxRuleFlows = 100000000;      // max_flows of a rule
+
 struct Rule {
   std::string id;
   std::string path;               // JSON path of the rule, e.g. /rulesets/0/rules/2
@@ -46,11 +74,15 @@ struct Rule {
   std::vector<std::string> to_domains;       // normalized: "name", "*.suffix" or "*"
   std::vector<std::string> to_domain_regex;  // each parses alone (check_domain_regex)
   Action action = Action::deny;
+  std::optional<RateLimit> rate_limit;  // allow rules of enforcing rulesets only
+  std::optional<Quota> max_flows;       // likewise; a new flow over it gets rate_limit's
+                                        // "over" action (reject without rate_limit)
 };
 
 struct Ruleset {
   std::string name;
   std::vector<Rule> rules;
+  bool report = false;  // "mode": "report": evaluated beside, never deciding a flow
 };
 
 struct InspectRule {

@@ -51,6 +51,8 @@ run_suite names timeout -s INT 300 bash tests/e2e/names.sh "$B"
 # Observability: flow records and /metrics against real traffic and a capture.
 run_suite observe timeout -s INT 300 bash tests/e2e/observe.sh "$B"
 run_suite telemetry timeout -s INT 120 bash tests/e2e/telemetry.sh "$B"
+# Rate limits, quotas and report-only rulesets with real clients (curl loop, iperf3).
+run_suite limits timeout -s INT 300 bash tests/e2e/limits.sh "$B"
 # Management plane: REST contract, commit crash points, hitless swap, restarts.
 run_suite rest timeout 300 /usr/bin/python3 tests/mgmt/rest/run_rest_tests.py --build "$B"
 run_suite faults timeout -s INT 300 bash tests/e2e/faults.sh "$B"

@@ -76,7 +76,7 @@ TEST(ApiCurrentBlob, RecompiledWhenTheDataplaneWouldRefuseIt) {
       {"a blob of this ABI: published as stored", kDocument, good.blob, true, false, nullptr},
       {"an ABI 1 blob (before an upgrade)", kDocument,
        with_header(good.blob, [](abi::PolicyHeader& h) { h.abi_version = 1; }), true, true,
-       "policy ABI version 1, this build's is 4"},
+       "policy ABI version 1, this build's is 5"},
       {"a blob of a later ABI (a downgrade)", kDocument,
        with_header(good.blob, [](abi::PolicyHeader& h) { h.abi_version = 9; }), true, true,
        "policy ABI version 9"},
@@ -189,9 +189,11 @@ TEST(ApiStatsJson, EveryField) {
   const struct {
     const char* key;
     uint64_t want;
-  } fields[] = {{"services", 1},      {"service_cidrs", 1},    {"rulesets", 1},
-                {"rules", 2},         {"domains", 2},          {"regexes", 1},
-                {"inspect_rules", 1}, {"inspect_patterns", 2}, {"compiled_bytes", cr.blob.size()}};
+  } fields[] = {
+      {"services", 1},        {"service_cidrs", 1},    {"rulesets", 1},
+      {"rules", 2},           {"domains", 2},          {"regexes", 1},
+      {"inspect_rules", 1},   {"inspect_patterns", 2}, {"rate_limited_rules", 0},
+      {"max_flows_rules", 0}, {"report_rules", 0},     {"compiled_bytes", cr.blob.size()}};
   EXPECT_EQ(s.size(), std::size(fields));
   for (const auto& f : fields) EXPECT_EQ(s[f.key].asUInt64(), f.want) << f.key;
 }

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 #include <hs.h>
+#include <json/json.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -114,7 +115,7 @@ TEST(Compiler, HeaderAndChecksum) {
   EXPECT_EQ(h.total_size, res.blob.size());
   EXPECT_EQ(h.total_size % 8, 0u);
   EXPECT_EQ(h.flags, 0u);
-  EXPECT_EQ(h.abi_version, 4u);
+  EXPECT_EQ(h.abi_version, 5u);
   EXPECT_EQ(h.section_count, 8u);
   const auto* bytes = reinterpret_cast<const uint8_t*>(res.blob.data());
   EXPECT_EQ(h.checksum, abi::fnv1a64(bytes + h.header_size, h.total_size - h.header_size));
@@ -251,6 +252,124 @@ TEST(Compiler, RulesetsFlattenedInOrder) {
   auto settings = v.table<abi::Settings>(abi::kSecSettings);
   EXPECT_EQ(settings[0].default_action, abi::kActionAllow);
   EXPECT_EQ(settings[0].established_mode, abi::kEstablishedKeep);
+}
+
+// A LimitRec as the compiler must write it (reserved bytes zero).
+abi::LimitRec limit(uint32_t rule, uint16_t flags, uint8_t per, uint8_t over, uint32_t flows,
+                    uint32_t burst, uint64_t bytes, uint64_t bytes_burst, uint32_t max_flows,
+                    uint8_t max_flows_per) {
+  abi::LimitRec r{};
+  r.rule = rule;
+  r.flags = flags;
+  r.per = per;
+  r.over_action = over;
+  r.new_flows_per_s = flows;
+  r.burst = burst;
+  r.bytes_per_s = bytes;
+  r.bytes_burst = bytes_burst;
+  r.max_flows = max_flows;
+  r.max_flows_per = max_flows_per;
+  return r;
+}
+
+TEST(Compiler, RuleLimitsAndReportRulesets) {
+  const std::string head = R"({"schema":1,"services":{"web":{"cidrs":["198.18.1.0/24"]}},
+    "rulesets":[)";
+  struct Case {
+    const char* desc;
+    std::string rulesets;
+    std::vector<abi::LimitRec> limits;  // empty: no section 13
+    std::vector<bool> report;           // kRuleReport of each rule, in order
+    size_t rate_limited, max_flows;
+  };
+  const Case cases[] = {
+      {"no limits, no report ruleset: no section",
+       R"({"name":"e","rules":[{"id":"a","from":["web"],"action":"allow"},
+           {"id":"b","from":["any"],"action":"deny"}]})",
+       {},
+       {false, false},
+       0,
+       0},
+      {"limits on some rules, and a report ruleset",
+       R"({"name":"e","rules":[
+           {"id":"plain","from":["web"],"proto":"udp","ports":[53],"action":"allow"},
+           {"id":"api","from":["web"],"action":"allow",
+            "rate_limit":{"new_flows_per_s":100,"burst":200,"per":"source","over":"deny"}},
+           {"id":"bulk","from":["any"],"action":"allow",
+            "rate_limit":{"bytes_per_s":"10M"},"max_flows":{"count":50,"per":"source"}},
+           {"id":"conns","from":["web"],"action":"allow","max_flows":1000},
+           {"id":"both","from":["web"],"action":"allow","rate_limit":
+            {"new_flows_per_s":7,"bytes_per_s":1000,"bytes_burst":"2k","over":"reject"}},
+           {"id":"no","from":["any"],"action":"deny"}]},
+         {"name":"audit","mode":"report","rules":[
+           {"id":"would-deny","from":["any"],"action":"deny"},
+           {"id":"would-allow","from":["web"],"action":"allow"}]})",
+       {limit(1, abi::kLimitNewFlows, abi::kPerSource, abi::kActionDeny, 100, 200, 0, 0, 0, 0),
+        limit(2, abi::kLimitBytes | abi::kLimitMaxFlows, abi::kPerService, abi::kActionReject, 0, 0,
+              10000000, 1000000, 50, abi::kPerSource),
+        limit(3, abi::kLimitMaxFlows, abi::kPerService, abi::kActionReject, 0, 0, 0, 0, 1000,
+              abi::kPerService),
+        limit(4, abi::kLimitNewFlows | abi::kLimitBytes, abi::kPerService, abi::kActionReject, 7, 7,
+              1000, 2000, 0, 0)},
+       {false, false, false, false, false, false, true, true},
+       3,
+       2},
+      {"a report ruleset alone: flags but no section",
+       R"({"name":"audit","mode":"report","rules":[{"id":"r","from":["any"],"action":"reject"}]},
+         {"name":"e","mode":"enforce","rules":[{"id":"a","from":["web"],"action":"allow"}]})",
+       {},
+       {true, false},
+       0,
+       0},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.desc);
+    CompileResult res = compile_document(head + c.rulesets + "]}", 0);
+    ASSERT_TRUE(res.errors.empty()) << dump(res.errors);
+    BlobView v(res.blob);
+    EXPECT_EQ(v.header().section_count, 8u + !c.limits.empty());
+    EXPECT_EQ(v.has(abi::kSecRuleLimits), !c.limits.empty());
+    auto limits = v.table<abi::LimitRec>(abi::kSecRuleLimits);
+    ASSERT_EQ(limits.size(), c.limits.size());
+    for (size_t i = 0; i < limits.size(); ++i) {
+      SCOPED_TRACE("limit " + std::to_string(i));
+      const abi::LimitRec &got = limits[i], &want = c.limits[i];
+      EXPECT_EQ(got.rule, want.rule);
+      EXPECT_EQ(got.flags, want.flags);
+      EXPECT_EQ(got.per, want.per);
+      EXPECT_EQ(got.over_action, want.over_action);
+      EXPECT_EQ(got.new_flows_per_s, want.new_flows_per_s);
+      EXPECT_EQ(got.burst, want.burst);
+      EXPECT_EQ(got.bytes_per_s, want.bytes_per_s);
+      EXPECT_EQ(got.bytes_burst, want.bytes_burst);
+      EXPECT_EQ(got.max_flows, want.max_flows);
+      EXPECT_EQ(got.max_flows_per, want.max_flows_per);
+      EXPECT_EQ(memcmp(&got, &want, sizeof(got)), 0) << "reserved bytes must be zero";
+    }
+    auto rules = v.table<abi::RuleRec>(abi::kSecRules);
+    ASSERT_EQ(rules.size(), c.report.size());
+    size_t reports = 0;
+    for (size_t i = 0; i < rules.size(); ++i) {
+      EXPECT_EQ((rules[i].flags & abi::kRuleReport) != 0, c.report[i]) << "rule " << i;
+      reports += c.report[i];
+    }
+    EXPECT_EQ(res.stats.rate_limited_rules, c.rate_limited);
+    EXPECT_EQ(res.stats.max_flows_rules, c.max_flows);
+    EXPECT_EQ(res.stats.report_rules, reports);
+    const Json::Value st = compile_stats_json(res);
+    EXPECT_EQ(st["rate_limited_rules"].asUInt64(), c.rate_limited);
+    EXPECT_EQ(st["max_flows_rules"].asUInt64(), c.max_flows);
+    EXPECT_EQ(st["report_rules"].asUInt64(), reports);
+  }
+}
+
+TEST(Compiler, LimitsExample) {
+  CompileResult res = compile_document(test::file_text("rules/examples/limits.json"), 0);
+  ASSERT_TRUE(res.errors.empty()) << dump(res.errors);
+  EXPECT_GT(res.stats.rate_limited_rules, 0u);
+  EXPECT_GT(res.stats.max_flows_rules, 0u);
+  EXPECT_GT(res.stats.report_rules, 0u);
+  EXPECT_TRUE(BlobView(res.blob).has(abi::kSecRuleLimits));
 }
 
 TEST(Compiler, EmptyPolicyCompiles) {
@@ -556,7 +675,7 @@ TEST(Compiler, NameSections) {
     EXPECT_EQ(res.stats.domains, c.domains);
     EXPECT_EQ(res.stats.regexes, c.regexes);
     BlobView v(res.blob);
-    EXPECT_EQ(v.header().abi_version, 4u);
+    EXPECT_EQ(v.header().abi_version, 5u);
     EXPECT_EQ(v.header().section_count, 8u + c.table + c.regex);
     EXPECT_EQ(v.has(abi::kSecDomainTable), c.table);
     EXPECT_EQ(v.has(abi::kSecNameRegexDb), c.regex);

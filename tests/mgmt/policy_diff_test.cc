@@ -90,6 +90,11 @@ std::vector<Case> cases() {
       {"name":"blocks","rules":[{"to":{"cidrs":["198.19.2.0/24"]},"action":"reject","from":["any"],"id":"no-other"}]}],
     "services":{"ci":{"cidrs":["198.18.2.0/24"]},"web":{"cidrs":["2001:2:0:1::/64","198.18.1.0/24"]}},
     "default_action":"deny","schema":1})";
+  // http with these members after its action.
+  auto http_with = [](const std::string& extra) {
+    return edit(R"("to": { "cidrs": ["198.19.1.0/24"] }, "action": "allow" })",
+                R"("to": { "cidrs": ["198.19.1.0/24"] }, "action": "allow", )" + extra + " }");
+  };
   return {
       {"identical documents", kBase, kBase, {}},
       {"reordered keys and set-like lists are no change", kBase, reordered, {}},
@@ -184,6 +189,61 @@ std::vector<Case> cases() {
             R"("default_action": "deny", "inspect": [{ "id": "keys", "from": ["any"],
                "patterns": ["AKIA[0-9A-Z]{16}"], "action": "reject" }],)"),
        {"+ inspect keys: at /inspect/0: from [any] patterns [AKIA[0-9A-Z]{16}] action reject"}},
+      {"rate_limit added",
+       kBase,
+       http_with(R"("rate_limit": {"new_flows_per_s": 10})"),
+       {"~ rule egress/http: rate_limit none -> {new_flows_per_s 10, burst 10, per service, "
+        "over reject}"}},
+      {"rate_limit defaults spelt out are no change",
+       http_with(R"("rate_limit": {"bytes_per_s": "10M"})"),
+       http_with(R"("rate_limit": {"bytes_per_s": 10000000, "bytes_burst": "1M",
+                                   "per": "service", "over": "reject"})"),
+       {}},
+      {"rate_limit changed",
+       http_with(R"("rate_limit": {"bytes_per_s": "10M"})"),
+       http_with(R"("rate_limit": {"bytes_per_s": "20M", "over": "deny"})"),
+       {"~ rule egress/http: rate_limit {bytes_per_s 10000000, bytes_burst 1000000, per service, "
+        "over reject} -> {bytes_per_s 20000000, bytes_burst 2000000, per service, over deny}"}},
+      {"max_flows added",
+       kBase,
+       http_with(R"("max_flows": 100)"),
+       {"~ rule egress/http: max_flows none -> 100 per service"}},
+      {"max_flows keyed per source",
+       http_with(R"("max_flows": 100)"),
+       http_with(R"("max_flows": {"count": 100, "per": "source"})"),
+       {"~ rule egress/http: max_flows 100 per service -> 100 per source"}},
+      {"limits removed",
+       http_with(R"("max_flows": 5, "rate_limit": {"new_flows_per_s": 1, "burst": 3})"),
+       kBase,
+       {"~ rule egress/http: rate_limit {new_flows_per_s 1, burst 3, per service, over reject} "
+        "-> none; max_flows 5 per service -> none"}},
+      {"ruleset mode changed",
+       kBase,
+       edit(R"("name": "blocks",)", R"("name": "blocks", "mode": "report",)"),
+       {"~ ruleset blocks: mode enforce -> report"}},
+      {"explicit enforce is no change",
+       kBase,
+       edit(R"("name": "blocks",)", R"("name": "blocks", "mode": "enforce",)"),
+       {}},
+      {"report ruleset added, a rule with limits in the summary",
+       kBase,
+       edit(R"("action": "reject" }
+      ] })",
+            R"("action": "reject" }
+      ] },
+    { "name": "audit", "mode": "report",
+      "rules": [ { "id": "would-deny", "from": ["ci"], "action": "deny" } ] })"),
+       {"+ ruleset audit: at /rulesets/2, 1 rules, mode report",
+        "+ rule audit/would-deny: at /rulesets/2/rules/0: from [ci] proto any action deny"}},
+      {"new rule with limits: in its summary",
+       kBase,
+       edit(R"("proto": "icmp", "action": "allow" })",
+            R"("proto": "icmp", "action": "allow" },
+               { "id": "ntp", "from": ["ci"], "action": "allow", "max_flows": 2,
+                 "rate_limit": {"new_flows_per_s": 4, "per": "source"} })"),
+       {"+ rule egress/ntp: at /rulesets/0/rules/3: from [ci] proto any action allow "
+        "rate_limit {new_flows_per_s 4, burst 4, per source, over reject} max_flows 2 per "
+        "service"}},
   };
 }
 

@@ -441,6 +441,29 @@ CASES.append({
                 rec(C, S, 40001, 22, 'TCP', 'deny', None, (1, 0))],
     'pass': list(range(10)), 'drops': {'policy_deny': 1}})
 
+# Rate limits on the capture's clock: a rule of 2 new flows a second (burst 2), five SYNs
+# at 0, 0.1, 0.2, 0.3 and 0.6 s: the first two pass, the next two are over the rate (reset,
+# `limited: rate`), the fifth finds a token again. A report-only rule that would reject
+# them all changes nothing but their records.
+POLICY_LIMITS = copy.deepcopy(POLICY)
+POLICY_LIMITS['rulesets'][0]['rules'][0]['rate_limit'] = {'new_flows_per_s': 2, 'burst': 2}
+POLICY_LIMITS['rulesets'].insert(0, {'name': 'candidates', 'mode': 'report', 'rules': [
+    {'id': 'would-reject-web', 'from': ['app'], 'proto': 'tcp', 'ports': [443],
+     'action': 'reject'}]})
+_REPORT = {'report.rule_id': 'would-reject-web', 'report.verdict': 'reject'}
+CASES.append({
+    'description': 'rate limit on the capture clock: 2/s, burst 2; a report rule beside it',
+    'policy': POLICY_LIMITS,
+    'packets': [syn(C, S, 41000 + i, 443) for i in range(5)],
+    'times': [1800000000.0 + t for t in (0, 0.1, 0.2, 0.3, 0.6)],
+    'records': [rec(C, S, 41000, 443, 'TCP', 'allow', 'web', (1, 0), **_REPORT),
+                rec(C, S, 41001, 443, 'TCP', 'allow', 'web', (1, 0), **_REPORT),
+                rec(C, S, 41002, 443, 'TCP', 'reject', 'web', (1, 0), limited='rate', **_REPORT),
+                rec(C, S, 41003, 443, 'TCP', 'reject', 'web', (1, 0), limited='rate', **_REPORT),
+                rec(C, S, 41004, 443, 'TCP', 'allow', 'web', (1, 0), **_REPORT)],
+    'pass': [0, 1, rst_to(C, S, 41002, 443, ack=1001), rst_to(C, S, 41003, 443, ack=1001), 4],
+    'drops': {'policy_reject': 2}})
+
 # Usage and input errors: exit 2 with a message naming what to fix.
 _SYN = syn(C, S, 1, 443)
 CASES += [

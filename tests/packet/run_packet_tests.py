@@ -78,7 +78,8 @@ RECORD_FIELDS = {
     'src': ('src_ip',), 'dst': ('dest_ip',), 'sport': ('src_port',),
     'dport': ('dest_port',), 'proto': ('proto',), 'verdict': ('verdict',),
     'rule_id': ('rule_id',), 'vlan': ('vlan',), 'reason': ('flow', 'reason'),
-    'state': ('flow', 'state'), 'app_proto': ('app_proto',),
+    'state': ('flow', 'state'), 'app_proto': ('app_proto',), 'limited': ('limited',),
+    'report.rule_id': ('report', 'rule_id'), 'report.verdict': ('report', 'verdict'),
 }
 
 

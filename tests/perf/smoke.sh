@@ -42,6 +42,8 @@ CASES = [
     ("flow_records", "drain_per_s", False),
     ("flow_records", "no_reader_cycles", False),
     ("flow_records", "no_reader_kept", False),
+    ("established_limited", "cycles_per_pkt", False),
+    ("new_flows_limited", "flows_per_s", False),
 ]
 passed = failed = 0
 def check(name, ok, why=""):

@@ -28,7 +28,7 @@ std::string dump(const std::vector<Error>& errors) {
 
 TEST(PolicyParse, ExamplesParse) {
   for (const char* file : {"rules/examples/demo.json", "rules/examples/contract-l34.json",
-                           "rules/examples/contract.json"}) {
+                           "rules/examples/contract.json", "rules/examples/limits.json"}) {
     std::string text = test::file_text(file);
     ASSERT_FALSE(text.empty()) << file;
     ParseResult r = parse_policy(text);
@@ -653,6 +653,187 @@ TEST(PolicyParse, InspectRules) {
       EXPECT_FALSE(r.policy->inspect[0].patterns.empty());
       continue;
     }
+    EXPECT_FALSE(r.policy.has_value());
+    bool found = false;
+    for (const Error& e : r.errors)
+      found = found || (e.path == c.path && e.message.find(c.message) != std::string::npos);
+    EXPECT_TRUE(found) << "want '" << c.path << "': " << c.message << "\ngot:\n" << dump(r.errors);
+  }
+}
+
+// A document whose ruleset (with `mode`, unless empty) holds an allow rule and then
+// rule "b" (action, plus the members in extra): b's fields are at /rulesets/0/rules/1.
+std::string limited(const std::string& extra, const std::string& action = "allow",
+                    const std::string& mode = "") {
+  return R"({"schema":1,"services":{"web":{"cidrs":["198.18.1.0/24"]}},"rulesets":[{"name":"rs",)" +
+         (mode.empty() ? "" : R"("mode":")" + mode + "\",") +
+         R"("rules":[{"id":"a","from":["web"],"action":"allow"},)"
+         R"({"id":"b","from":["web"],"action":")" +
+         action + "\"" + (extra.empty() ? "" : "," + extra) + "}]}]}";
+}
+
+TEST(PolicyParse, RateLimitsQuotasAndModes) {
+  using P = LimitPer;
+  struct Case {
+    const char* description;
+    std::string doc;
+    std::optional<RateLimit> rate_limit;
+    std::optional<Quota> max_flows;
+    bool report = false;
+  };
+  const Case cases[] = {
+      {"no limits", limited(""), std::nullopt, std::nullopt},
+      {"new flows only: burst = rate, per service, over reject",
+       limited(R"("rate_limit":{"new_flows_per_s":100})"),
+       RateLimit{100, 100, 0, 0, P::service, Action::reject}, std::nullopt},
+      {"new flows with every option",
+       limited(R"("rate_limit":{"new_flows_per_s":10,"burst":50,"per":"source","over":"deny"})"),
+       RateLimit{10, 50, 0, 0, P::source, Action::deny}, std::nullopt},
+      {"bounds of new_flows_per_s and burst",
+       limited(R"("rate_limit":{"new_flows_per_s":10000000,"burst":1})"),
+       RateLimit{10000000, 1, 0, 0, P::service, Action::reject}, std::nullopt},
+      {"bytes as an integer: burst at least 64 KiB",
+       limited(R"("rate_limit":{"bytes_per_s":1000})"),
+       RateLimit{0, 0, 1000, 65536, P::service, Action::reject}, std::nullopt},
+      {"bytes \"10M\": 10,000,000 B/s, burst a tenth",
+       limited(R"("rate_limit":{"bytes_per_s":"10M"})"),
+       RateLimit{0, 0, 10000000, 1000000, P::service, Action::reject}, std::nullopt},
+      {"suffixes k, K, G and plain digits",
+       limited(R"("rate_limit":{"bytes_per_s":"2G","bytes_burst":"5k"})"),
+       RateLimit{0, 0, 2000000000, 5000, P::service, Action::reject}, std::nullopt},
+      {"K and plain digit strings",
+       limited(R"("rate_limit":{"bytes_per_s":"7K","bytes_burst":"123"})"),
+       RateLimit{0, 0, 7000, 123, P::service, Action::reject}, std::nullopt},
+      {"the largest byte rate, as text and as a number",
+       limited(R"("rate_limit":{"bytes_per_s":"100G","bytes_burst":100000000000})"),
+       RateLimit{0, 0, 100000000000, 100000000000, P::service, Action::reject}, std::nullopt},
+      {"both rates",
+       limited(R"("rate_limit":{"new_flows_per_s":5,"bytes_per_s":"1M","per":"source"})"),
+       RateLimit{5, 5, 1000000, 100000, P::source, Action::reject}, std::nullopt},
+      {"max_flows as a number: per service", limited(R"("max_flows":1)"), std::nullopt,
+       Quota{1, P::service}},
+      {"max_flows as an object", limited(R"("max_flows":{"count":100000000,"per":"source"})"),
+       std::nullopt, Quota{100000000, P::source}},
+      {"max_flows object without per", limited(R"("max_flows":{"count":7})"), std::nullopt,
+       Quota{7, P::service}},
+      {"rate_limit and max_flows together",
+       limited(R"("rate_limit":{"new_flows_per_s":3,"over":"deny"},"max_flows":{"count":9})"),
+       RateLimit{3, 3, 0, 0, P::service, Action::deny}, Quota{9, P::service}},
+      {"mode enforce, explicit", limited("", "allow", "enforce"), std::nullopt, std::nullopt},
+      {"mode report, with a deny rule", limited("", "deny", "report"), std::nullopt, std::nullopt,
+       true},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.description);
+    ParseResult r = parse_policy(c.doc);
+    ASSERT_TRUE(r.policy) << dump(r.errors);
+    const Ruleset& rs = r.policy->rulesets[0];
+    EXPECT_EQ(rs.report, c.report);
+    EXPECT_EQ(rs.rules[0].rate_limit, std::nullopt);
+    EXPECT_EQ(rs.rules[1].rate_limit, c.rate_limit);
+    EXPECT_EQ(rs.rules[1].max_flows, c.max_flows);
+  }
+}
+
+TEST(PolicyParse, RateLimitQuotaAndModeErrors) {
+  const std::string rl = "/rulesets/0/rules/1/rate_limit";
+  const std::string mf = "/rulesets/0/rules/1/max_flows";
+  auto bytes = [](const std::string& v) {
+    return limited(R"("rate_limit":{"bytes_per_s":)" + v + "}");
+  };
+  const std::string bps = rl + "/bytes_per_s";
+  const BadCase cases[] = {
+      {"rate_limit not an object", limited(R"("rate_limit":100)"), rl, "must be an object"},
+      {"empty rate_limit", limited(R"("rate_limit":{})"), rl,
+       "give new_flows_per_s or bytes_per_s (or both)"},
+      {"rate_limit with only per and over",
+       limited(R"("rate_limit":{"per":"source","over":"deny"})"), rl,
+       "give new_flows_per_s or bytes_per_s"},
+      {"unknown field in rate_limit", limited(R"("rate_limit":{"new_flows_per_s":1,"rate":2})"),
+       rl + "/rate", "unknown field \"rate\""},
+      {"new_flows_per_s 0", limited(R"("rate_limit":{"new_flows_per_s":0})"),
+       rl + "/new_flows_per_s", "new_flows_per_s 0 is out of range (1..10000000)"},
+      {"new_flows_per_s over the bound", limited(R"("rate_limit":{"new_flows_per_s":10000001})"),
+       rl + "/new_flows_per_s", "out of range"},
+      {"new_flows_per_s as a string", limited(R"("rate_limit":{"new_flows_per_s":"100"})"),
+       rl + "/new_flows_per_s", "must be an integer, not a string"},
+      {"new_flows_per_s with a fraction", limited(R"("rate_limit":{"new_flows_per_s":1.5})"),
+       rl + "/new_flows_per_s", "must be an integer"},
+      {"burst 0", limited(R"("rate_limit":{"new_flows_per_s":1,"burst":0})"), rl + "/burst",
+       "burst 0 is out of range"},
+      {"burst over the bound", limited(R"("rate_limit":{"new_flows_per_s":1,"burst":10000001})"),
+       rl + "/burst", "out of range"},
+      {"burst without new_flows_per_s", limited(R"("rate_limit":{"bytes_per_s":1,"burst":5})"),
+       rl + "/burst", "give new_flows_per_s too"},
+      {"bits are not bytes", bytes(R"("10Mbit")"), bps, "bad bytes_per_s \"10Mbit\""},
+      {"fraction", bytes(R"("1.5M")"), bps, "bad bytes_per_s \"1.5M\""},
+      {"empty string", bytes(R"("")"), bps, "bad bytes_per_s \"\""},
+      {"negative string", bytes(R"("-1")"), bps, "bad bytes_per_s \"-1\""},
+      {"lower-case m", bytes(R"("10m")"), bps, "bad bytes_per_s"},
+      {"lower-case g", bytes(R"("1g")"), bps, "bad bytes_per_s"},
+      {"suffix alone", bytes(R"("M")"), bps, "bad bytes_per_s"},
+      {"space", bytes(R"(" 10M")"), bps, "bad bytes_per_s"},
+      {"two suffixes", bytes(R"("1MM")"), bps, "bad bytes_per_s"},
+      {"zero string", bytes(R"("0")"), bps, "bytes_per_s \"0\" is out of range"},
+      {"zero with a suffix", bytes(R"("0k")"), bps, "out of range"},
+      {"over 100G as text", bytes(R"("101G")"), bps, "bytes_per_s \"101G\" is out of range"},
+      {"many digits", bytes(R"("99999999999999999999999")"), bps, "out of range"},
+      {"zero", bytes("0"), bps, "bytes_per_s 0 is out of range (1..100000000000)"},
+      {"negative", bytes("-1"), bps, "bytes_per_s -1 is out of range"},
+      {"over 100G as a number", bytes("100000000001"), bps, "out of range"},
+      {"over int64", bytes("18446744073709551615"), bps, "out of range"},
+      {"a boolean", bytes("true"), bps,
+       "must be an integer or a string such as \"10M\", not a boolean"},
+      {"a fraction number", bytes("1.5"), bps, "must be an integer"},
+      {"bytes_burst without bytes_per_s",
+       limited(R"("rate_limit":{"new_flows_per_s":1,"bytes_burst":"1M"})"), rl + "/bytes_burst",
+       "give bytes_per_s too"},
+      {"bad bytes_burst", limited(R"("rate_limit":{"bytes_per_s":"1M","bytes_burst":"0"})"),
+       rl + "/bytes_burst", "bytes_burst \"0\" is out of range"},
+      {"bytes_burst in bits", limited(R"("rate_limit":{"bytes_per_s":"1M","bytes_burst":"8Mb"})"),
+       rl + "/bytes_burst", "bad bytes_burst"},
+      {"unknown per", limited(R"("rate_limit":{"new_flows_per_s":1,"per":"client"})"), rl + "/per",
+       "unknown per \"client\" (expected service"},
+      {"per not a string", limited(R"("rate_limit":{"new_flows_per_s":1,"per":1})"), rl + "/per",
+       "must be a string"},
+      {"over allow", limited(R"("rate_limit":{"new_flows_per_s":1,"over":"allow"})"), rl + "/over",
+       "unknown over action \"allow\" (expected deny or reject"},
+      {"rate_limit on a deny rule", limited(R"("rate_limit":{"new_flows_per_s":1})", "deny"), rl,
+       "rate_limit applies to allow rules: a deny or reject rule has nothing to limit"},
+      {"rate_limit on a reject rule", limited(R"("rate_limit":{"bytes_per_s":1})", "reject"), rl,
+       "rate_limit applies to allow rules"},
+      {"max_flows on a deny rule", limited(R"("max_flows":5)", "deny"), mf,
+       "max_flows applies to allow rules: a deny or reject rule has nothing to limit"},
+      {"rate_limit in a report ruleset",
+       limited(R"("rate_limit":{"new_flows_per_s":1})", "allow", "report"), rl,
+       "rate_limit in a report-only ruleset would limit nothing"},
+      {"max_flows in a report ruleset", limited(R"("max_flows":5)", "allow", "report"), mf,
+       "max_flows in a report-only ruleset would limit nothing"},
+      {"max_flows 0", limited(R"("max_flows":0)"), mf,
+       "max_flows 0 is out of range (1..100000000)"},
+      {"max_flows over the bound", limited(R"("max_flows":100000001)"), mf, "out of range"},
+      {"max_flows as a string", limited(R"("max_flows":"5")"), mf,
+       "must be an integer or an object {\"count\": N, \"per\": ...}, not a string"},
+      {"max_flows as a fraction", limited(R"("max_flows":2.5)"), mf,
+       "must be an integer or an object"},
+      {"max_flows object without count", limited(R"("max_flows":{"per":"source"})"), mf,
+       "missing required field \"count\""},
+      {"max_flows count 0", limited(R"("max_flows":{"count":0})"), mf + "/count",
+       "count 0 is out of range"},
+      {"max_flows count as a string", limited(R"("max_flows":{"count":"1"})"), mf + "/count",
+       "must be an integer, not a string"},
+      {"max_flows unknown per", limited(R"("max_flows":{"count":1,"per":"host"})"), mf + "/per",
+       "unknown per \"host\""},
+      {"max_flows unknown field", limited(R"("max_flows":{"count":1,"over":"deny"})"), mf + "/over",
+       "unknown field \"over\" (expected one of: count, per)"},
+      {"unknown mode", limited("", "allow", "audit"), "/rulesets/0/mode",
+       "unknown mode \"audit\" (expected enforce or report)"},
+      {"mode not a string", R"({"schema":1,"rulesets":[{"name":"a","mode":true,"rules":[]}]})",
+       "/rulesets/0/mode", "must be a string, not a boolean"},
+  };
+  for (const BadCase& c : cases) {
+    SCOPED_TRACE(c.description);
+    ParseResult r = parse_policy(c.doc);
     EXPECT_FALSE(r.policy.has_value());
     bool found = false;
     for (const Error& e : r.errors)

@@ -67,7 +67,8 @@ def inspect_policy():
 
 
 STATS_KEYS = ('services', 'service_cidrs', 'rulesets', 'rules', 'domains', 'regexes',
-              'inspect_rules', 'inspect_patterns', 'compiled_bytes')
+              'inspect_rules', 'inspect_patterns', 'rate_limited_rules', 'max_flows_rules',
+              'report_rules', 'compiled_bytes')
 
 
 def stats_are(**want):
@@ -339,6 +340,12 @@ def http_cases():
         check=paths(['/rules/0/ports/0'], True))
     add('PUT a ruleset with duplicate keys: 400', 'PUT', '/v1/rulesets/extra',
         '{"rules":[],"rules":[]}', status=400, kind='fail')
+    report = copy.deepcopy(extra)
+    report['mode'] = 'report'
+    report['rules'][0]['rate_limit'] = {'new_flows_per_s': 10}
+    add('PUT a report ruleset with a rate_limit: its mode is read, 400 at .../rate_limit', 'PUT',
+        '/v1/rulesets/extra', json.dumps(report), status=400, kind='fail',
+        check=paths(['/rules/0/rate_limit'], True))
     add('PUT a new ruleset: appended after the existing ones', 'PUT', '/v1/rulesets/extra',
         json.dumps(extra), kind='commit', version=4, check=check_appended(extra))
     add('PUT /v1/rulesets/extra with If-Match "2" (stale): 412', 'PUT', '/v1/rulesets/extra',
