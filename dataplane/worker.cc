@@ -488,7 +488,9 @@ void Burst::report(FlowEntry& e) {
     return;
   }
   const uint16_t slot = slot_of(w_, *w_.policy, d.rule_index);
-  e.report = static_cast<uint16_t>((static_cast<unsigned>(d.verdict) + 1) << 14 | slot);
+  const auto report = static_cast<uint16_t>((static_cast<unsigned>(d.verdict) + 1) << 14 | slot);
+  if (report == e.report) return;  // the same decision again (its name changed nothing)
+  e.report = report;
   ++w_.rules[slot].report_hits;
   ++w_.counters->report_decisions;
 }
@@ -936,6 +938,8 @@ void Burst::note_name(BurstState& s, FlowEntry& e) {
   if (r == l7::Status::ok) {
     flow_name_keep(w_, e, n);
     e.name_seen = 1;
+    if (w_.policy->has_report()) [[unlikely]]
+      report(e);  // report rules with names see it now
     return;
   }
   aux(e).tcp.head.app = static_cast<uint8_t>(st.app);
@@ -968,6 +972,8 @@ void Burst::note_more(BurstState& s, FlowEntry& e) {
     if (st == l7::Status::ok) {
       flow_name_keep(w_, e, c.name);
       e.name_seen = 1;
+      if (w_.policy->has_report()) [[unlikely]]
+        report(e);  // report rules with names see it now
     }
   }
   if (st != l7::Status::need_more || r != l7::ReasmResult::ok || l7_timed_out(e)) {

@@ -25,7 +25,9 @@ constexpr const char* kPolicy = R"({
   "rulesets": [
     { "name": "candidates", "mode": "report", "rules": [
       { "id": "would-block-8080", "from": ["web"], "proto": "tcp", "ports": [8080],
-        "to": { "cidrs": ["198.19.1.0/24"] }, "action": "reject" } ] },
+        "to": { "cidrs": ["198.19.1.0/24"] }, "action": "reject" },
+      { "id": "would-block-name", "from": ["web"], "proto": "tcp", "ports": [8443],
+        "to": { "domains": ["b.example"] }, "action": "reject" } ] },
     { "name": "t", "rules": [
       { "id": "syn-rate", "from": ["web"], "proto": "tcp", "ports": [80],
         "to": { "cidrs": ["198.19.1.0/24"] }, "action": "allow",
@@ -39,6 +41,8 @@ constexpr const char* kPolicy = R"({
         "to": { "cidrs": ["198.19.1.0/24"] }, "action": "allow",
         "rate_limit": { "bytes_per_s": 3000, "bytes_burst": 3000 } },
       { "id": "http-8080", "from": ["web"], "proto": "tcp", "ports": [8080],
+        "to": { "cidrs": ["198.19.1.0/24"] }, "action": "allow" },
+      { "id": "tls-8443", "from": ["web"], "proto": "tcp", "ports": [8443],
         "to": { "cidrs": ["198.19.1.0/24"] }, "action": "allow" },
       { "id": "dns-limited", "from": ["web"], "proto": "udp", "ports": [53],
         "to": { "cidrs": ["198.19.1.0/24"] }, "action": "allow",
@@ -341,6 +345,26 @@ TEST_F(OneWorker, HeldRequestOfAFlowRefusedByItsRateNeverReachesTheServer) {
   EXPECT_EQ(second.server_bytes.size(), 0u) << "over the rate: the held hello stays with egw";
   EXPECT_GE(second.rst_to_client, 1) << "reject: RST to the client";
   EXPECT_EQ(w_->counters->flows_rate_limited, 1u);
+}
+
+// A report rule with a name condition on a flow decided on its SYN (no enforcing rule
+// needed the name): it judges the flow once its first bytes name it.
+TEST_F(OneWorker, ReportRuleSeesTheNameOfAFlowDecidedWithoutIt) {
+  const test::Bytes named = test::hello_stream(test::tls13_spec("b.example"));
+  const test::Bytes other = test::hello_stream(test::tls13_spec("c.example"));
+  const test::Conn a =
+      test::drive_tcp(*w_, suite_.pool, {kCli, kSrv, 46000, 8443, 1000, 5000}, named, {});
+  const test::Conn b =
+      test::drive_tcp(*w_, suite_.pool, {kCli, kSrv, 46001, 8443, 1000, 5000}, other, {});
+  EXPECT_EQ(a.server_bytes.size(), named.size()) << "report rules never decide";
+  EXPECT_EQ(b.server_bytes.size(), other.size());
+  std::map<uint16_t, FlowRecord> recs = records();
+  ASSERT_TRUE(recs[46000].has_report);
+  EXPECT_STREQ(recs[46000].report_rule_id, "would-block-name");
+  EXPECT_EQ(recs[46000].report_verdict, static_cast<uint8_t>(Verdict::reject));
+  EXPECT_STREQ(recs[46000].rule_id, "tls-8443");
+  EXPECT_FALSE(recs[46001].has_report) << "c.example: no report rule";
+  EXPECT_EQ(w_->counters->report_decisions, 1u);
 }
 
 }  // namespace
