@@ -610,7 +610,11 @@ int run(int argc, char** argv) {
   control_loop(rt, channel, swap, log);
   telemetry_detach();  // before the workers' contexts and the stats segment go
   rte_eal_mp_wait_lcore();
-  // Workers have stopped: ending their flows here is race free.
+  // Workers have stopped: ending their flows here is race free. A worker may have
+  // stopped right after the quiescent state that let an activation retire (and free) the
+  // policy it still points to: each takes the policy in force first, as its next loop
+  // iteration would have (the records name rules through it).
+  for (Worker& wk : rt.workers) worker_refresh_policy(*wk.ctx);
   const shm::CtlSegment& ctl = *channel.segment();
   log.flush_all(rt.workers, [&ctl] {
     const uint64_t beat = ctl.mgmt.beat_ns.load(std::memory_order_acquire);
