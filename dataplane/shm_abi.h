@@ -64,7 +64,6 @@ static_assert(sizeof(Heartbeat) == 64);
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "shared atomics must be address free");
 static_assert(std::atomic<uint32_t>::is_always_lock_free, "shared atomics must be address free");
 
-constexpr uint32_t kMaxWorkers = 64;
 
 // Dataplane state published for egw-mgmt (written by the dataplane control thread).
 // Counters are in the stats segment (stats_abi.h).

@@ -116,7 +116,7 @@ bool sampled_out(const WorkerCtx& w, const FlowEntry& e) {
 // force (docs/policy.md: a swap that renumbers services restarts those counts).
 void release_quota(WorkerCtx& w, FlowEntry& e) {
   const uint8_t per = static_cast<uint8_t>(e.quota - 1);
-  const int svc = w.policy != nullptr ? w.policy->service_of(e.key) : -1;
+  const int svc = w.policy != nullptr && per == abi::kPerService ? w.policy->service_of(e.key) : -1;
   if (LimitEntry* x = w.limits.find(limit_key(e.rule_slot, per, e.key, svc)); x && x->active)
     --x->active;
   e.quota = 0;
@@ -417,7 +417,11 @@ void Burst::apply_limits(FlowEntry& e, stats::RuleCounters& rc) {
   e.limit_checked = 1;
   const abi::LimitRec* lim = w_.policy->limit(e.rule_index);
   if (lim == nullptr) return;
-  const int svc = w_.policy->service_of(e.key);
+  // The source service only when a key needs it (an LPM look-up).
+  const bool by_service =
+      ((lim->flags & abi::kLimitMaxFlows) && lim->max_flows_per == abi::kPerService) ||
+      ((lim->flags & (abi::kLimitNewFlows | abi::kLimitBytes)) && lim->per == abi::kPerService);
+  const int svc = by_service ? w_.policy->service_of(e.key) : -1;
   const uint32_t n = w_.workers;
   LimitEntry* quota = nullptr;
   if (lim->flags & abi::kLimitMaxFlows) {
@@ -461,8 +465,8 @@ bool Burst::police(BurstState& s, FlowEntry& e, int dir) {
   const abi::LimitRec* lim =
       e.policy_version == w_.policy_version ? w_.policy->limit(e.rule_index) : nullptr;
   if (lim == nullptr || !(lim->flags & abi::kLimitBytes)) return true;  // a new policy lifted it
-  LimitEntry* x =
-      w_.limits.get(limit_key(e.rule_slot, lim->per, e.key, w_.policy->service_of(e.key)), w_.now_ns);
+  const int svc = lim->per == abi::kPerService ? w_.policy->service_of(e.key) : -1;
+  LimitEntry* x = w_.limits.get(limit_key(e.rule_slot, lim->per, e.key, svc), w_.now_ns);
   const uint32_t len = rte_pktmbuf_pkt_len(s.m);
   if (x != nullptr && x->bytes[dir].take(w_.now_ns, worker_share(lim->bytes_per_s, w_.workers),
                                          worker_share(lim->bytes_burst, w_.workers), len))

@@ -43,7 +43,6 @@ class FlowDrain {
     std::atomic<uint64_t> bytes{0};
     std::atomic<uint64_t> rotations{0};
     std::atomic<uint64_t> write_errors{0};  // lines lost to a failed write
-    std::atomic<uint64_t> passes{0};
   };
   const Counters& counters() const { return counters_; }
 

@@ -37,11 +37,10 @@ uint64_t random64() {
 // The mappings of one dataplane's objects; unmapped when the last user lets go, so a
 // detach never pulls a segment from under a publish() or a drain in progress.
 struct Mapping : Publisher::Segments {
-  shm::CtlSegment* seg;
   ino_t ino;  // of the control object mapped: a restarted dataplane creates a new one
-  Mapping(shm::CtlSegment* s, ino_t i) : seg(s), ino(i) { ctl = s; }
+  Mapping(shm::CtlSegment* s, ino_t i) : ino(i) { ctl = s; }
   ~Mapping() override {
-    munmap(seg, sizeof(shm::CtlSegment));
+    munmap(ctl, sizeof(shm::CtlSegment));
     if (stats != nullptr) munmap(const_cast<void*>(stats), stats_size);
     if (flows != nullptr) munmap(flows, flows_size);
   }
@@ -212,7 +211,7 @@ struct Publisher::Impl {
   void run() {
     while (!stop.load()) {
       std::shared_ptr<Mapping> m = current();
-      shm::CtlSegment* s = m ? m->seg : nullptr;
+      shm::CtlSegment* s = m ? m->ctl : nullptr;
       if (s == nullptr) {
         ino_t ino = 0;
         s = try_attach(&ino);
@@ -269,7 +268,7 @@ bool Publisher::connected() const { return impl_->connected.load(); }
 
 uint64_t Publisher::dataplane_version() const {
   auto m = impl_->current();
-  return m ? m->seg->state.active_version.load() : 0;
+  return m ? m->ctl->state.active_version.load() : 0;
 }
 
 Publisher::Result Publisher::publish(uint64_t version, const std::string& blob,
@@ -277,7 +276,7 @@ Publisher::Result Publisher::publish(uint64_t version, const std::string& blob,
   Result res;
   std::lock_guard<std::mutex> pg(impl_->publish_mu);
   const std::shared_ptr<Mapping> mapping = impl_->current();  // kept mapped until we return
-  shm::CtlSegment* s = mapping ? mapping->seg : nullptr;
+  shm::CtlSegment* s = mapping ? mapping->ctl : nullptr;
   if (s == nullptr) {
     res.error = "no dataplane connected";
     return res;
@@ -344,7 +343,7 @@ bool Publisher::flows(uint32_t limit, std::vector<FlowRecord>* out, std::string*
   std::memcpy(m.blob, name.c_str(), name.size() + 1);
   shm::Msg answer;
   bool busy = false;
-  bool ok = impl_->roundtrip(mapping->seg, m, shm::MsgType::flows_done, &answer, timeout, err, &busy);
+  bool ok = impl_->roundtrip(mapping->ctl, m, shm::MsgType::flows_done, &answer, timeout, err, &busy);
   if (ok && answer.status != 0) {
     answer.error[sizeof answer.error - 1] = '\0';
     *err = answer.error;

@@ -391,6 +391,17 @@ egw_rest() {
   /usr/bin/python3 "$EGW_TRAFFIC" rest --url "$EGW_MGMT_URL" --token-file "$EGW_TOKEN_FILE" "$@"
 }
 
+# GET /metrics (admin token) into file $1, and GET /v1/stats into $1.stats.json: its
+# "updated" (when the dataplane read its ports) bounds the capture window the port
+# counters are compared over.
+egw_scrape() {
+  local out
+  out=$(egw_rest GET /metrics) || { echo "GET /metrics failed: $(head -c 200 <<<"$out")"; return 1; }
+  sed -n '2,$p' <<<"$out" >"$1"
+  out=$(egw_rest GET /v1/stats) || { echo "GET /v1/stats failed: $(head -c 200 <<<"$out")"; return 1; }
+  sed -n '2,$p' <<<"$out" >"$1.stats.json"
+}
+
 # A field of GET /v1/health ("" when egw-mgmt does not answer).
 egw_health() {
   /usr/bin/python3 "$EGW_TRAFFIC" rest --url "$EGW_MGMT_URL" GET /v1/health 2>/dev/null |

@@ -21,12 +21,16 @@ BURST=20
 BYTES=1000000  # bytes a second on tcp/5201 (8 Mbit/s)
 WINDOW=10  # seconds of each measurement
 
-# The demo policy plus: a report-only ruleset first, and two limited allow rules.
+# The demo policy plus: a report-only ruleset first, and two limited allow rules. Its
+# inspect rule is left out: a policed segment of an inspected flow also makes inspection
+# drop the segments after it until the resend (docs/policy.md), which this test does not
+# measure.
 limits_policy() {
   /usr/bin/python3 - "$EGW_ROOT/rules/examples/demo.json" "$EGW_WORK/limits.json" \
     "$RATE" "$BURST" "$BYTES" <<'EOF'
 import json, sys
 doc = json.load(open(sys.argv[1]))
+doc.pop("inspect", None)
 rate, burst, nbytes = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 web = {"cidrs": ["198.19.1.0/24", "2001:2:0:100::/64"]}
 doc["rulesets"].insert(0, {"name": "candidates", "mode": "report", "rules": [
@@ -38,7 +42,7 @@ doc["rulesets"].insert(1, {"name": "limited", "rules": [
      "rate_limit": {"new_flows_per_s": rate, "burst": burst, "per": "source"}},
     {"id": "bulk", "from": ["web"], "proto": "tcp", "ports": [5201], "to": web,
      "action": "allow",
-     "rate_limit": {"bytes_per_s": nbytes, "bytes_burst": nbytes // 4}, "max_flows": 4}]})
+     "rate_limit": {"bytes_per_s": nbytes, "bytes_burst": nbytes // 2}, "max_flows": 4}]})
 json.dump(doc, open(sys.argv[2], "w"), indent=1)
 EOF
 }
@@ -84,9 +88,6 @@ print(ok, refused, timeouts)
 metric() {
   awk -v k="$2" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }' "$1"
 }
-scrape() {
-  egw_rest GET /metrics | sed -n '2,$p' >"$1"
-}
 
 # within VALUE WANT PCT: VALUE is within PCT % of WANT.
 within() {
@@ -108,8 +109,6 @@ check_metric_delta() {
   [ $((b - a)) -eq "$want" ]
 }
 
-# iperf3 counts payload; the rule counts frames: the goodput the rule allows is its
-# rate times payload / frame (MSS + 66: Ethernet 14, IPv4 20, TCP 32 with timestamps).
 check_limited_flows() {
   local refused=$1 a b
   a=$(metric "$EGW_WORK/metrics-0.txt" 'egw_rate_limited_flows_total{rule="syn-limited"}')
@@ -118,13 +117,17 @@ check_limited_flows() {
   [ $((b - a)) -gt 0 ] && [ $((b - a)) -le "$refused" ]
 }
 
+# iperf3 counts payload; the rule counts frames: the goodput the rule allows over the
+# window is its rate plus its burst spread over the window, times payload / frame (MSS +
+# 66: Ethernet 14, IPv4 20, TCP 32 with timestamps).
 check_iperf() {
-  /usr/bin/python3 - "$EGW_WORK/iperf.json" "$BYTES" <<'EOF'
+  /usr/bin/python3 - "$EGW_WORK/iperf.json" "$BYTES" "$WINDOW" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 bps = d["end"]["sum_received"]["bits_per_second"]
 mss = d["start"].get("tcp_mss_default") or 1448
-want = int(sys.argv[2]) * 8 * mss / (mss + 66)
+rate, secs = int(sys.argv[2]), int(sys.argv[3])
+want = (rate + rate / 2 / secs) * 8 * mss / (mss + 66)
 print(f"iperf3 received {bps / 1e6:.2f} Mbit/s; the rule allows {want / 1e6:.2f} Mbit/s of "
       f"payload (MSS {mss}) +-10%")
 sys.exit(0 if abs(bps - want) <= want * 0.10 else 1)
@@ -176,7 +179,7 @@ main() {
     egw_die "egwctl apply failed: $(tail -n 2 "$EGW_WORK/apply.log")"
   egw_wait_path 10
   sleep 1.5  # the rate-limit bucket of the path check's source is full again
-  scrape "$EGW_WORK/metrics-0.txt"
+  egw_scrape "$EGW_WORK/metrics-0.txt" || egw_die "the first scrape failed"
 
   run_case "report-only rule would-block-http: HTTP to tcp/80 still passes|$NS_CLI|ok|curl -sS -o /dev/null -f --max-time 3 --local-port 41300 http://$SRV_V4_OK/"
   local out
@@ -186,7 +189,7 @@ main() {
   ip netns exec "$NS_CLI" iperf3 -c "$SRV_V4_OK" -p 5201 -t "$WINDOW" -J >"$EGW_WORK/iperf.json" 2>&1
   check "iperf3 TCP under bytes_per_s ${BYTES} lands at the rate" check_iperf
   sleep 0.3
-  scrape "$EGW_WORK/metrics-1.txt"
+  check "/metrics and /v1/stats after the traffic" egw_scrape "$EGW_WORK/metrics-1.txt"
   # Every refused SYN is one policy_reject drop (nothing else is rejected meanwhile); the
   # rule counts the new flows among them (a port the client reuses meets its refused
   # flow again, which refuses it without a new decision).

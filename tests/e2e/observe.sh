@@ -44,17 +44,6 @@ traffic() {
   )
 }
 
-# GET /metrics (admin token) into file $1, and GET /v1/stats into $1.stats.json: its
-# "updated" (when the dataplane read its ports) bounds the capture window the port
-# counters are compared over.
-scrape() {
-  local out
-  out=$(egw_rest GET /metrics) || { echo "GET /metrics failed: $(head -c 200 <<<"$out")"; return 1; }
-  sed -n '2,$p' <<<"$out" >"$1"
-  out=$(egw_rest GET /v1/stats) || { echo "GET /v1/stats failed: $(head -c 200 <<<"$out")"; return 1; }
-  sed -n '2,$p' <<<"$out" >"$1.stats.json"
-}
-
 # The demo policy with short timeouts: every flow of the test ends (and the unanswered
 # connection is counted) while the test waits, each with its own end reason.
 short_timeouts_policy() {
@@ -94,7 +83,7 @@ main() {
     sleep 0.1
   done
   sleep 1  # quiet: the path check's last packets are counted before the first scrape
-  check "/metrics before the traffic" scrape "$EGW_WORK/metrics-0.txt"
+  check "/metrics before the traffic" egw_scrape "$EGW_WORK/metrics-0.txt"
   date +%s.%N >"$EGW_WORK/t0"
   sleep 0.3
 
@@ -113,7 +102,7 @@ main() {
   sleep 4.5  # the unanswered flow's SYN timeout (3 s) passes, the others end too
   date +%s.%N >"$EGW_WORK/t1"
   sleep 0.3  # the control thread republishes the port counters every 100 ms
-  check "/metrics after the traffic" scrape "$EGW_WORK/metrics-1.txt"
+  check "/metrics after the traffic" egw_scrape "$EGW_WORK/metrics-1.txt"
   sleep 0.5
   egw_stop_pid "$CAP_PID"
 
