@@ -138,9 +138,10 @@ flow_report() {
   /usr/bin/python3 - "$EGW_DP_FLOWLOG" <<'EOF'
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-hit = [r for r in recs if r.get("src_port") == 41300]
+# The connect loop's ephemeral ports may reuse 41300: the flow is 41300 -> tcp/80.
+hit = [r for r in recs if r.get("src_port") == 41300 and r.get("dest_port") == 80]
 if len(hit) != 1:
-    sys.exit(f"{len(hit)} records of the client port 41300")
+    sys.exit(f"{len(hit)} records of 41300 -> tcp/80")
 r = hit[0]
 want = {"verdict": "allow", "report": {"rule_id": "would-block-http", "verdict": "reject"}}
 got = {k: r.get(k) for k in want}
